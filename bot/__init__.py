@@ -1,0 +1,1 @@
+"""The application: settings, the ``tinytutor`` command line, and (next) the service and Discord cogs."""

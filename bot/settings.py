@@ -1,0 +1,120 @@
+"""Settings from config.toml, validated at start: an unknown or ill-typed key is an error naming it.
+
+Secrets (the Discord token) come from the environment, never from this file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from trainer.spec import DataLimits, TrainSpec
+
+# TrainSpec fields that describe one run, not a class-wide default.
+_PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_path", "layer_list", "limits"}
+_CHOICES = {"strategy": ("alternate", "bottom", "top"), "method": ("full", "lora", "head"),
+            "device": ("auto", "cpu", "cuda")}
+
+
+class ConfigError(Exception):
+    """config.toml cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class Paths:
+    runs_dir: str = "runs"  # where `tinytutor train` writes when --out is not given
+
+
+@dataclass
+class Hub:
+    allow_downloads: bool = False  # True lets a hub id as --base download (needs network)
+
+
+@dataclass
+class Settings:
+    data: DataLimits = field(default_factory=DataLimits)
+    training: dict = field(default_factory=dict)  # TrainSpec defaults, validated
+    base_models: dict[str, str] = field(default_factory=dict)
+    paths: Paths = field(default_factory=Paths)
+    hub: Hub = field(default_factory=Hub)
+    source: str = "built-in defaults"
+
+    def train_spec(self, data_path: str, **overrides) -> TrainSpec:
+        """A spec from the configured defaults, with the caller's (non-None) choices on top."""
+        values = dict(self.training)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainSpec(data_path=data_path, limits=self.data, **values)
+
+
+def _type_name(tp) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _check_value(where: str, key: str, value, tp):
+    """Return the value converted to ``tp`` or raise ConfigError naming ``where.key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = inner[0]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{where}.{key} must be {_type_name(tp)}, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"{where}.{key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+    if tp in (int, float) and value < 0:
+        raise ConfigError(f"{where}.{key} must not be negative, got {value!r}")
+    return value
+
+
+def _section(where: str, table, cls, exclude=frozenset()) -> dict:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, like [{where.split(']')[0].strip('[')}]")
+    hints = typing.get_type_hints(cls)
+    allowed = {f.name for f in fields(cls)} - set(exclude)
+    out = {}
+    for key, value in table.items():
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key} is not a setting; the settings there are: {', '.join(sorted(allowed))}")
+        out[key] = _check_value(where, key, value, hints[key])
+    return out
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read config.toml: the given path, else $TINYTUTOR_CONFIG, else ./config.toml, else defaults."""
+    explicit = path or os.environ.get("TINYTUTOR_CONFIG")
+    path = Path(explicit) if explicit else Path("config.toml")
+    if not path.is_file():
+        if explicit:
+            raise ConfigError(f"Config file {path} does not exist")
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    name = path.name
+    known = {"data", "training", "base_models", "paths", "hub"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{name}: [{key}] is not a section; the sections are {', '.join(sorted(known))}")
+    data = DataLimits(**_section(f"{name}: [data]", raw.get("data", {}), DataLimits))
+    training = _section(f"{name}: [training]", raw.get("training", {}), TrainSpec, _PER_RUN)
+    base_models = {}
+    for key, value in raw.get("base_models", {}).items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: [base_models].{key} must be a directory path string, got {value!r}")
+        p = Path(value).expanduser()
+        base_models[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
+    paths = Paths(**_section(f"{name}: [paths]", raw.get("paths", {}), Paths))
+    hub = Hub(**_section(f"{name}: [hub]", raw.get("hub", {}), Hub))
+    settings = Settings(data=data, training=training, base_models=base_models, paths=paths, hub=hub, source=str(path))
+    try:
+        settings.train_spec("config-check").validate()
+    except ValueError as exc:
+        raise ConfigError(f"{name}: [training]: {exc}") from None
+    return settings

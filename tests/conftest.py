@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny random BERT (fast unit tests) and small real datasets."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TOPIC_WORDS = {
+    "sports": "ball goal team match score player coach league win run".split(),
+    "food": "pizza bread cheese soup salad taste cook dinner lunch spicy".split(),
+    "weather": "rain sun snow cloud wind storm cold warm forecast sky".split(),
+}
+FILLER = "i think the a today really very so we it is was".split()
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header=("text", "label"), encoding="utf-8", delimiter=","):
+    with open(path, "w", newline="", encoding=encoding) as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def synthetic_rows(n_per_class: int = 40, seed: int = 0) -> list[tuple[str, str]]:
+    """Short, learnable texts: each label has its own vocabulary mixed with shared filler words."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for label, words in TOPIC_WORDS.items():
+        seen = set()
+        while len([r for r in rows if r[1] == label]) < n_per_class:
+            text = " ".join(rng.sample(words, 3) + rng.sample(FILLER, 3))
+            text = " ".join(rng.sample(text.split(), 6))
+            if text not in seen:
+                seen.add(text)
+                rows.append((text, label))
+    rng.shuffle(rows)
+    return rows
+
+
+@pytest.fixture
+def tiny_base(tmp_path_factory) -> Path:
+    """A 4-layer, 32-wide random BERT with a WordPiece vocabulary of the synthetic words, saved as safetensors."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    root = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
+        {w for ws in TOPIC_WORDS.values() for w in ws} | set(FILLER)) + list("abcdefghijklmnopqrstuvwxyz")
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizer(vocab_file=str(root / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(root)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(root)
+    return root
+
+
+@pytest.fixture
+def synthetic_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "topics.csv", synthetic_rows())

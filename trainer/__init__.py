@@ -1,0 +1,6 @@
+"""The ML side of TinyTutor: data checks, base models, layer pruning, fine-tuning, evaluation.
+
+Nothing in this package imports storage, discord or asyncio. The entry point is
+:func:`trainer.pipeline.run_training`, which takes a serialisable :class:`trainer.spec.TrainSpec`
+and a progress callback and returns the artefacts it wrote.
+"""

@@ -1,0 +1,505 @@
+"""Reading and checking a student's labelled file: CSV, TSV, JSONL, JSON or XLSX.
+
+Every problem is reported with the row and column a student sees in a spreadsheet (the header is
+row 1, the first example row 2; in JSONL the line number) and what to do about it. Errors stop
+training; warnings go into the report and the advice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from .errors import DataError, Problem
+from .spec import DataLimits
+
+TEXT_NAMES = (
+    "text", "texts", "sentence", "message", "content", "review", "comment", "body", "utterance",
+    "query", "question", "document", "tweet", "text_a", "input",
+    "文本", "内容", "句子", "评论", "留言", "消息", "问题", "语句",
+)
+LABEL_NAMES = (
+    "label", "labels", "class", "category", "intent", "target", "sentiment", "tag", "topic",
+    "y", "gold", "output",
+    "标签", "类别", "分类", "类型", "情感", "意图", "主题",
+)
+SPLIT_NAMES = ("split", "set", "fold", "划分", "数据集")
+SPLIT_VALUES = {
+    "train": "train", "training": "train", "训练": "train",
+    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation", "验证": "validation",
+    "test": "test", "testing": "test", "测试": "test",
+}
+MAX_ROWS_SHOWN = 8  # a Problem lists at most this many rows, then counts the rest
+
+
+@dataclass
+class Table:
+    """The raw table read from a file, before any column is chosen."""
+
+    columns: list[str]
+    rows: list[dict[str, str]]
+    row_numbers: list[int]  # what a student sees: spreadsheet row or JSONL line
+    encoding: str
+    fmt: str
+
+
+@dataclass
+class Dataset:
+    """Checked examples, ready to split. ``rows[i]`` is where ``texts[i]`` came from."""
+
+    texts: list[str]
+    labels: list[str]
+    rows: list[int]
+    text_column: str
+    label_column: str
+    encoding: str
+    fmt: str
+    split: list[str] | None = None  # from a split column, when the file has one
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def label_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.labels).items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def subset(self, idx: list[int]) -> Dataset:
+        return Dataset(
+            texts=[self.texts[i] for i in idx],
+            labels=[self.labels[i] for i in idx],
+            rows=[self.rows[i] for i in idx],
+            text_column=self.text_column,
+            label_column=self.label_column,
+            encoding=self.encoding,
+            fmt=self.fmt,
+        )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _problem(code, message, hint="", column=None, rows=()) -> Problem:
+    rows = list(rows)
+    return Problem(code=code, message=message, hint=hint, column=column,
+                   rows=rows[:MAX_ROWS_SHOWN], count=len(rows))
+
+
+# --- bytes to text -------------------------------------------------------------------------------
+
+def decode(raw: bytes) -> tuple[str, str]:
+    """Return (text, encoding name). UTF-8 (with or without BOM) first, then charset-normalizer."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(raw).best()
+    if best is None:
+        raise DataError([_problem(
+            "undecodable",
+            "The file is not text in any encoding TinyTutor recognises",
+            "Open it in a spreadsheet or editor and save it as 'CSV UTF-8'.",
+        )])
+    encoding = best.encoding
+    # GB2312 and GBK are subsets of GB18030: decoding with the superset reads the rarer characters too.
+    if encoding in ("gb2312", "gbk"):
+        encoding = "gb18030"
+    return raw.decode(encoding), encoding
+
+
+def _looks_binary(raw: bytes) -> bool:
+    head = raw[:8192]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM is text
+        return False
+    return b"\x00" in head
+
+
+def _control_share(text: str) -> float:
+    sample = text[:20000]
+    if not sample:
+        return 0.0
+    bad = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r")
+    return bad / len(sample)
+
+
+# --- formats ------------------------------------------------------------------------------------
+
+def _read_delimited(text: str, suffix: str, encoding: str) -> Table:
+    sample = text[:65536]
+    delimiter = "\t" if suffix == ".tsv" else ","
+    try:
+        delimiter = csv.Sniffer().sniff(sample.split("\n", 50)[0] + "\n", delimiters=",\t;|").delimiter
+    except csv.Error:
+        pass
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError([_problem("empty", "The file is empty", "Upload a file with a header row and examples.")]) from None
+    columns = [h.strip() for h in header]
+    problems: list[Problem] = []
+    dupes = [c for c, n in Counter(columns).items() if n > 1 and c]
+    if dupes:
+        problems.append(_problem("duplicate_column", f"The header names column '{dupes[0]}' twice",
+                                 "Give every column its own name.", rows=[1]))
+    rows, numbers, ragged = [], [], []
+    line_before = reader.line_num
+    for values in reader:
+        start = line_before + 1  # first physical line of this record, as a spreadsheet numbers rows
+        line_before = reader.line_num
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) != len(columns):
+            ragged.append(start)
+            continue
+        rows.append(dict(zip(columns, values, strict=True)))
+        numbers.append(start)
+    if ragged:
+        problems.append(_problem(
+            "wrong_field_count",
+            f"Some rows do not have {len(columns)} fields like the header",
+            f"A text that contains the separator {delimiter!r} must be in double quotes; "
+            "saving from a spreadsheet as CSV does this for you.",
+            rows=ragged,
+        ))
+    if problems:
+        raise DataError(problems)
+    fmt = {",": "csv", "\t": "tsv"}.get(delimiter, f"csv (separator {delimiter!r})")
+    return Table(columns, rows, numbers, encoding, fmt)
+
+
+def _read_jsonl(text: str, encoding: str) -> Table:
+    rows, numbers, columns, bad = [], [], {}, []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            bad.append(lineno)
+            continue
+        if not isinstance(obj, dict):
+            bad.append(lineno)
+            continue
+        rows.append({k: _cell(v) for k, v in obj.items()})
+        numbers.append(lineno)
+        for k in obj:
+            columns.setdefault(k, None)
+    if bad:
+        raise DataError([_problem(
+            "bad_json_line", "Some lines are not a JSON object",
+            'Each line of a JSONL file must be one object, like {"text": "hi", "label": "greeting"}.',
+            rows=bad,
+        )])
+    return Table(list(columns), rows, numbers, encoding, "jsonl")
+
+
+def _read_json(text: str, encoding: str) -> Table:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError([_problem("bad_json", f"The JSON file does not parse: {exc.msg}",
+                                  "Check the file in a JSON validator, or upload CSV instead.",
+                                  rows=[exc.lineno])]) from None
+    if not isinstance(data, list) or not all(isinstance(o, dict) for o in data):
+        raise DataError([_problem("bad_json", "A JSON upload must be a list of objects",
+                                  'Write it as [{"text": ..., "label": ...}, ...] or as JSONL.')])
+    columns: dict[str, None] = {}
+    for o in data:
+        for k in o:
+            columns.setdefault(k, None)
+    rows = [{k: _cell(v) for k, v in o.items()} for o in data]
+    return Table(list(columns), rows, list(range(1, len(rows) + 1)), encoding, "json")
+
+
+def _read_xlsx(path: Path) -> Table:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        raise DataError([_problem("bad_xlsx", f"The spreadsheet cannot be opened ({type(exc).__name__})",
+                                  "Save it again from your spreadsheet program, or export it as CSV UTF-8.")]) from None
+    ws = wb.worksheets[0]
+    it = ws.iter_rows(values_only=True)
+    try:
+        header = next(it)
+    except StopIteration:
+        raise DataError([_problem("empty", "The first sheet is empty", "Put a header row and examples on the first sheet.")]) from None
+    columns = [_cell(h).strip() for h in header]
+    while columns and not columns[-1]:
+        columns.pop()
+    rows, numbers = [], []
+    for rownum, values in enumerate(it, start=2):
+        cells = [_cell(v) for v in values[: len(columns)]]
+        if all(not c.strip() for c in cells):
+            continue
+        cells += [""] * (len(columns) - len(cells))
+        rows.append(dict(zip(columns, cells, strict=True)))
+        numbers.append(rownum)
+    wb.close()
+    return Table(columns, rows, numbers, "xlsx", "xlsx")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a spreadsheet stores label 1 as 1.0
+    return str(value)
+
+
+def read_table(path: str | Path, limits: DataLimits) -> Table:
+    """Read any supported file into a Table; raise DataError for what cannot be read at all."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError([_problem("no_file", f"There is no file at {path}", "Check the path.")])
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise DataError([_problem(
+            "too_many_bytes", f"The file is {size:,} bytes; the limit is {limits.max_bytes:,}",
+            "Upload fewer rows, or ask your instructor to raise [data].max_bytes.")])
+    if size == 0:
+        raise DataError([_problem("empty", "The file is empty", "Upload a file with a header row and examples.")])
+    suffix = path.suffix.lower()
+    raw = path.read_bytes()
+    if raw[:4] == b"PK\x03\x04":
+        if suffix in (".xlsx", ".xlsm") or suffix not in (".csv", ".tsv", ".txt", ".jsonl", ".json"):
+            return _read_xlsx(path)
+    if suffix in (".xls",) or raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise DataError([_problem("old_excel", "Old .xls spreadsheets are not supported",
+                                  "Save it as .xlsx or as CSV UTF-8.")])
+    if _looks_binary(raw):
+        raise DataError([_problem("binary", "The file looks binary (an image, archive or program), not a table of texts",
+                                  "Upload a CSV, TSV, JSONL or XLSX file with a text and a label column.")])
+    text, encoding = decode(raw)
+    if _control_share(text) > 0.01:
+        raise DataError([_problem("binary", "The file is mostly unreadable control characters, not a table of texts",
+                                  "Upload a CSV, TSV, JSONL or XLSX file with a text and a label column.")])
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(text, encoding)
+    if suffix == ".json":
+        return _read_json(text, encoding)
+    if suffix not in (".csv", ".tsv", ".txt") and text.lstrip().startswith("{"):
+        return _read_jsonl(text, encoding)
+    return _read_delimited(text, suffix, encoding)
+
+
+# --- columns --------------------------------------------------------------------------------------
+
+def _find_column(columns: list[str], names: tuple[str, ...]) -> str | None:
+    folded = {c.strip().lower(): c for c in columns}
+    for name in names:
+        if name in folded:
+            return folded[name]
+    return None
+
+
+def choose_columns(table: Table, text_column: str | None, label_column: str | None) -> tuple[str, str, list[Problem]]:
+    """Pick the text and label columns: from the flags, by common names, or by shape for two columns."""
+    problems, notes = [], []
+    listed = ", ".join(f"'{c}'" for c in table.columns)
+    for flag, given in (("--text-column", text_column), ("--label-column", label_column)):
+        if given is not None and given not in table.columns:
+            problems.append(_problem("no_such_column", f"There is no column '{given}'; the columns are {listed}",
+                                     f"Pass one of them with {flag}.", column=given, rows=[1]))
+    if problems:
+        raise DataError(problems)
+    text_col = text_column or _find_column(table.columns, TEXT_NAMES)
+    label_col = label_column or _find_column(table.columns, LABEL_NAMES)
+    if (text_col is None or label_col is None) and len(table.columns) - (1 if _find_column(table.columns, SPLIT_NAMES) else 0) == 2:
+        # Two unnamed columns: the one with longer cells is the text.
+        cand = [c for c in table.columns if c.lower() not in SPLIT_NAMES]
+        mean = {c: sum(len(r.get(c, "")) for r in table.rows) / max(1, len(table.rows)) for c in cand}
+        guess_text = text_col or max(cand, key=lambda c: mean[c])
+        guess_label = label_col or next(c for c in cand if c != guess_text)
+        notes.append(_problem("guessed_columns",
+                              f"Took '{guess_text}' as the text and '{guess_label}' as the label",
+                              "Name the columns 'text' and 'label', or pass --text-column/--label-column, if that is wrong."))
+        text_col, label_col = guess_text, guess_label
+    if text_col is None:
+        problems.append(_problem("no_text_column", f"No text column found; the columns are {listed}",
+                                 "Name it 'text' (or 文本), or pass --text-column.", rows=[1]))
+    if label_col is None:
+        problems.append(_problem("no_label_column", f"No label column found; the columns are {listed}",
+                                 "Name it 'label' (or 标签), or pass --label-column.", rows=[1]))
+    if problems:
+        raise DataError(problems)
+    if text_col == label_col:
+        raise DataError([_problem("same_column", f"'{text_col}' cannot be both the text and the label",
+                                  "Pass two different columns.", rows=[1])])
+    return text_col, label_col, notes
+
+
+# --- the checks ------------------------------------------------------------------------------------
+
+def _normalise(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split()).lower()
+
+
+def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None = None,
+                 label_column: str | None = None, *, min_classes: int = 2) -> Dataset:
+    """Read and check a labelled file. Raises DataError listing every error; warnings ride along."""
+    table = read_table(path, limits)
+    text_col, label_col, warnings = choose_columns(table, text_column, label_column)
+    split_col = _find_column(table.columns, SPLIT_NAMES)
+    errors: list[Problem] = []
+
+    if len(table.rows) > limits.max_rows:
+        raise DataError([_problem("too_many_rows", f"The file has {len(table.rows):,} examples; the limit is {limits.max_rows:,}",
+                                  "Upload a sample, or ask your instructor to raise [data].max_rows.")])
+    if not table.rows:
+        raise DataError([_problem("no_rows", "The file has a header but no examples",
+                                  "Add one example per row below the header.")])
+
+    texts, labels, rows, splits = [], [], [], []
+    empty_text, missing_label, too_long, bad_split = [], [], [], []
+    for row, rownum in zip(table.rows, table.row_numbers, strict=True):
+        text = (row.get(text_col) or "").strip()
+        label = (row.get(label_col) or "").strip()
+        if not text:
+            empty_text.append(rownum)
+        if not label:
+            missing_label.append(rownum)
+        if len(text) > limits.max_text_chars:
+            too_long.append(rownum)
+        split = None
+        if split_col:
+            split = SPLIT_VALUES.get((row.get(split_col) or "").strip().lower())
+            if split is None:
+                bad_split.append(rownum)
+        if text and label and len(text) <= limits.max_text_chars:
+            texts.append(text)
+            labels.append(label)
+            rows.append(rownum)
+            splits.append(split)
+    if empty_text:
+        errors.append(_problem("empty_text", "Some rows have no text", "Fill in the text or delete those rows.",
+                               column=text_col, rows=empty_text))
+    if missing_label:
+        errors.append(_problem("missing_label", "Some rows have no label", "Give every example a label or delete those rows.",
+                               column=label_col, rows=missing_label))
+    if too_long:
+        errors.append(_problem("text_too_long", f"Some texts are longer than {limits.max_text_chars:,} characters",
+                               "Check that the text column is right; split long documents into passages.",
+                               column=text_col, rows=too_long))
+    if bad_split:
+        errors.append(_problem("bad_split_value", f"Column '{split_col}' has values other than train, validation and test",
+                               "Use train, validation (or dev) and test, or delete the column to let TinyTutor split.",
+                               column=split_col, rows=bad_split))
+
+    counts = Counter(labels)
+    if counts and len(counts) < min_classes:
+        only = next(iter(counts))
+        errors.append(_problem("one_class", f"Every example has the label '{only}'",
+                               "A classifier needs at least two classes: add examples of another label.",
+                               column=label_col))
+    if len(counts) > limits.max_classes:
+        errors.append(_problem("too_many_classes", f"There are {len(counts)} different labels; the limit is {limits.max_classes}",
+                               "Check that the label column is right (it may hold the texts), or merge rare labels.",
+                               column=label_col))
+    elif len(counts) >= min_classes:
+        for label, n in counts.items():
+            if n < limits.min_examples_per_class:
+                errors.append(_problem(
+                    "too_few_examples",
+                    f"Label '{label}' has only {n} example{'s' if n != 1 else ''}; each label needs at least {limits.min_examples_per_class}",
+                    "Add examples of it, or remove those rows.",
+                    column=label_col, rows=[r for r, lab in zip(rows, labels, strict=True) if lab == label]))
+
+    # The same text under different labels: the model cannot learn both.
+    by_text: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(texts):
+        by_text[_normalise(t)].append(i)
+    conflict_rows, dup_rows = [], []
+    for idx in by_text.values():
+        if len(idx) < 2:
+            continue
+        if len({labels[i] for i in idx}) > 1:
+            conflict_rows.extend(rows[i] for i in idx)
+        else:
+            dup_rows.extend(rows[i] for i in idx[1:])
+    if conflict_rows:
+        errors.append(_problem("conflicting_labels", "The same text appears under different labels",
+                               "Decide on one label for each text and delete the other rows.",
+                               column=text_col, rows=sorted(conflict_rows)))
+    if errors:
+        raise DataError(errors)
+
+    if dup_rows:
+        warnings.append(_problem("duplicates", f"{len(dup_rows)} rows repeat an earlier text with the same label",
+                                 "Repeats can land in both training and test and make the score look better than it is; "
+                                 "TinyTutor keeps one copy of each.", column=text_col, rows=sorted(dup_rows)))
+    few = [f"'{lab}' ({n})" for lab, n in counts.items() if n < limits.few_examples_warning]
+    if few:
+        warnings.append(_problem("few_examples", f"Labels with fewer than {limits.few_examples_warning} examples: {', '.join(few)}",
+                                 "Their scores will be noisy; add examples to them first.", column=label_col))
+    most, least = max(counts.values()), min(counts.values())
+    if least and most / least >= limits.imbalance_warning_ratio:
+        big = max(counts, key=counts.get)
+        small = min(counts, key=counts.get)
+        warnings.append(_problem("imbalance", f"Classes are imbalanced: '{big}' has {most} examples, '{small}' only {least}",
+                                 "Accuracy will flatter the model; read macro-F1 and add examples to the small classes.",
+                                 column=label_col))
+
+    # Keep one copy of exact repeats so they cannot leak from training into test.
+    keep = sorted(idx[0] for idx in by_text.values())
+    ds = Dataset(
+        texts=[texts[i] for i in keep], labels=[labels[i] for i in keep], rows=[rows[i] for i in keep],
+        text_column=text_col, label_column=label_col, encoding=table.encoding, fmt=table.fmt,
+        split=[splits[i] for i in keep] if split_col else None, warnings=warnings,
+    )
+    return ds
+
+
+# --- splitting --------------------------------------------------------------------------------------
+
+@dataclass
+class Splits:
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    source: str  # "stratified" | "split column" | "validation file"
+
+
+def split_dataset(ds: Dataset, limits: DataLimits, seed: int, validation: Dataset | None = None) -> Splits:
+    """Stratified, seeded train/validation/test split, unless the file or a second file fixes it."""
+    from sklearn.model_selection import train_test_split
+
+    labels = set(ds.labels)
+    if ds.split is not None:
+        parts = {name: [i for i, s in enumerate(ds.split) if s == name] for name in ("train", "validation", "test")}
+        if not parts["train"] or not parts["test"]:
+            raise DataError([_problem("split_missing", "The split column needs both train and test rows",
+                                      "Mark some rows 'test', or delete the split column to let TinyTutor split.",
+                                      column=None)])
+        if not parts["validation"]:
+            tr, va = train_test_split(parts["train"], test_size=limits.val_fraction / (1 - limits.test_fraction),
+                                      random_state=seed, stratify=[ds.labels[i] for i in parts["train"]])
+            parts["train"], parts["validation"] = sorted(tr), sorted(va)
+        unseen = {ds.labels[i] for i in parts["test"] + parts["validation"]} - {ds.labels[i] for i in parts["train"]}
+        if unseen:
+            raise DataError([_problem("label_not_in_train", f"Labels only in validation/test rows: {', '.join(sorted(unseen))}",
+                                      "Every label needs training rows.", column=ds.label_column)])
+        return Splits(ds.subset(parts["train"]), ds.subset(parts["validation"]), ds.subset(parts["test"]), "split column")
+
+    idx = list(range(len(ds)))
+    n_test = max(len(labels), round(limits.test_fraction * len(ds)))
+    rest, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=ds.labels)
+    if validation is not None:
+        unseen = set(validation.labels) - labels
+        if unseen:
+            raise DataError([_problem("label_not_in_train", f"The validation file has labels the training file lacks: {', '.join(sorted(unseen))}",
+                                      "Use the same label names in both files.", column=validation.label_column,
+                                      rows=[r for r, lab in zip(validation.rows, validation.labels, strict=True) if lab in unseen])])
+        return Splits(ds.subset(sorted(rest)), validation, ds.subset(sorted(test)), "validation file")
+    n_val = max(len(labels), round(limits.val_fraction * len(ds)))
+    rest_labels = [ds.labels[i] for i in rest]
+    train, val = train_test_split(rest, test_size=n_val, random_state=seed, stratify=rest_labels)
+    return Splits(ds.subset(sorted(train)), ds.subset(sorted(val)), ds.subset(sorted(test)), "stratified")

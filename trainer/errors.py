@@ -1,0 +1,50 @@
+"""The trainer's exceptions. One hierarchy, so callers can catch ``TrainerError`` and show its text."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+class TrainerError(Exception):
+    """Something a student can fix; the message says what and how."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about an uploaded file: where it is and what to do about it."""
+
+    code: str
+    message: str
+    hint: str = ""
+    column: str | None = None
+    rows: list[int] = field(default_factory=list)  # 1-based, as a spreadsheet shows them
+    count: int = 0  # how many rows in all (``rows`` lists at most a few)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = ""
+        if self.rows:
+            shown = ", ".join(str(r) for r in self.rows)
+            more = f" and {self.count - len(self.rows)} more" if self.count > len(self.rows) else ""
+            where = f" (row {shown}{more})" if len(self.rows) == 1 and not more else f" (rows {shown}{more})"
+        col = f" [column '{self.column}']" if self.column else ""
+        hint = f" {self.hint}" if self.hint else ""
+        return f"{self.message}{col}{where}.{hint}"
+
+
+class DataError(TrainerError):
+    """The file cannot be trained on. ``problems`` lists every row-level error found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class BaseModelError(TrainerError):
+    """The base model cannot be found or loaded safely."""
+
+
+class PruningError(TrainerError):
+    """The requested layers cannot be kept from this model."""

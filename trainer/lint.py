@@ -1,0 +1,77 @@
+"""Checks that need the base model's tokenizer: unknown characters, over-long texts, fragmentation."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+
+from .data import Dataset, _problem
+from .errors import Problem
+
+UNK_WARNING_SHARE = 0.05  # more than this share of characters unknown to the vocabulary is a warning
+FRAGMENT_WARNING = 3.0  # more word pieces per word than this: the vocabulary barely knows the language
+
+
+def _script(ch: str) -> str:
+    try:
+        name = unicodedata.name(ch)
+    except ValueError:
+        return "other"
+    for key, script in (("CJK", "Chinese/Japanese"), ("HIRAGANA", "Japanese"), ("KATAKANA", "Japanese"),
+                        ("HANGUL", "Korean"), ("CYRILLIC", "Cyrillic"), ("ARABIC", "Arabic"),
+                        ("HEBREW", "Hebrew"), ("DEVANAGARI", "Devanagari"), ("THAI", "Thai"),
+                        ("GREEK", "Greek"), ("LATIN", "Latin")):
+        if key in name:
+            return script
+    return "other"
+
+
+def tokenizer_warnings(ds: Dataset, tokenizer, max_length: int, base_name: str) -> tuple[list[Problem], dict]:
+    """Return warnings and the numbers behind them (``unk_char_share``, ``long_texts``...)."""
+    enc = tokenizer(ds.texts, add_special_tokens=True, truncation=False, return_offsets_mapping=True)
+    unk_id = tokenizer.unk_token_id
+    total_chars = unk_chars = 0
+    unk_scripts: Counter[str] = Counter()
+    long_rows, n_words, n_pieces = [], 0, 0
+    for text, ids, offsets, row in zip(ds.texts, enc["input_ids"], enc["offset_mapping"], ds.rows, strict=True):
+        total_chars += sum(1 for ch in text if not ch.isspace())
+        for tid, (a, b) in zip(ids, offsets, strict=True):
+            if tid == unk_id and b > a:
+                span = text[a:b]
+                unk_chars += sum(1 for ch in span if not ch.isspace())
+                unk_scripts.update(_script(ch) for ch in span if not ch.isspace())
+        if len(ids) > max_length:
+            long_rows.append(row)
+        words = text.split()
+        n_words += len(words)
+        n_pieces += len(ids) - 2
+    stats = {
+        "unk_char_share": unk_chars / max(1, total_chars),
+        "long_texts": len(long_rows),
+        "pieces_per_word": n_pieces / max(1, n_words),
+    }
+    warnings: list[Problem] = []
+    share = stats["unk_char_share"]
+    if share > UNK_WARNING_SHARE:
+        script = unk_scripts.most_common(1)[0][0] if unk_scripts else "other"
+        language = f"{script} text" if script not in ("other",) else "these characters"
+        warnings.append(_problem(
+            "tokenizer_coverage",
+            f"About {share:.0%} of the characters in your texts are unknown to the base model '{base_name}': "
+            f"its vocabulary does not cover {language}, so the model sees them only as [UNK]",
+            "Use a base model made for this language (configure a local one under [base_models] in config.toml "
+            "and pass --base NAME); expect poor results otherwise.",
+            column=ds.text_column))
+    elif stats["pieces_per_word"] > FRAGMENT_WARNING:
+        warnings.append(_problem(
+            "tokenizer_fragmentation",
+            f"The base model '{base_name}' cuts each word into {stats['pieces_per_word']:.1f} pieces on average: "
+            "its vocabulary knows this language poorly",
+            "A base model trained on this language will learn faster and better.",
+            column=ds.text_column))
+    if long_rows:
+        warnings.append(_problem(
+            "long_texts", f"{len(long_rows)} texts are longer than max_length={max_length} tokens and will be cut",
+            "Raise --max-length (up to 512, slower) or put the important words first.",
+            column=ds.text_column, rows=long_rows))
+    return warnings, stats

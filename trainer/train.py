@@ -1,0 +1,167 @@
+"""The fine-tuning loop: methods (full, LoRA, head), AdamW with no-decay groups, warm-up and linear
+decay, clipping, early stopping on validation macro-F1 with the best weights restored."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from sklearn.metrics import f1_score
+from transformers import get_scheduler
+
+from .batching import eval_loader, train_loader, unsort
+from .device import autocast
+from .losses import LossFn, cross_entropy
+from .progress import Progress, ProgressFn
+from .spec import TrainSpec
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight")
+
+
+@dataclass
+class History:
+    step_loss: list[float] = field(default_factory=list)  # training loss at every step
+    epoch_val_f1: list[float] = field(default_factory=list)
+    epoch_val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    train_tokens: int = 0  # real (non-pad) tokens seen in training
+    padded_tokens: int = 0  # tokens including padding
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def prepare_method(model, spec: TrainSpec):
+    """Make the model train what the method says. LoRA goes through peft; returns the model to train."""
+    if spec.method == "full":
+        return model
+    if spec.method == "head":
+        for name, p in model.named_parameters():
+            p.requires_grad = _is_head(model, name)
+        return model
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = {"distilbert": ["q_lin", "v_lin"]}.get(model.config.model_type, ["query", "value"])
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=spec.lora_r, lora_alpha=spec.lora_alpha,
+                        lora_dropout=spec.lora_dropout, target_modules=targets)
+    return get_peft_model(model, config)
+
+
+def _is_head(model, name: str) -> bool:
+    """The classifier and the pooler (or DistilBERT's pre-classifier): what sits above the encoder."""
+    base = model.base_model_prefix + "."
+    return not name.startswith(base) or ".pooler." in name or name.startswith(base + "pooler.")
+
+
+def finish_method(model, spec: TrainSpec):
+    """After LoRA, fold the adapters into the weights so the saved model is a plain transformers model."""
+    if spec.method == "lora":
+        return model.merge_and_unload()
+    return model
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if any(k in name for k in NO_DECAY) else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.inference_mode()
+def predict_proba(model, features: list[dict], tokenizer, device, batch_size: int = 64) -> torch.Tensor:
+    """Class probabilities [n, labels] for already-tokenised features, in their original order."""
+    model.eval()
+    loader, order = eval_loader(features, tokenizer, batch_size)
+    out = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with autocast(device):
+            logits = model(**batch).logits
+        out.extend(torch.softmax(logits.float(), dim=-1).cpu())
+    return torch.stack(unsort(out, order)) if out else torch.empty(0)
+
+
+def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[dict], spec: TrainSpec,
+              device: torch.device, progress: ProgressFn, loss_fn: LossFn = cross_entropy,
+              bucketed: bool = True) -> History:
+    """Train ``model`` in place and leave the best epoch's weights in it.
+
+    ``bucketed=False`` is only for the benchmark that compares against the usual tutorial recipe.
+    """
+    torch.manual_seed(spec.seed)
+    model.to(device)
+    history = History()
+    optimizer = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=spec.learning_rate)
+    steps_per_epoch = math.ceil(len(train_features) / spec.batch_size)
+    total = steps_per_epoch * spec.epochs
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(spec.warmup_ratio * total),
+                              num_training_steps=total)
+    pad_multiple = 8 if device.type == "cuda" else None
+    val_labels = [f["labels"] for f in val_features]
+    best_f1, best_state, bad_epochs, step = -1.0, None, 0, 0
+    started = time.perf_counter()
+    for epoch in range(1, spec.epochs + 1):
+        model.train()
+        if bucketed:
+            loader = train_loader(train_features, tokenizer, spec.batch_size, spec.seed + epoch, pad_multiple)
+        else:
+            loader = torch.utils.data.DataLoader(
+                train_features, batch_size=spec.batch_size, shuffle=True,
+                generator=torch.Generator().manual_seed(spec.seed + epoch),
+                collate_fn=_pad_to_max_length(tokenizer, spec.max_length))
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            history.train_tokens += int(batch["attention_mask"].sum())
+            history.padded_tokens += batch["attention_mask"].numel()
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            with autocast(device):
+                outputs = model(**inputs)
+            loss = loss_fn(batch, outputs)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_((p for p in model.parameters() if p.requires_grad), spec.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            history.step_loss.append(float(loss.detach()))
+            elapsed = time.perf_counter() - started
+            progress(Progress("training", epoch, spec.epochs, step, total, history.step_loss[-1],
+                              eta_seconds=elapsed / step * (total - step)))
+        proba = predict_proba(model, val_features, tokenizer, device)
+        pred = proba.argmax(-1).tolist()
+        f1 = f1_score(val_labels, pred, average="macro", zero_division=0)
+        val_loss = float(torch.nn.functional.nll_loss(torch.log(proba.clamp_min(1e-12)), torch.tensor(val_labels)))
+        history.epoch_val_f1.append(float(f1))
+        history.epoch_val_loss.append(val_loss)
+        progress(Progress("training", epoch, spec.epochs, step, total, history.step_loss[-1],
+                          eta_seconds=(time.perf_counter() - started) / step * (total - step),
+                          message=f"epoch {epoch}: validation macro-F1 {f1:.3f}"))
+        if f1 > best_f1:
+            best_f1, bad_epochs, history.best_epoch = f1, 0, epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if bad_epochs >= spec.patience and epoch < spec.epochs:
+                history.stopped_early = True
+                break
+    if best_state is not None and history.best_epoch != len(history.epoch_val_f1):
+        model.load_state_dict(best_state)
+    history.train_seconds = time.perf_counter() - started
+    model.eval()
+    return history
+
+
+def _pad_to_max_length(tokenizer, max_length: int):
+    """The tutorial recipe: every batch padded to max_length whatever its texts."""
+    def collate(features):
+        batch = tokenizer.pad([{"input_ids": f["input_ids"]} for f in features], padding="max_length",
+                              max_length=max_length, return_tensors="pt")
+        batch["labels"] = torch.tensor([f["labels"] for f in features])
+        return batch
+    return collate
