@@ -79,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.hub.allow_downloads:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
     from trainer.errors import DataError, TrainerError
+
+    hf_logging.set_verbosity_error()  # our own progress and messages say what matters
+    hf_logging.disable_progress_bar()
 
     try:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _print_problems(problems, stream=sys.stderr) -> None:
+def _print_problems(problems, stream=None) -> None:
+    stream = stream or sys.stderr
     print(f"The file cannot be trained on ({len(problems)} problem{'s' if len(problems) != 1 else ''}):", file=stream)
     for p in problems:
         print(f"  - {p}", file=stream)

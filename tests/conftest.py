@@ -11,11 +11,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TOPIC_WORDS = {
-    "sports": "ball goal team match score player coach league win run".split(),
-    "food": "pizza bread cheese soup salad taste cook dinner lunch spicy".split(),
-    "weather": "rain sun snow cloud wind storm cold warm forecast sky".split(),
+    "sports": ["ball", "goal", "team", "match", "score", "player", "coach", "league", "win", "run"],
+    "food": ["pizza", "bread", "cheese", "soup", "salad", "taste", "cook", "dinner", "lunch", "spicy"],
+    "weather": ["rain", "sun", "snow", "cloud", "wind", "storm", "cold", "warm", "forecast", "sky"],
 }
-FILLER = "i think the a today really very so we it is was".split()
+FILLER = ["i", "think", "the", "a", "today", "really", "very", "so", "we", "it", "is", "was"]
 
 
 def write_csv(path: Path, rows: list[tuple[str, str]], header=("text", "label"), encoding="utf-8", delimiter=","):
@@ -47,20 +47,19 @@ def synthetic_rows(n_per_class: int = 40, seed: int = 0) -> list[tuple[str, str]
 @pytest.fixture
 def tiny_base(tmp_path_factory) -> Path:
     """A 4-layer, 32-wide random BERT with a WordPiece vocabulary of the synthetic words, saved as safetensors."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     root = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
         {w for ws in TOPIC_WORDS.values() for w in ws} | set(FILLER)) + list("abcdefghijklmnopqrstuvwxyz")
-    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizer(vocab_file=str(root / "vocab.txt"), do_lower_case=True)
+    tok = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     tok.save_pretrained(root)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
     import torch
 
     torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(root)
+    BertModel(config).save_pretrained(root)  # an encoder without a head, like the embedded base
     return root
 
 

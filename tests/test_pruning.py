@@ -1,6 +1,10 @@
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
 from trainer.errors import PruningError
 from trainer.pruning import encoder_layers, prune_layers, select_layers

@@ -7,6 +7,7 @@ training; warnings go into the report and the advice.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -23,12 +24,12 @@ from .spec import DataLimits
 TEXT_NAMES = (
     "text", "texts", "sentence", "message", "content", "review", "comment", "body", "utterance",
     "query", "question", "document", "tweet", "text_a", "input",
-    "文本", "内容", "句子", "评论", "留言", "消息", "问题", "语句",
+    "文本", "内容", "句子", "评论", "留言", "消息", "问题", "语句", "內容", "評論", "訊息", "問題",
 )
 LABEL_NAMES = (
     "label", "labels", "class", "category", "intent", "target", "sentiment", "tag", "topic",
     "y", "gold", "output",
-    "标签", "类别", "分类", "类型", "情感", "意图", "主题",
+    "标签", "类别", "分类", "类型", "情感", "意图", "主题", "標籤", "類別", "分類", "類型", "意圖", "主題",
 )
 SPLIT_NAMES = ("split", "set", "fold", "划分", "数据集")
 SPLIT_VALUES = {
@@ -133,10 +134,8 @@ def _control_share(text: str) -> float:
 def _read_delimited(text: str, suffix: str, encoding: str) -> Table:
     sample = text[:65536]
     delimiter = "\t" if suffix == ".tsv" else ","
-    try:
+    with contextlib.suppress(csv.Error):
         delimiter = csv.Sniffer().sniff(sample.split("\n", 50)[0] + "\n", delimiters=",\t;|").delimiter
-    except csv.Error:
-        pass
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -269,9 +268,8 @@ def read_table(path: str | Path, limits: DataLimits) -> Table:
         raise DataError([_problem("empty", "The file is empty", "Upload a file with a header row and examples.")])
     suffix = path.suffix.lower()
     raw = path.read_bytes()
-    if raw[:4] == b"PK\x03\x04":
-        if suffix in (".xlsx", ".xlsm") or suffix not in (".csv", ".tsv", ".txt", ".jsonl", ".json"):
-            return _read_xlsx(path)
+    if raw[:4] == b"PK\x03\x04":  # a zip: XLSX, or an archive that openpyxl will refuse
+        return _read_xlsx(path)
     if suffix in (".xls",) or raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise DataError([_problem("old_excel", "Old .xls spreadsheets are not supported",
                                   "Save it as .xlsx or as CSV UTF-8.")])

@@ -89,6 +89,7 @@ def load_classifier(base: BaseModel, id2label: dict[int, str]):
     config.problem_type = "single_label_classification"
     return AutoModelForSequenceClassification.from_pretrained(
         base.source, config=config, local_files_only=base.local, use_safetensors=True, trust_remote_code=False,
+        ignore_mismatched_sizes=True,  # a base that is itself a classifier gets a head sized for these labels
     )
 
 

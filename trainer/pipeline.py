@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from transformers import set_seed
+
 from . import data as data_mod
 from .batching import encode
 from .device import pick_device, set_threads
@@ -27,7 +29,7 @@ from .predict import Predictor
 from .progress import Progress, ProgressFn, ignore
 from .pruning import num_layers, prune_layers, select_layers
 from .spec import TrainSpec
-from .train import finish_method, fine_tune, predict_proba, prepare_method
+from .train import fine_tune, finish_method, predict_proba, prepare_method
 
 CONFUSION_PNG = "confusion_matrix.png"
 CURVE_PNG = "training_curve.png"
@@ -81,6 +83,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TrainerError(f"The output directory {out_dir} already has files in it; choose another --out")
     threads = set_threads(spec.threads)
+    set_seed(spec.seed)  # before the new classifier head is initialised
     device = pick_device(spec.device)
 
     progress(Progress("checking", message=f"reading {Path(spec.data_path).name}"))

@@ -1,0 +1,87 @@
+"""The `tinytutor` command line: exit codes and the JSON contract scripts rely on."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import write_csv
+
+from bot.cli import main
+
+TRAIN_KEYS = {"accuracy", "macro_f1", "baseline_macro_f1", "labels", "layers_kept", "params", "params_base",
+              "train_seconds", "ms_per_message", "model_dir"}
+
+
+@pytest.fixture(autouse=True)
+def _no_repo_config(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the tests' own defaults, not a config.toml in the working directory
+    monkeypatch.delenv("TINYTUTOR_CONFIG", raising=False)
+
+
+def _last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_check_json_good_file(synthetic_csv, capsys):
+    assert main(["check", str(synthetic_csv), "--json"]) == 0
+    out = _last_json(capsys)
+    assert out["rows"] == 120 and out["labels"] == {"food": 40, "sports": 40, "weather": 40}
+    assert (out["encoding"], out["text_column"], out["label_column"]) == ("utf-8", "text", "label")
+    assert out["errors"] == [] and isinstance(out["warnings"], list)
+
+
+def test_check_json_bad_file_exits_2_with_row_errors(tmp_path, capsys):
+    path = write_csv(tmp_path / "bad.csv", [("hi", "a"), ("", "a"), ("yo", "")])
+    assert main(["check", str(path), "--json"]) == 2
+    errors = _last_json(capsys)["errors"]
+    assert {e["code"] for e in errors} >= {"empty_text", "missing_label"}
+    assert next(e for e in errors if e["code"] == "empty_text")["rows"] == [3]
+
+
+def test_check_plain_text_says_what_to_do(tmp_path, capsys):
+    path = write_csv(tmp_path / "bad.csv", [("hi", "a", "x")] * 3, header=("body", "kind", "x"))
+    assert main(["check", str(path), "--text-column", "message"]) == 2
+    err = capsys.readouterr().err
+    assert "There is no column 'message'" in err and "--text-column" in err
+
+
+def test_train_json_then_predict(synthetic_csv, tiny_base, tmp_path, capsys):
+    out_dir = tmp_path / "model"
+    code = main(["train", str(synthetic_csv), "--base", str(tiny_base), "--layers", "1,3", "--epochs", "8",
+                 "--lr", "3e-3", "--batch-size", "16", "--out", str(out_dir), "--json"])
+    assert code == 0
+    result = _last_json(capsys)
+    assert TRAIN_KEYS <= set(result)
+    assert result["layers_kept"] == [1, 3] and result["model_dir"] == str(out_dir.resolve())
+    assert result["macro_f1"] > 0.6
+
+    assert main(["predict", str(out_dir), "rain snow cloud storm", "pizza bread cheese soup", "--json"]) == 0
+    preds = _last_json(capsys)
+    assert [p["text"] for p in preds] == ["rain snow cloud storm", "pizza bread cheese soup"]
+    assert {p["label"] for p in preds} <= {"food", "sports", "weather"}
+    assert all(abs(sum(t["score"] for t in p["top"]) - 1) < 0.01 for p in preds)  # 3 labels, top 3
+
+
+def test_bad_flags_are_refused_before_any_work(synthetic_csv, tmp_path, capsys):
+    assert main(["train", str(synthetic_csv), "--epochs", "0", "--out", str(tmp_path / "o")]) == 1
+    assert "epochs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main(["train", str(synthetic_csv), "--base", "no/such/dir/here", "--out", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bad_config_stops_with_the_key(synthetic_csv, tmp_path, capsys):
+    (tmp_path / "config.toml").write_text("[training]\nepochs = 'six'\n")
+    assert main(["check", str(synthetic_csv)]) == 1
+    assert "[training].epochs must be an integer" in capsys.readouterr().err
+
+
+def test_console_script_is_installed(tmp_path):
+    exe = shutil.which("tinytutor")
+    assert exe, "pip install -e . puts tinytutor on PATH"
+    bad = tmp_path / "x.bin"
+    bad.write_bytes(b"\x00\x01\x02" * 100)
+    proc = subprocess.run([exe, "check", str(bad), "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["errors"][0]["code"] == "binary"

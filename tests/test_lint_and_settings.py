@@ -1,0 +1,77 @@
+"""Tokenizer coverage warnings on the embedded model's real vocabulary, and config.toml validation."""
+
+from pathlib import Path
+
+import pytest
+from conftest import write_csv
+
+from bot.settings import ConfigError, load_settings
+from trainer.data import load_dataset
+from trainer.lint import tokenizer_warnings
+from trainer.models import load_tokenizer, resolve_base
+from trainer.spec import DataLimits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    return load_tokenizer(resolve_base("minilm-l6"))
+
+
+def test_chinese_through_an_english_vocabulary_is_flagged(tmp_path, minilm_tokenizer):
+    rows = [("我非常喜欢这部电影，演员的表演很精彩" + "！" * i, "正面") for i in range(6)] + \
+           [("这部电影太无聊了，浪费了我的时间" + "。" * i, "负面") for i in range(6)]
+    ds = load_dataset(write_csv(tmp_path / "zh.csv", rows, header=("文本", "标签")), DataLimits())
+    warnings, stats = tokenizer_warnings(ds, minilm_tokenizer, 128, "minilm-l6")
+    assert stats["unk_char_share"] > 0.5
+    (w,) = [w for w in warnings if w.code == "tokenizer_coverage"]
+    assert "Chinese" in w.message and "[UNK]" in w.message and "--base" in w.hint
+
+
+def test_english_is_covered_and_long_texts_are_named(tmp_path, minilm_tokenizer):
+    rows = [("what a great match the team played today", "sports")] * 1 + \
+           [(f"the team scored goal number {i}", "sports") for i in range(6)] + \
+           [(" ".join(["soup"] * 200), "food")] + [(f"a lovely soup for dinner {i}", "food") for i in range(6)]
+    ds = load_dataset(write_csv(tmp_path / "en.csv", rows), DataLimits())
+    warnings, stats = tokenizer_warnings(ds, minilm_tokenizer, 64, "minilm-l6")
+    assert stats["unk_char_share"] == 0
+    assert [w.code for w in warnings] == ["long_texts"]
+    assert warnings[0].rows == [9]
+
+
+def test_repository_config_loads_and_matches_the_defaults():
+    settings = load_settings(ROOT / "config.toml")
+    spec = settings.train_spec("x.csv")
+    assert spec.base == "minilm-l6" and spec.layers == 3 and spec.method == "full"
+    assert settings.data == DataLimits()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[training]\nepochs = 'four'\n", "[training].epochs must be an integer, got 'four'"),
+    ("[training]\nepoch = 3\n", "[training].epoch is not a setting"),
+    ("[training]\nmethod = 'qlora'\n", "[training].method must be one of full, lora, head"),
+    ("[data]\nmax_rows = true\n", "[data].max_rows must be an integer, got True"),
+    ("[data]\nval_fraction = -0.1\n", "[data].val_fraction must not be negative"),
+    ("[trainig]\n", "[trainig] is not a section"),
+    ("[training]\ndata_path = 'x.csv'\n", "[training].data_path is not a setting"),
+    ("[training]\nmax_length = 4096\n", "max_length must be at most 512"),
+    ("[base_models]\nzh = 3\n", "[base_models].zh must be a directory path string"),
+    ("[training\n", "not valid TOML"),
+])
+def test_bad_config_names_the_key(tmp_path, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert message in str(info.value)
+
+
+def test_config_overrides_and_relative_base_model_paths(tmp_path):
+    (tmp_path / "models" / "zh").mkdir(parents=True)
+    path = tmp_path / "config.toml"
+    path.write_text("[training]\nepochs = 2\nlr = 1e-4\n[base_models]\nzh = 'models/zh'\n[data]\nmax_rows = 10\n")
+    s = load_settings(path)
+    spec = s.train_spec("x.csv", epochs=None, batch_size=8)
+    assert (spec.epochs, spec.learning_rate, spec.batch_size, spec.limits.max_rows) == (2, 1e-4, 8, 10)
+    assert s.base_models["zh"] == str(tmp_path / "models" / "zh")

@@ -1,0 +1,141 @@
+"""The whole pipeline on a tiny random BERT: artefacts, methods, early stopping, failures leave nothing."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, pipeline
+
+from trainer.errors import DataError, TrainerError
+from trainer.pipeline import run_training
+from trainer.progress import Progress, Throttle
+from trainer.spec import TrainSpec
+
+
+def _spec(data, base, out, **kw) -> TrainSpec:
+    values = dict(data_path=str(data), base=str(base), out_dir=str(out), layers=2, epochs=8, lr=3e-3,
+                  batch_size=16, seed=7, patience=8)
+    values.update(kw)
+    return TrainSpec(**values)
+
+
+def test_full_run_writes_a_model_pipeline_can_load(synthetic_csv, tiny_base, tmp_path):
+    events: list[Progress] = []
+    result = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "m"), events.append)
+    m = result.metrics
+    # the keywords decide the label: even a tiny random model learns it
+    assert m["macro_f1"] >= 0.8, m["report_text"]
+    assert m["layers_kept"] == [1, 3] and m["layers_base"] == 4
+    assert m["params"] < m["params_base"]
+    assert m["baseline_macro_f1"] > 0.5 and m["ms_per_message"] > 0 and m["size_bytes"] > 0
+    assert m["split"] == {"source": "stratified", "train": 84, "validation": 12, "test": 24}
+    assert set(m["report"]) >= {"food", "sports", "weather", "macro avg", "accuracy"}
+
+    d = result.model_dir
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.json", "README.md",
+                 "confusion_matrix.png", "training_curve.png"):
+        assert (d / name).is_file(), name
+    assert (d / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((d / "metrics.json").read_text())["macro_f1"] == m["macro_f1"]
+    assert "macro-F1" in (d / "README.md").read_text()
+
+    clf = pipeline("text-classification", model=str(d))
+    out = clf("goal team match score player coach")
+    assert out[0]["label"] in {"food", "sports", "weather"}
+    config = AutoModelForSequenceClassification.from_pretrained(d).config
+    assert config.tinytutor_pruning["layers_kept"] == [1, 3]
+    assert config.label2id == {"food": 0, "sports": 1, "weather": 2}
+
+    stages = [e.stage for e in events]
+    assert stages[0] == "checking" and stages[-1] == "done" and "training" in stages
+    train_events = [e for e in events if e.stage == "training"]
+    assert train_events[-1].step == train_events[-1].steps and train_events[-1].eta_seconds == 0
+    assert all(e.loss is not None for e in train_events)
+
+
+def test_same_seed_same_result(synthetic_csv, tiny_base, tmp_path):
+    a = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "a", epochs=2))
+    b = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "b", epochs=2))
+    assert a.metrics["validation_macro_f1"] == b.metrics["validation_macro_f1"]
+    assert a.metrics["mistakes"] == b.metrics["mistakes"]
+
+
+@pytest.mark.parametrize("method", ["lora", "head"])
+def test_lora_and_head_change_only_their_weights(synthetic_csv, tiny_base, tmp_path, method):
+    from safetensors.torch import load_file
+
+    result = run_training(_spec(synthetic_csv, tiny_base, tmp_path / method, method=method, lr=2e-2, epochs=2))
+    m = result.metrics
+    assert m["params_trained"] < m["params"] / 2
+    # the saved model is a plain transformers model (LoRA merged in), with the pruned layer count
+    model = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    assert model.config.num_hidden_layers == 2
+    base = load_file(tiny_base / "model.safetensors")
+    tuned = load_file(result.model_dir / "model.safetensors")
+    kept_layer0 = 1  # saved layer 0 is base layer 1 (alternate, 2 of 4)
+    q = "encoder.layer.{}.attention.self.query.weight"
+    k = "encoder.layer.{}.attention.self.key.weight"
+    assert torch.equal(tuned["bert." + k.format(0)], base[k.format(kept_layer0)])  # never trained
+    query_changed = not torch.equal(tuned["bert." + q.format(0)], base[q.format(kept_layer0)])
+    assert query_changed == (method == "lora")  # LoRA adapts query/value; head freezes the encoder
+    assert "classifier.weight" in tuned
+
+
+def test_early_stopping_restores_best_epoch(synthetic_csv, tiny_base, tmp_path):
+    # a huge learning rate makes validation F1 fall after the first epochs
+    result = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "m", lr=0.3, epochs=8, patience=1))
+    m = result.metrics
+    assert m["stopped_early"] and m["epochs_run"] < 8
+    assert m["best_epoch"] == 1 + m["validation_macro_f1"].index(max(m["validation_macro_f1"]))
+
+
+def test_bad_file_leaves_no_output_directory(tmp_path, tiny_base):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,a\n,b\n")
+    with pytest.raises(DataError):
+        run_training(_spec(bad, tiny_base, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.csv"]
+
+
+def test_failure_mid_run_removes_the_temporary_directory(synthetic_csv, tiny_base, tmp_path, monkeypatch):
+    import trainer.pipeline as pipeline_mod
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pipeline_mod, "plot_training", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_training(_spec(synthetic_csv, tiny_base, tmp_path / "out" / "m", epochs=1))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_refuses_an_output_directory_with_files(synthetic_csv, tiny_base, tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(TrainerError, match="already has files"):
+        run_training(_spec(synthetic_csv, tiny_base, out))
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_refuses_pickled_weights(synthetic_csv, tiny_base, tmp_path):
+    (tiny_base / "model.safetensors").rename(tmp_path / "away.safetensors")
+    try:
+        torch.save({}, tiny_base / "pytorch_model.bin")
+        with pytest.raises(TrainerError, match="safetensors only"):
+            run_training(_spec(synthetic_csv, tiny_base, tmp_path / "m"))
+    finally:
+        (tmp_path / "away.safetensors").rename(tiny_base / "model.safetensors")
+
+
+def test_throttle_passes_stage_changes_and_the_last_step():
+    seen, now = [], [0.0]
+    throttle = Throttle(seen.append, seconds=5, clock=lambda: now[0])
+    for step in range(1, 11):
+        now[0] += 1
+        throttle(Progress("training", step=step, steps=10))
+    throttle(Progress("evaluating"))
+    assert [p.step for p in seen if p.stage == "training"] == [1, 6, 10]
+    assert seen[-1].stage == "evaluating"
