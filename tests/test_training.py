@@ -139,3 +139,13 @@ def test_throttle_passes_stage_changes_and_the_last_step():
     throttle(Progress("evaluating"))
     assert [p.step for p in seen if p.stage == "training"] == [1, 6, 10]
     assert seen[-1].stage == "evaluating"
+
+
+def test_separate_validation_file_is_used_for_early_stopping(tiny_base, tmp_path):
+    from conftest import synthetic_rows, write_csv
+
+    train = write_csv(tmp_path / "train.csv", synthetic_rows(30))
+    val_rows = [r for r in synthetic_rows(4, seed=5) if r[1] != "weather"]  # two classes only is fine here
+    val = write_csv(tmp_path / "val.csv", val_rows)
+    result = run_training(_spec(train, tiny_base, tmp_path / "m", validation_path=str(val), epochs=2))
+    assert result.metrics["split"] == {"source": "validation file", "train": 72, "validation": 8, "test": 18}

@@ -342,8 +342,12 @@ def _normalise(text: str) -> str:
 
 
 def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None = None,
-                 label_column: str | None = None, *, min_classes: int = 2) -> Dataset:
-    """Read and check a labelled file. Raises DataError listing every error; warnings ride along."""
+                 label_column: str | None = None, *, for_training: bool = True) -> Dataset:
+    """Read and check a labelled file. Raises DataError listing every error; warnings ride along.
+
+    ``for_training=False`` is for a separate validation file: it may hold one class, or few examples of one.
+    """
+    min_classes = 2 if for_training else 1
     table = read_table(path, limits)
     text_col, label_col, warnings = choose_columns(table, text_column, label_column)
     split_col = _find_column(table.columns, SPLIT_NAMES)
@@ -402,7 +406,7 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
         errors.append(_problem("too_many_classes", f"There are {len(counts)} different labels; the limit is {limits.max_classes}",
                                "Check that the label column is right (it may hold the texts), or merge rare labels.",
                                column=label_col))
-    elif len(counts) >= min_classes:
+    elif len(counts) >= min_classes and for_training:
         for label, n in counts.items():
             if n < limits.min_examples_per_class:
                 errors.append(_problem(

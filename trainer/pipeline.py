@@ -92,7 +92,8 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     ds, info = check_file(spec, registry, tokenizer)
     validation = None
     if spec.validation_path:
-        validation = data_mod.load_dataset(spec.validation_path, spec.limits, ds.text_column, ds.label_column, min_classes=1)
+        validation = data_mod.load_dataset(spec.validation_path, spec.limits, ds.text_column, ds.label_column,
+                                           for_training=False)
     splits = data_mod.split_dataset(ds, spec.limits, spec.seed, validation)
     labels = sorted(set(ds.labels))
     label2id = {lab: i for i, lab in enumerate(labels)}

@@ -46,8 +46,12 @@ def prepare_method(model, spec: TrainSpec):
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = {"distilbert": ["q_lin", "v_lin"]}.get(model.config.model_type, ["query", "value"])
+    # The head (classifier, and the pooler it reads) is new or task-specific: train it fully.
+    head = [n for n, m in model.named_children() if n != model.base_model_prefix and next(m.parameters(), None) is not None]
+    if getattr(model.base_model, "pooler", None) is not None:
+        head.append("pooler")
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=spec.lora_r, lora_alpha=spec.lora_alpha,
-                        lora_dropout=spec.lora_dropout, target_modules=targets)
+                        lora_dropout=spec.lora_dropout, target_modules=targets, modules_to_save=head)
     return get_peft_model(model, config)
 
 

@@ -1,0 +1,154 @@
+"""Trainer benchmarks, measured side by side in one run; prints markdown tables.
+
+1. Our training loop (dynamic padding, length-grouped batches) against the usual tutorial recipe
+   (every batch padded to max_length=128, plain shuffling), same data, model, epochs and optimiser.
+2. The model pruned to 3 of 6 layers against all 6: macro-F1 retained and inference speed-up.
+3. One message through `tinytutor predict`'s model path (trainer.predict.Predictor): p50 latency.
+
+    .venv/bin/python benchmarks/bench_trainer.py            # about 8 minutes on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+from transformers import set_seed  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from trainer import data as data_mod  # noqa: E402
+from trainer.batching import encode  # noqa: E402
+from trainer.device import set_threads  # noqa: E402
+from trainer.examples import write_chatterbot_csv  # noqa: E402
+from trainer.models import load_classifier, load_tokenizer, resolve_base  # noqa: E402
+from trainer.pipeline import run_training  # noqa: E402
+from trainer.predict import Predictor  # noqa: E402
+from trainer.pruning import num_layers, prune_layers, select_layers  # noqa: E402
+from trainer.spec import TrainSpec  # noqa: E402
+from trainer.train import fine_tune, predict_proba  # noqa: E402
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+
+def train_once(spec: TrainSpec, bucketed: bool) -> dict:
+    """One fine-tuning run through the trainer's own functions, with the padding recipe switched."""
+    set_seed(spec.seed)
+    base = resolve_base(spec.base)
+    tok = load_tokenizer(base)
+    ds = data_mod.load_dataset(spec.data_path, spec.limits)
+    splits = data_mod.split_dataset(ds, spec.limits, spec.seed)
+    labels = sorted(set(ds.labels))
+    l2i = {lab: i for i, lab in enumerate(labels)}
+    model = load_classifier(base, dict(enumerate(labels)))
+    prune_layers(model, select_layers(num_layers(model.config), spec.layers, spec.strategy), base.name, spec.strategy)
+
+    def feats(part):
+        return encode(tok, part.texts, spec.max_length, [l2i[y] for y in part.labels])
+
+    train_f, val_f, test_f = feats(splits.train), feats(splits.validation), feats(splits.test)
+    start = time.perf_counter()
+    hist = fine_tune(model, tok, train_f, val_f, spec, torch.device("cpu"), lambda p: None, bucketed=bucketed)
+    wall = time.perf_counter() - start
+    pred = predict_proba(model, test_f, tok, torch.device("cpu")).argmax(-1).tolist()
+    f1 = f1_score([f["labels"] for f in test_f], pred, average="macro")
+    return {"wall": wall, "tokens": hist.train_tokens, "padded": hist.padded_tokens, "f1": f1,
+            "tok_s": hist.train_tokens / wall}
+
+
+def batch_throughput(predictor: Predictor, texts: list[str], repeats: int = 5) -> float:
+    """Median messages per second classifying ``texts`` in batches of 32."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(texts), 32):
+            predictor.predict(texts[i:i + 32])
+        rates.append(len(texts) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def single_latencies(predictor: Predictor, texts: list[str]) -> list[float]:
+    for t in texts[:5]:
+        predictor.predict([t])
+    out = []
+    for t in texts:
+        start = time.perf_counter()
+        predictor.predict([t])
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--only", choices=("padding", "pruning"), help="run one part")
+    args = parser.parse_args()
+    threads = set_threads(0)
+    work = Path(tempfile.mkdtemp(prefix="tinytutor-bench-"))
+    data = write_chatterbot_csv(work / "chat.csv")
+    ds = data_mod.load_dataset(data, TrainSpec(data_path=str(data)).limits)
+    print(f"data: chatterbot-corpus, {len(ds)} chat lines, {len(set(ds.labels))} topics; torch {torch.__version__}, "
+          f"{threads} CPU threads; epochs {args.epochs}\n")
+
+    if args.only in (None, "padding"):
+        spec = TrainSpec(data_path=str(data), epochs=args.epochs, patience=args.epochs)
+        ours = train_once(spec, bucketed=True)
+        tutorial = train_once(spec, bucketed=False)
+        print("### 1. Training: dynamic padding + length-grouped batches vs padding to 128\n")
+        print("| recipe | wall s | real tokens/s | padding share | test macro-F1 |")
+        print("|---|---:|---:|---:|---:|")
+        for name, r in (("tutorial: pad to max_length=128", tutorial), ("TinyTutor: dynamic, length-grouped", ours)):
+            print(f"| {name} | {r['wall']:.1f} | {r['tok_s']:.0f} | {1 - r['tokens'] / r['padded']:.0%} | {r['f1']:.3f} |")
+        print(f"\nspeed-up {tutorial['wall'] / ours['wall']:.2f}x (target >= 1.5x); macro-F1 difference "
+              f"{(ours['f1'] - tutorial['f1']) * 100:+.1f} points (target > -0.5)\n")
+
+    if args.only in (None, "pruning"):
+        results = {}
+        for layers in (3, 6):
+            spec = TrainSpec(data_path=str(data), out_dir=str(work / f"m{layers}"), layers=layers,
+                             epochs=args.epochs, patience=args.epochs)
+            results[layers] = run_training(spec)
+        preds = {k: Predictor(r.model_dir) for k, r in results.items()}
+        texts = data_mod.split_dataset(ds, ds_limits(), 42).test.texts
+        # interleave the measurements so machine noise hits both models alike
+        tput = {k: [] for k in preds}
+        lat = {k: [] for k in preds}
+        for _ in range(3):
+            for k, p in preds.items():
+                tput[k].append(batch_throughput(p, texts, repeats=1))
+                lat[k].extend(single_latencies(p, texts[:60]))
+        print("### 2. Pruning: 3 of 6 layers vs all 6 (same data, epochs, seed)\n")
+        print("| model | layers kept | params | test macro-F1 | msgs/s (batch 32) | p50 ms (1 msg) | train s |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for k in (6, 3):
+            m = results[k].metrics
+            print(f"| {k} layers | {m['layers_kept']} | {m['params']:,} | {m['macro_f1']:.3f} | "
+                  f"{statistics.median(tput[k]):.0f} | {statistics.median(lat[k]):.2f} | {m['train_seconds']:.0f} |")
+        f3, f6 = results[3].metrics["macro_f1"], results[6].metrics["macro_f1"]
+        print(f"\nretained macro-F1 {f3 / f6:.1%}; batch inference speed-up "
+              f"{statistics.median(tput[3]) / statistics.median(tput[6]):.2f}x, single-message speed-up "
+              f"{statistics.median(lat[6]) / statistics.median(lat[3]):.2f}x (target >= 1.7x)\n")
+        print("### 3. One message through the predict path (3-layer model)\n")
+        one = sorted(lat[3])
+        print("| messages | p50 ms | p90 ms |")
+        print("|---:|---:|---:|")
+        print(f"| {len(one)} | {statistics.median(one):.2f} | {one[int(0.9 * len(one))]:.2f} |")
+    return 0
+
+
+def ds_limits():
+    return TrainSpec(data_path="-").limits
+
+
+if __name__ == "__main__":
+    sys.exit(main())
