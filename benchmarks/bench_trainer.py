@@ -31,7 +31,7 @@ from trainer.batching import encode  # noqa: E402
 from trainer.device import set_threads  # noqa: E402
 from trainer.examples import write_chatterbot_csv  # noqa: E402
 from trainer.models import load_classifier, load_tokenizer, resolve_base  # noqa: E402
-from trainer.pipeline import run_training  # noqa: E402
+from trainer.pipeline import message_latencies_ms, run_training  # noqa: E402
 from trainer.predict import Predictor  # noqa: E402
 from trainer.pruning import num_layers, prune_layers, select_layers  # noqa: E402
 from trainer.spec import TrainSpec  # noqa: E402
@@ -77,17 +77,6 @@ def batch_throughput(predictor: Predictor, texts: list[str], repeats: int = 5) -
     return statistics.median(rates)
 
 
-def single_latencies(predictor: Predictor, texts: list[str]) -> list[float]:
-    for t in texts[:5]:
-        predictor.predict([t])
-    out = []
-    for t in texts:
-        start = time.perf_counter()
-        predictor.predict([t])
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=6)
@@ -126,7 +115,7 @@ def main() -> int:
         for _ in range(3):
             for k, p in preds.items():
                 tput[k].append(batch_throughput(p, texts, repeats=1))
-                lat[k].extend(single_latencies(p, texts[:60]))
+                lat[k].extend(message_latencies_ms(p, texts[:60]))
         print("### 2. Pruning: 3 of 6 layers vs all 6 (same data, epochs, seed)\n")
         print("| model | layers kept | params | test macro-F1 | msgs/s (batch 32) | p50 ms (1 msg) | train s |")
         print("|---|---|---:|---:|---:|---:|---:|")

@@ -3,6 +3,8 @@
 import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import write_csv
@@ -78,8 +80,9 @@ def test_bad_config_stops_with_the_key(synthetic_csv, tmp_path, capsys):
 
 
 def test_console_script_is_installed(tmp_path):
-    exe = shutil.which("tinytutor")
-    assert exe, "pip install -e . puts tinytutor on PATH"
+    beside = Path(sys.executable).parent / "tinytutor"  # the venv's bin, whether or not it is on PATH
+    exe = str(beside) if beside.exists() else shutil.which("tinytutor")
+    assert exe, "pip install -e . installs the tinytutor console script"
     bad = tmp_path / "x.bin"
     bad.write_bytes(b"\x00\x01\x02" * 100)
     proc = subprocess.run([exe, "check", str(bad), "--json"], capture_output=True, text=True, timeout=120)

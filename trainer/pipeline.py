@@ -173,18 +173,22 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     return TrainResult(out_dir, metrics)
 
 
-def measure_latency(model_dir: Path, texts: list[str], n: int = 40) -> float:
-    """Median milliseconds to classify one message through the same path ``tinytutor predict`` uses."""
-    predictor = Predictor(model_dir)
-    sample = (texts * (n // max(1, len(texts)) + 1))[:n]
-    for t in sample[:3]:
+def message_latencies_ms(predictor: Predictor, texts: list[str], warmup: int = 3) -> list[float]:
+    """Milliseconds to classify each text alone, after a few warm-up calls."""
+    for t in texts[:warmup]:
         predictor.predict([t])
     times = []
-    for t in sample:
+    for t in texts:
         start = time.perf_counter()
         predictor.predict([t])
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def measure_latency(model_dir: Path, texts: list[str], n: int = 40) -> float:
+    """Median milliseconds to classify one message through the same path ``tinytutor predict`` uses."""
+    sample = (texts * (n // max(1, len(texts)) + 1))[:n]
+    return statistics.median(message_latencies_ms(Predictor(model_dir), sample))
 
 
 def model_card(m: dict) -> str:
