@@ -71,6 +71,9 @@ def test_bad_flags_are_refused_before_any_work(synthetic_csv, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     assert main(["train", str(synthetic_csv), "--base", "no/such/dir/here", "--out", str(tmp_path / "o")]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["train", str(synthetic_csv), "--base", "some-org/some-bert", "--out", str(tmp_path / "o")]) == 1
+    assert "cannot be reached" in capsys.readouterr().err  # hub ids need [hub].allow_downloads and a network
+    assert not (tmp_path / "o").exists()
 
 
 def test_bad_config_stops_with_the_key(synthetic_csv, tmp_path, capsys):
