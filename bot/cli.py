@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
+    except OSError as exc:  # a damaged model directory, a full disk, a file that vanished
+        print(f"error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

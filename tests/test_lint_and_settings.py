@@ -75,3 +75,15 @@ def test_config_overrides_and_relative_base_model_paths(tmp_path):
     spec = s.train_spec("x.csv", epochs=None, batch_size=8)
     assert (spec.epochs, spec.learning_rate, spec.batch_size, spec.limits.max_rows) == (2, 1e-4, 8, 10)
     assert s.base_models["zh"] == str(tmp_path / "models" / "zh")
+
+
+def test_train_spec_round_trips_through_json():
+    import json
+
+    from trainer.spec import TrainSpec
+
+    spec = TrainSpec(data_path="d.csv", layer_list=[0, 2], method="lora", limits=DataLimits(max_rows=9))
+    again = TrainSpec.from_dict(json.loads(spec.to_json()))
+    assert again == spec and again.limits.max_rows == 9
+    with pytest.raises(ValueError, match="unknown training settings: colour"):
+        TrainSpec.from_dict({**spec.to_dict(), "colour": "red"})

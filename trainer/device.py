@@ -7,10 +7,12 @@ import os
 
 import torch
 
+from .errors import TrainerError
+
 
 def pick_device(requested: str = "auto") -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device = 'cuda' was asked for, but torch sees no GPU on this machine")
+        raise TrainerError("device = 'cuda' was asked for, but torch sees no GPU on this machine; use auto or cpu")
     if requested == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda")
