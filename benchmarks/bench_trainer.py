@@ -108,7 +108,7 @@ def main() -> int:
                              epochs=args.epochs, patience=args.epochs)
             results[layers] = run_training(spec)
         preds = {k: Predictor(r.model_dir) for k, r in results.items()}
-        texts = data_mod.split_dataset(ds, ds_limits(), 42).test.texts
+        texts = data_mod.split_dataset(ds, TrainSpec(data_path=str(data)).limits, 42).test.texts
         # interleave the measurements so machine noise hits both models alike
         tput = {k: [] for k in preds}
         lat = {k: [] for k in preds}
@@ -133,10 +133,6 @@ def main() -> int:
         print("|---:|---:|---:|")
         print(f"| {len(one)} | {statistics.median(one):.2f} | {one[int(0.9 * len(one))]:.2f} |")
     return 0
-
-
-def ds_limits():
-    return TrainSpec(data_path="-").limits
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_DATA = 0, 1, 2
 
@@ -111,12 +110,12 @@ def _print_problems(problems, stream=None) -> None:
 
 
 def cmd_train(args, settings) -> int:
-    from trainer.pipeline import run_training
+    from trainer.pipeline import default_out_dir, run_training
     from trainer.progress import TerminalBar, Throttle
 
     layers = args.layers if isinstance(args.layers, int) else None
     layer_list = args.layers if isinstance(args.layers, list) else None
-    out = args.out or str(Path(settings.paths.runs_dir) / _run_name(args.file))
+    out = args.out or str(default_out_dir(args.file, settings.paths.runs_dir))
     spec = settings.train_spec(
         args.file, out_dir=out, text_column=args.text_column, label_column=args.label_column,
         validation_path=args.validation, base=args.base, layers=layers, layer_list=layer_list,
@@ -143,12 +142,6 @@ def cmd_train(args, settings) -> int:
     else:
         print(json.dumps(result.summary(), ensure_ascii=False))
     return EXIT_OK
-
-
-def _run_name(path: str) -> str:
-    from datetime import UTC, datetime
-
-    return f"{Path(path).stem}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
 def cmd_check(args, settings) -> int:

@@ -65,6 +65,14 @@ def test_train_json_then_predict(synthetic_csv, tiny_base, tmp_path, capsys):
     assert all(abs(sum(t["score"] for t in p["top"]) - 1) < 0.01 for p in preds)  # 3 labels, top 3
 
 
+def test_train_without_out_writes_under_the_configured_runs_dir(synthetic_csv, tiny_base, tmp_path, capsys):
+    (tmp_path / "config.toml").write_text("[paths]\nruns_dir = 'class-runs'\n[training]\nepochs = 1\n")
+    assert main(["train", str(synthetic_csv), "--base", str(tiny_base), "--json"]) == 0
+    model_dir = _last_json(capsys)["model_dir"]
+    assert model_dir.startswith(str(tmp_path / "class-runs" / "topics-"))
+    assert (Path(model_dir) / "metrics.json").is_file()
+
+
 def test_bad_flags_are_refused_before_any_work(synthetic_csv, tmp_path, capsys):
     assert main(["train", str(synthetic_csv), "--epochs", "0", "--out", str(tmp_path / "o")]) == 1
     assert "epochs must be at least 1" in capsys.readouterr().err

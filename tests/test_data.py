@@ -201,6 +201,12 @@ def test_split_column_and_validation_file(tmp_path):
     s = split_dataset(ds, LIMITS, seed=0)
     assert s.source == "split column" and len(s.test) == 12
 
+    # a label whose rows are (almost) all marked test cannot be trained
+    rows = [(t, y, "test" if y == "food" and i % 20 else "train") for i, (t, y) in enumerate(synthetic_rows(20))]
+    ds = load_dataset(write_csv(tmp_path / "c.csv", rows, header=("text", "label", "split")), LIMITS)
+    with pytest.raises(DataError, match="fewer than 2 'train' rows: food"):
+        split_dataset(ds, LIMITS, seed=0)
+
     ds = load_dataset(write_csv(tmp_path / "t.csv", synthetic_rows(20)), LIMITS)
     val = load_dataset(write_csv(tmp_path / "v.csv", synthetic_rows(5, seed=9)), LIMITS)
     s = split_dataset(ds, LIMITS, seed=0, validation=val)

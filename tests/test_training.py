@@ -149,3 +149,17 @@ def test_separate_validation_file_is_used_for_early_stopping(tiny_base, tmp_path
     val = write_csv(tmp_path / "val.csv", val_rows)
     result = run_training(_spec(train, tiny_base, tmp_path / "m", validation_path=str(val), epochs=2))
     assert result.metrics["split"] == {"source": "validation file", "train": 72, "validation": 8, "test": 18}
+
+
+def test_predictor_cache_reuses_and_evicts_loaded_models(synthetic_csv, tiny_base, tmp_path):
+    from trainer.predict import PredictorCache
+
+    a = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "a", epochs=1)).model_dir
+    b = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "b", epochs=1)).model_dir
+    cache = PredictorCache(size=1)
+    first = cache.get(a)
+    assert cache.get(str(a) + "/") is first  # the same directory however it is spelled
+    assert cache.get(b) is not first  # loads b and, with room for one, drops a
+    assert cache.get(a) is not first
+    cache.forget(a)
+    assert cache.get(a).predict(["rain snow cloud"])[0].label in {"food", "sports", "weather"}

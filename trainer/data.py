@@ -481,6 +481,12 @@ def split_dataset(ds: Dataset, limits: DataLimits, seed: int, validation: Datase
             raise DataError([_problem("split_missing", "The split column needs both train and test rows",
                                       "Mark some rows 'test', or delete the split column to let TinyTutor split.",
                                       column=None)])
+        train_counts = Counter(ds.labels[i] for i in parts["train"])
+        thin = sorted(lab for lab in labels if train_counts[lab] < 2)
+        if thin:
+            raise DataError([_problem("split_too_small", f"Labels with fewer than 2 'train' rows: {', '.join(thin)}",
+                                      "Every label needs training rows (and some to hold out for validation): "
+                                      "mark more of its rows 'train'.", column=ds.label_column)])
         if not parts["validation"]:
             tr, va = train_test_split(parts["train"], test_size=limits.val_fraction / (1 - limits.test_fraction),
                                       random_state=seed, stratify=[ds.labels[i] for i in parts["train"]])

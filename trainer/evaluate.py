@@ -142,7 +142,7 @@ def advice(ev: Evaluation, baseline: dict, label_counts: dict[str, int], warning
         tips.append("Validation macro-F1 was still rising in the last epoch: a few more epochs may help.")
     for w in warnings:
         if w.code in ("tokenizer_coverage", "tokenizer_fragmentation", "few_examples", "imbalance", "conflicting_labels", "duplicates"):
-            tips.append(f"{w.message}. {w.hint}".replace("..", "."))
+            tips.append(f"{w.message}. {w.hint}")
     kept, total = layers
     if kept < total:
         tips.append(f"This model keeps {kept} of {total} layers. Train once with --layers {total} to see what "

@@ -24,7 +24,7 @@ from .device import pick_device, set_threads
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
 from .lint import tokenizer_warnings
-from .models import count_parameters, load_classifier, load_tokenizer, resolve_base
+from .models import BaseModel, count_parameters, load_classifier, load_tokenizer, resolve_base
 from .predict import Predictor
 from .progress import Progress, ProgressFn, ignore
 from .pruning import num_layers, prune_layers, select_layers
@@ -56,15 +56,17 @@ class TrainResult:
         return {k: self.metrics[k] for k in keys}
 
 
-def default_out_dir(data_path: str) -> Path:
+def default_out_dir(data_path: str, runs_dir: str | Path = "runs") -> Path:
+    """``runs/<file stem>-<UTC time>``: where a run goes when the caller names no directory."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{Path(data_path).stem}-{stamp}"
+    return Path(runs_dir) / f"{Path(data_path).stem}-{stamp}"
 
 
-def check_file(spec: TrainSpec, registry: dict[str, str] | None = None, tokenizer=None) -> tuple[data_mod.Dataset, dict]:
+def check_file(spec: TrainSpec, registry: dict[str, str] | None = None, base: BaseModel | None = None,
+               tokenizer=None) -> tuple[data_mod.Dataset, dict]:
     """Validation and lint only: the dataset and what ``tinytutor check --json`` prints. Raises DataError."""
     ds = data_mod.load_dataset(spec.data_path, spec.limits, spec.text_column, spec.label_column)
-    base = resolve_base(spec.base, registry)
+    base = base or resolve_base(spec.base, registry)
     tokenizer = tokenizer or load_tokenizer(base)
     tok_warnings, stats = tokenizer_warnings(ds, tokenizer, spec.max_length, base.name)
     ds.warnings.extend(tok_warnings)
@@ -89,7 +91,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     progress(Progress("checking", message=f"reading {Path(spec.data_path).name}"))
     base = resolve_base(spec.base, registry)
     tokenizer = load_tokenizer(base)
-    ds, info = check_file(spec, registry, tokenizer)
+    ds, info = check_file(spec, registry, base, tokenizer)
     validation = None
     if spec.validation_path:
         validation = data_mod.load_dataset(spec.validation_path, spec.limits, ds.text_column, ds.label_column,

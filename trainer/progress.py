@@ -6,12 +6,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-STAGES = ("checking", "loading", "training", "evaluating", "saving", "done")
-
 
 @dataclass
 class Progress:
-    stage: str
+    stage: str  # checking, loading, training, evaluating, saving, done
     epoch: int = 0
     epochs: int = 0
     step: int = 0  # steps done in all epochs

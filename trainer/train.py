@@ -31,9 +31,6 @@ class History:
     train_tokens: int = 0  # real (non-pad) tokens seen in training
     padded_tokens: int = 0  # tokens including padding
 
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
-
 
 def prepare_method(model, spec: TrainSpec):
     """Make the model train what the method says. LoRA goes through peft; returns the model to train."""
