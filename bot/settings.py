@@ -35,13 +35,57 @@ class Hub:
 
 
 @dataclass
+class Storage:
+    data_dir: str = "tinytutor-data"  # datasets, models, plots, logs and the SQLite file
+    database_url: str = ""  # empty: SQLite in data_dir; or postgresql+asyncpg://user@host/db
+
+
+@dataclass
+class Queue:
+    cpu_slots: int = 1  # jobs at once on a machine without a GPU (one per GPU otherwise)
+    gpu_slots_per_device: int = 1
+    dispatch_seconds: float = 1.0  # how often the dispatcher looks for work
+    reap_seconds: float = 5.0  # how often dead or silent workers are looked for
+    heartbeat_seconds: float = 2.0  # how often a worker writes its heartbeat and progress
+    heartbeat_timeout_seconds: float = 60.0  # a running job silent this long has lost its worker
+    max_attempts: int = 2  # a job whose worker dies is retried until this many attempts
+    time_limit_minutes: float = 60.0  # a job running longer is stopped and failed
+    kill_grace_seconds: float = 5.0  # after terminate(), wait this long before kill()
+    instructor_priority: int = 10  # priority of jobs instructors submit (students: 0)
+    predict_cache_size: int = 4  # loaded models kept for /predict
+
+
+@dataclass
+class Quotas:
+    """Defaults for a new class; instructors change their class's values (/quota)."""
+
+    max_queued_per_student: int = 3  # queued and running jobs at once
+    max_running_per_student: int = 1
+    max_jobs_per_day: int = 10
+    max_rows: int = 20000
+    max_bytes: int = 5000000
+    max_epochs: int = 20
+
+
+@dataclass
 class Settings:
     data: DataLimits = field(default_factory=DataLimits)
     training: dict = field(default_factory=dict)  # TrainSpec defaults, validated
     base_models: dict[str, str] = field(default_factory=dict)
     paths: Paths = field(default_factory=Paths)
     hub: Hub = field(default_factory=Hub)
+    storage: Storage = field(default_factory=Storage)
+    queue: Queue = field(default_factory=Queue)
+    quotas: Quotas = field(default_factory=Quotas)
     source: str = "built-in defaults"
+
+    @property
+    def database_url(self) -> str:
+        """$TINYTUTOR_DATABASE_URL, else [storage].database_url, else SQLite in the data directory."""
+        url = os.environ.get("TINYTUTOR_DATABASE_URL") or self.storage.database_url
+        if url:
+            return url
+        return f"sqlite+aiosqlite:///{(Path(self.storage.data_dir) / 'tinytutor.db').resolve()}"
 
     def train_spec(self, data_path: str, **overrides) -> TrainSpec:
         """A spec from the configured defaults, with the caller's (non-None) choices on top."""
@@ -98,7 +142,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     name = path.name
-    known = {"data", "training", "base_models", "paths", "hub"}
+    known = {"data", "training", "base_models", "paths", "hub", "storage", "queue", "quotas"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{name}: [{key}] is not a section; the sections are {', '.join(sorted(known))}")
@@ -112,7 +156,15 @@ def load_settings(path: str | Path | None = None) -> Settings:
         base_models[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
     paths = Paths(**_section(f"{name}: [paths]", raw.get("paths", {}), Paths))
     hub = Hub(**_section(f"{name}: [hub]", raw.get("hub", {}), Hub))
-    settings = Settings(data=data, training=training, base_models=base_models, paths=paths, hub=hub, source=str(path))
+    storage = Storage(**_section(f"{name}: [storage]", raw.get("storage", {}), Storage))
+    data_dir = Path(storage.data_dir).expanduser()
+    storage.data_dir = str(data_dir if data_dir.is_absolute() else (path.parent / data_dir).resolve())
+    queue = Queue(**_section(f"{name}: [queue]", raw.get("queue", {}), Queue))
+    if queue.max_attempts < 1:
+        raise ConfigError(f"{name}: [queue].max_attempts must be at least 1, got {queue.max_attempts}")
+    quotas = Quotas(**_section(f"{name}: [quotas]", raw.get("quotas", {}), Quotas))
+    settings = Settings(data=data, training=training, base_models=base_models, paths=paths, hub=hub,
+                        storage=storage, queue=queue, quotas=quotas, source=str(path))
     try:
         settings.train_spec("config-check").validate()
     except ValueError as exc:

@@ -66,3 +66,69 @@ def tiny_base(tmp_path_factory) -> Path:
 @pytest.fixture
 def synthetic_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "topics.csv", synthetic_rows())
+
+
+# -- databases: every storage and queue test runs on SQLite and on PostgreSQL ------------------------
+
+PG_ADMIN_URL = os.environ.get("TINYTUTOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def _pg_admin():
+    import asyncpg
+
+    return await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request, tmp_path):
+    """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'tinytutor.db'}"
+        return
+    import uuid
+
+    try:
+        admin = await _pg_admin()
+    except (OSError, Exception) as exc:  # noqa: B014 - asyncpg raises several kinds when nothing listens
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    name = f"tinytutor_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    admin = await _pg_admin()
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def db(db_url):
+    """The schema at head through Alembic, as the app creates it."""
+    from storage.db import Database
+
+    database = Database(db_url)
+    await database.upgrade()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def settings_for(tmp_path, tiny_base):
+    """Settings for the queue tests: data under tmp_path, the tiny BERT as base, fast timings."""
+    from bot.settings import Settings
+
+    def make(db_url: str, **queue):
+        s = Settings()
+        s.storage.data_dir = str(tmp_path / "data")
+        s.storage.database_url = db_url
+        s.base_models = {"tiny": str(tiny_base)}
+        s.training = {"base": "tiny", "layers": 2, "epochs": 2, "batch_size": 16, "threads": 1, "max_length": 16}
+        s.queue.dispatch_seconds = 0.2
+        s.queue.reap_seconds = 0.3
+        s.queue.heartbeat_seconds = 0.3
+        s.queue.kill_grace_seconds = 2
+        for k, v in queue.items():
+            setattr(s.queue, k, v)
+        return s
+
+    return make

@@ -1,0 +1,1 @@
+"""Alembic migrations for storage.models (run by storage.db.Database.upgrade)."""

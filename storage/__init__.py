@@ -1,0 +1,1 @@
+"""Storage: ORM models, engine and sessions, queries, and the artefact store. No discord, no torch."""

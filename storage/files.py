@@ -1,0 +1,85 @@
+"""Files under the data directory: uploaded datasets, model directories (with their plots), logs.
+
+Names never come from user input: a dataset is stored under its SHA-256 with a known suffix, a
+model under its job id and attempt. Everything is written to a temporary name and renamed, so a
+reader never sees half a file and a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# Suffixes the trainer reads by name; anything else is stored as .txt (sniffed as delimited text).
+KNOWN_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".xlsx", ".xls")
+
+
+def safe_suffix(filename: str) -> str:
+    suffix = Path(filename or "").suffix.lower()
+    return suffix if suffix in KNOWN_SUFFIXES else ".txt"
+
+
+class ArtefactStore:
+    def __init__(self, data_dir: str | Path):
+        self.root = Path(data_dir).resolve()
+
+    def path(self, rel: str | Path) -> Path:
+        """The absolute path of a stored artefact; refuses anything outside the data directory."""
+        p = (self.root / rel).resolve()
+        if p != self.root and self.root not in p.parents:
+            raise ValueError(f"{rel} is outside the data directory")
+        return p
+
+    def rel(self, path: str | Path) -> str:
+        return str(Path(path).resolve().relative_to(self.root))
+
+    # -- uploads ---------------------------------------------------------------------------------
+    def staging_file(self, content: bytes, filename: str) -> Path:
+        """Write an upload to a private temporary file (checked before it is kept)."""
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="upload-", suffix=safe_suffix(filename), dir=tmp_dir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        return Path(name)
+
+    def keep_dataset(self, staged: Path) -> tuple[str, str]:
+        """Move a checked upload into place: returns (relative path, sha256). Same content, same file."""
+        digest = sha256_file(staged)
+        final = self.root / "datasets" / digest[:2] / f"{digest}{staged.suffix}"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            staged.unlink()
+        else:
+            os.replace(staged, final)
+        return self.rel(final), digest
+
+    # -- models ----------------------------------------------------------------------------------
+    def model_rel(self, job_id: int, attempt: int) -> str:
+        return f"models/job-{job_id}-a{attempt}"
+
+    def remove_partial(self, model_rel: str) -> None:
+        """Remove what a killed run left: its temporary directories (run_training writes .<name>.*)."""
+        target = self.path(model_rel)
+        if target.parent.is_dir():
+            for leftover in target.parent.glob(f".{target.name}.*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def remove_tree(self, rel: str) -> None:
+        shutil.rmtree(self.path(rel), ignore_errors=True)
+
+    def log_path(self, job_id: int) -> Path:
+        p = self.root / "logs" / f"job-{job_id}.log"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,199 @@
+"""The tables. Discord ids (guilds, users, channels) are kept as strings: snowflakes exceed 2**63 in
+no practical case, but the command line and the demo use readable ids like ``demo``.
+
+Timestamps are stored as naive UTC (SQLite has no time zones) and come back as aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so Alembic's batch mode on SQLite can drop and recreate them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Job states; see DESIGN.md "Job lifecycle".
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+STUDENT, INSTRUCTOR = "student", "instructor"
+PRIVATE, CLASS = "private", "class"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in Python, naive UTC in the database (same on SQLite and PostgreSQL)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use storage.models.utcnow()")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Classroom(Base):
+    """A class: one Discord guild, its queue state and its quotas."""
+
+    __tablename__ = "classes"
+
+    guild_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Quotas (defaults come from [quotas] in config.toml when the class is created).
+    max_queued_per_student: Mapped[int] = mapped_column(Integer)
+    max_running_per_student: Mapped[int] = mapped_column(Integer)
+    max_jobs_per_day: Mapped[int] = mapped_column(Integer)
+    max_rows: Mapped[int] = mapped_column(Integer)
+    max_bytes: Mapped[int] = mapped_column(Integer)
+    max_epochs: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("guild_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16), default=STUDENT)
+    default_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_owner", "guild_id", "owner_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))  # the uploaded file's name, for display only
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    rows: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[dict] = mapped_column(JSON)  # label -> count
+    lint: Mapped[dict] = mapped_column(JSON)  # what `tinytutor check --json` prints
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_priority", "status", "priority", "created_at"),
+        Index("ix_jobs_owner", "guild_id", "owner_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    validation_dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(100))  # the model name the student chose
+    params: Mapped[dict] = mapped_column(JSON)  # TrainSpec overrides (layers, method, epochs, ...)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher runs first
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=2)
+    progress: Mapped[dict | None] = mapped_column(JSON)  # trainer.progress.Progress.to_dict()
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease: Mapped[str | None] = mapped_column(String(36))  # set at each claim; a worker acts only while it holds it
+    worker_host: Mapped[str | None] = mapped_column(String(200))
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)  # readable by the student; tracebacks go to the log
+    channel_id: Mapped[str | None] = mapped_column(String(32))  # where to post the result
+    message_id: Mapped[str | None] = mapped_column(String(32))  # the progress message to edit
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Model(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("guild_id", "owner_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    base_model: Mapped[str] = mapped_column(String(200))
+    layers_kept: Mapped[list] = mapped_column(JSON)
+    layers_base: Mapped[int] = mapped_column(Integer)
+    params: Mapped[int] = mapped_column(Integer)
+    params_base: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list] = mapped_column(JSON)
+    metrics: Mapped[dict] = mapped_column(JSON)  # the summary (accuracy, macro-F1, baseline, speed)
+    visibility: Mapped[str] = mapped_column(String(16), default=PRIVATE)
+    path: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Report(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    metrics: Mapped[dict] = mapped_column(JSON)  # all of metrics.json
+    report_text: Mapped[str] = mapped_column(Text)
+    confusion_png: Mapped[str] = mapped_column(String(500))  # relative to the data directory
+    curve_png: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Outbox(Base):
+    """Notifications to deliver (to Discord): written in the same transaction as what they announce."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # job_succeeded | job_failed | job_cancelled
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,216 @@
+"""The service's use cases against a real database (SQLite and PostgreSQL): submission, quotas,
+permissions, cancel, queue order. No worker processes here (see test_queue.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+import pytest
+from conftest import synthetic_rows
+from sqlalchemy import func, select
+
+from bot.errors import Conflict, InvalidDataset, InvalidRequest, NotFound, PermissionDenied, QuotaExceeded
+from bot.service import Caller, Service
+from storage.models import Dataset, Job, Model, Outbox
+
+ALICE = Caller("class-a", "alice", name="Alice")
+BOB = Caller("class-a", "bob", name="Bob")
+TEACH = Caller("class-a", "teacher", instructor=True, name="Ms T")
+MALLORY = Caller("class-b", "mallory", name="Mallory")  # another server
+
+
+def csv_bytes(rows) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["text", "label"])
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+GOOD = csv_bytes(synthetic_rows(20))
+
+
+@pytest.fixture
+async def service(db, settings_for, db_url):
+    return Service(db, settings_for(db_url))
+
+
+async def count(db, model) -> int:
+    async with db.transaction() as s:
+        return (await s.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+def stored_files(service) -> list:
+    return [p for p in service.store.root.rglob("*") if p.is_file() and p.suffix != ".db" and "-wal" not in p.name
+            and "-shm" not in p.name and "-journal" not in p.name]
+
+
+async def test_submit_stores_dataset_and_job_and_answers_with_position(service, db):
+    sub = await service.submit(ALICE, GOOD, "topics.csv", name="topics", params={"epochs": 2})
+    assert sub.job.status == "queued" and sub.job.position == 1 and sub.job.eta_seconds > 0
+    assert sub.rows == 60 and sub.labels == {"food": 20, "sports": 20, "weather": 20}
+    async with db.transaction() as s:
+        job = await s.get(Job, sub.job.id)
+        ds = await s.get(Dataset, job.dataset_id)
+    assert job.params == {"epochs": 2} and job.owner_id == "alice" and job.priority == 0
+    stored = service.store.path(ds.path)
+    assert stored.read_bytes() == GOOD
+    assert stored.name == f"{ds.sha256}.csv"  # the name comes from the content, not from the upload
+    assert not any((service.store.root / "tmp").iterdir())
+
+
+async def test_a_bad_file_stores_nothing_and_says_which_rows(service, db):
+    rows = synthetic_rows(20)
+    rows[4] = ("", "food")
+    rows[9] = ("some text", "")
+    with pytest.raises(InvalidDataset) as err:
+        await service.submit(ALICE, csv_bytes(rows), "bad.csv", name="bad")
+    text = str(err.value)
+    assert "row 6" in text and "row 11" in text and "nothing was stored" in text
+    assert await count(db, Dataset) == 0 and await count(db, Job) == 0
+    assert stored_files(service) == []
+
+
+async def test_bad_settings_and_names_are_refused_before_anything_is_stored(service, db):
+    with pytest.raises(InvalidRequest, match="layers"):
+        await service.submit(ALICE, GOOD, "t.csv", name="x", params={"layers": 9})  # the tiny base has 4
+    with pytest.raises(InvalidRequest, match="name"):
+        await service.submit(ALICE, GOOD, "t.csv", name="   ")
+    with pytest.raises(InvalidRequest, match="Unknown training settings: out_dir"):
+        await service.submit(ALICE, GOOD, "t.csv", name="x", params={"out_dir": "/etc"})
+    assert await count(db, Job) == 0 and stored_files(service) == []
+
+
+async def test_quota_refusals_name_the_limit_and_its_value(service, db):
+    await service.set_quotas(TEACH, max_queued_per_student=2, max_bytes=5000, max_rows=50, max_epochs=4)
+    with pytest.raises(QuotaExceeded, match=r"max_bytes = 5,000") as e:
+        await service.submit(ALICE, GOOD + b"x" * 5000, "t.csv", name="big")
+    assert e.value.limit == "max_bytes" and e.value.value == 5000
+    with pytest.raises(QuotaExceeded, match=r"60 examples.*max_rows = 50"):
+        await service.submit(ALICE, GOOD, "t.csv", name="rows")
+    await service.set_quotas(TEACH, max_rows=1000)
+    with pytest.raises(QuotaExceeded, match=r"max_epochs = 4"):
+        await service.submit(ALICE, GOOD, "t.csv", name="e", params={"epochs": 5})
+    await service.submit(ALICE, GOOD, "t.csv", name="one")
+    await service.submit(ALICE, GOOD, "t.csv", name="two")
+    with pytest.raises(QuotaExceeded, match=r"2 job\(s\) queued or running.*max_queued_per_student = 2"):
+        await service.submit(ALICE, GOOD, "t.csv", name="three")
+    await service.submit(BOB, GOOD, "t.csv", name="bobs")  # quotas are per student
+    await service.cancel(ALICE, 1)
+    await service.set_quotas(TEACH, max_jobs_per_day=2)
+    with pytest.raises(QuotaExceeded, match=r"submitted 2 job\(s\) today.*max_jobs_per_day = 2"):
+        await service.submit(ALICE, GOOD, "t.csv", name="four")
+    assert await count(db, Job) == 3
+
+
+async def test_thirty_submissions_at_once_are_all_stored(service, db):
+    await service.set_quotas(TEACH, max_queued_per_student=100, max_jobs_per_day=100)
+    callers = [Caller("class-a", f"s{i % 10}") for i in range(30)]
+    results = await asyncio.gather(*(service.submit(c, csv_bytes(synthetic_rows(20, seed=i)), "t.csv", name=f"m{i}")
+                                     for i, c in enumerate(callers)), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    assert await count(db, Job) == 30
+    assert sorted(r.job.id for r in results) == list(range(1, 31))
+    queue = await service.class_queue(TEACH)
+    assert sorted(v.position for v in queue) == list(range(1, 31))
+
+
+async def test_students_see_and_steer_only_their_own_jobs(service):
+    a = (await service.submit(ALICE, GOOD, "t.csv", name="a")).job.id
+    b = (await service.submit(BOB, GOOD, "t.csv", name="b")).job.id
+    assert [v.id for v in await service.jobs(ALICE)] == [a]
+    with pytest.raises(PermissionDenied):
+        await service.job(ALICE, b)
+    with pytest.raises(PermissionDenied):
+        await service.cancel(ALICE, b)
+    with pytest.raises(PermissionDenied):
+        await service.jobs(ALICE, everyone=True)
+    with pytest.raises(PermissionDenied):
+        await service.class_queue(ALICE)
+    with pytest.raises(PermissionDenied):
+        await service.set_quotas(ALICE, max_rows=10)
+    with pytest.raises(PermissionDenied):
+        await service.set_paused(ALICE, True)
+    with pytest.raises(NotFound):
+        await service.job(MALLORY, a)  # another server: not even "belongs to someone else"
+    assert {v.id for v in await service.jobs(TEACH, everyone=True)} == {a, b}
+    assert (await service.cancel(TEACH, b)).status == "cancelled"
+    with pytest.raises(Conflict, match="already cancelled"):
+        await service.cancel(BOB, b)
+
+
+async def test_cancel_of_a_queued_job_writes_an_outbox_row(service, db):
+    a = (await service.submit(ALICE, GOOD, "t.csv", name="a")).job.id
+    view = await service.cancel(ALICE, a)
+    assert view.status == "cancelled" and view.position is None
+    async with db.transaction() as s:
+        rows = list((await s.execute(select(Outbox))).scalars())
+    assert [(r.kind, r.job_id, r.payload["cancelled_by"]) for r in rows] == [("job_cancelled", a, "alice")]
+
+
+async def _fake_model(db, caller, name="m", visibility="private") -> int:
+    async with db.transaction() as s:
+        m = Model(guild_id=caller.guild_id, owner_id=caller.user_id, name=name, version=1, base_model="tiny",
+                  layers_kept=[0, 2], layers_base=4, params=1, params_base=2, labels=["a", "b"],
+                  metrics={"macro_f1": 0.5}, visibility=visibility, path=f"models/fake-{name}")
+        s.add(m)
+        await s.flush()
+        return m.id
+
+
+async def test_model_rules_own_shared_and_never_across_classes(service, db):
+    await service.ensure_class("class-a")
+    await service.ensure_class("class-b")
+    mid = await _fake_model(db, ALICE)
+    with pytest.raises(NotFound):
+        await service.predict(BOB, mid, ["hello"])
+    assert [m.id for m in await service.models(BOB)] == []
+    with pytest.raises(NotFound):
+        await service.share_model(BOB, mid)
+    shared = await service.share_model(ALICE, mid)
+    assert shared.visibility == "class"
+    assert [m.id for m in await service.models(BOB)] == [mid]
+    with pytest.raises(PermissionDenied):
+        await service.rename_model(BOB, mid, "mine now")
+    with pytest.raises(PermissionDenied):
+        await service.delete_model(BOB, mid)
+    with pytest.raises(NotFound):
+        await service.predict(MALLORY, mid, ["hello"])  # shared with the class, not with other servers
+    assert await service.models(MALLORY) == []
+    renamed = await service.rename_model(ALICE, mid, "better")
+    assert renamed.label == "better v1"
+    await service.delete_model(ALICE, mid)
+    assert await service.models(ALICE) == []
+
+
+async def test_pause_keeps_jobs_queued_and_resume_lets_them_start(service, db, settings_for, db_url):
+    from trainer.scheduler import Scheduler
+
+    await service.submit(ALICE, GOOD, "t.csv", name="a")
+    await service.set_paused(TEACH, True)
+    sched = Scheduler(db, settings_for(db_url), slots=1)
+    assert await sched.claim_next() is None
+    await service.set_paused(TEACH, False)
+    job = await sched.claim_next()
+    assert job is not None and job.status == "running" and job.attempts == 1
+
+
+async def test_instructor_jobs_go_first_then_students_take_turns(service, db, settings_for, db_url):
+    from trainer.scheduler import Scheduler
+
+    await service.set_quotas(TEACH, max_queued_per_student=5, max_running_per_student=5)
+    ids = {}
+    for caller, n in ((ALICE, 3), (BOB, 2)):
+        for i in range(n):
+            ids[(caller.user_id, i)] = (await service.submit(caller, GOOD, "t.csv", name=f"{caller.user_id}{i}")).job.id
+    ids[("teacher", 0)] = (await service.submit(TEACH, GOOD, "t.csv", name="demo")).job.id
+    queue = await service.class_queue(TEACH)
+    assert [(v.owner_id, v.position) for v in queue][:1] == [("teacher", 1)]
+    sched = Scheduler(db, settings_for(db_url), slots=10)
+    order = []
+    while (job := await sched.claim_next()) is not None:
+        order.append(job.owner_id)
+    assert order == ["teacher", "alice", "bob", "alice", "bob", "alice"]

@@ -1,0 +1,116 @@
+"""One training job in its own OS process: ``run_job(payload)``.
+
+The payload is plain data (see ``Scheduler.payload``). The worker trains in a thread while its
+event loop writes a heartbeat with the latest progress every few seconds; it records the outcome
+itself, conditional on the lease its claim wrote, so a job that was cancelled or handed to another
+worker meanwhile is never overwritten. Tracebacks go to the job's log file, never to the student.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+
+log = logging.getLogger("tinytutor.worker")
+
+INTERNAL = ("TinyTutor hit an internal error while training (job {job_id}). It has been logged; "
+            "your instructor can look it up. Trying again with other settings may work.")
+
+
+def run_job(payload: dict) -> None:
+    """Process entry point (spawned). Returns normally whatever the job's outcome; the outcome is in the database."""
+    if not payload.get("allow_downloads"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(filename=payload["log_path"], level=logging.INFO,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    asyncio.run(_run(payload))
+
+
+async def _run(payload: dict) -> None:
+    from storage import queue as q
+    from storage.db import Database
+    from storage.files import ArtefactStore
+
+    from .errors import DataError, TrainerError
+    from .pipeline import CONFUSION_PNG, CURVE_PNG, run_training
+    from .progress import Progress
+    from .spec import TrainSpec
+
+    job_id, lease = payload["job_id"], payload["lease"]
+    db = Database(payload["database_url"], pooled=False)
+    store = ArtefactStore(payload["data_dir"])
+    spec = TrainSpec.from_dict(payload["spec"])
+    latest: dict = {"progress": Progress("loading", message="starting the worker").to_dict(), "sent": None}
+
+    def progress(p: Progress) -> None:  # called from the training thread; the heartbeat sends it
+        latest["progress"] = p.to_dict()
+
+    async def leave(why: str) -> None:
+        log.warning("job %s: %s; stopping", job_id, why)
+        store.remove_partial(payload["model_rel"])
+        os._exit(0)  # the training thread cannot be interrupted; the process ends here
+
+    async def heartbeat() -> None:
+        while True:
+            p = latest["progress"]
+            async with db.transaction() as s:
+                ours, cancel = await q.heartbeat(s, job_id, lease, None if p is latest["sent"] else p)
+            latest["sent"] = p
+            if not ours:
+                await leave("the job is no longer this worker's (cancelled or reassigned)")
+            if cancel:  # normally the scheduler ends us first; this covers a worker whose scheduler is gone
+                async with db.transaction() as s:
+                    await q.cancel(s, job_id, lease, by="request")
+                await leave("cancel requested")
+            if time.time() > payload["deadline_unix"]:
+                from .scheduler import TIMED_OUT
+
+                async with db.transaction() as s:
+                    await q.fail(s, job_id, lease, TIMED_OUT.format(minutes=payload["time_limit_minutes"]))
+                await leave("time limit reached")
+            await asyncio.sleep(payload["heartbeat_seconds"])
+
+    beat = asyncio.create_task(heartbeat())
+    log.info("job %s: training %s", job_id, spec.to_json())
+    try:
+        result = await asyncio.to_thread(run_training, spec, progress, payload["registry"])
+    except DataError as exc:
+        await _record_failure(db, job_id, lease, "The file cannot be trained on: " + "; ".join(map(str, exc.problems)))
+    except TrainerError as exc:
+        await _record_failure(db, job_id, lease, str(exc))
+    except Exception:
+        log.exception("job %s failed", job_id)
+        await _record_failure(db, job_id, lease, INTERNAL.format(job_id=job_id))
+    else:
+        beat.cancel()
+        rel = payload["model_rel"]
+        async with db.transaction() as s:
+            model = await q.succeed(s, job_id, lease, rel, result.metrics, f"{rel}/{CONFUSION_PNG}", f"{rel}/{CURVE_PNG}")
+        if model is None:
+            log.warning("job %s finished after it was cancelled or reassigned; discarding %s", job_id, rel)
+            store.remove_tree(rel)
+        else:
+            log.info("job %s succeeded: model %s v%s, macro-F1 %.3f", job_id, model.name, model.version,
+                     result.metrics["macro_f1"])
+    finally:
+        beat.cancel()
+        store.remove_partial(payload["model_rel"])
+        await db.close()
+        logging.shutdown()
+        sys.stdout.flush()
+
+
+async def _record_failure(db, job_id: int, lease: str, error: str) -> None:
+    from storage import queue as q
+
+    log.info("job %s failed: %s", job_id, error)
+    async with db.transaction() as s:
+        await q.fail(s, job_id, lease, error)
