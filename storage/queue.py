@@ -161,7 +161,8 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
                   confusion_rel: str, curve_rel: str) -> Model | None:
     """Finish a job in one transaction: status, model row, report row, outbox row. None if the lease is
     gone (the job was cancelled or reaped while it trained: the caller throws its files away)."""
-    job = await _end(session, job_id, lease, SUCCEEDED, finished_at=utcnow(), cancel_requested=False)
+    job = await _end(session, job_id, lease, SUCCEEDED, finished_at=utcnow(), cancel_requested=False,
+                     progress={"stage": "done", "message": f"macro-F1 {metrics['macro_f1']:.3f}"})
     if job is None:
         return None
     version = (await session.execute(

@@ -16,7 +16,7 @@ def slow_run_job(payload: dict) -> None:
         def on_progress(p):
             progress(p)
             if p.stage == "training":
-                time.sleep(0.25)
+                time.sleep(0.5)
 
         return real(spec, on_progress, registry)
 

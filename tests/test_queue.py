@@ -1,0 +1,270 @@
+"""The queue with real worker processes (spawned), on SQLite and PostgreSQL: a job's whole life,
+a worker killed mid-training, a restart with a job running, cancel and time limit, the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+from queue_helpers import slow_run_job
+from sqlalchemy import select
+from test_service import ALICE, BOB, GOOD, TEACH
+
+from bot.notifier import Notifier
+from bot.service import Service
+from storage.db import Database
+from storage.models import Job, Model, Outbox, Report
+from trainer.scheduler import Scheduler
+
+
+
+async def wait_for(predicate, timeout: float = 90, every: float = 0.2):
+    """Poll an async predicate until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__name__}")
+
+
+async def get_job(db: Database, job_id: int) -> Job:
+    async with db.transaction() as s:
+        return await s.get(Job, job_id)
+
+
+def status_is(db, job_id, *statuses):
+    async def check():
+        job = await get_job(db, job_id)
+        return job if job.status in statuses else None
+
+    check.__name__ = f"job {job_id} in {statuses}"
+    return check
+
+
+def training(db, job_id):
+    async def check():
+        job = await get_job(db, job_id)
+        return job if job.status == "running" and (job.progress or {}).get("stage") == "training" else None
+
+    check.__name__ = f"job {job_id} training"
+    return check
+
+
+@pytest.fixture
+def make(db, db_url, settings_for):
+    """Build a service and a scheduler on the test database; stops every scheduler at the end."""
+    made = []
+
+    def build(target=None, **queue):
+        settings = settings_for(db_url, **queue)
+        sched = Scheduler(db, settings, target=target, slots=1)
+        made.append(sched)
+        return Service(db, settings), sched
+
+    yield build
+    for sched in made:
+        for r in list(sched.running.values()):
+            if r.process.is_alive():
+                r.process.kill()
+                r.process.join(5)
+        if sched._aps is not None:
+            sched._aps.shutdown(wait=False)
+
+
+async def test_a_job_runs_in_its_own_process_and_finishes_in_one_transaction(make, db):
+    service, sched = make()
+    sub = await service.submit(ALICE, GOOD, "topics.csv", name="topics", channel_id="chan-1")
+    stages = set()
+    await sched.start()
+    try:
+        async def done():
+            job = await get_job(db, sub.job.id)
+            stages.add((job.progress or {}).get("stage"))
+            return job if job.status in ("succeeded", "failed") else None
+
+        job = await wait_for(done)
+    finally:
+        await sched.stop()
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 1 and job.lease is None and job.worker_pid != os.getpid()
+    assert stages - {None, "starting"}, "the worker never wrote its progress"
+    assert job.progress["stage"] == "done"
+    async with db.transaction() as s:
+        model = (await s.execute(select(Model).where(Model.job_id == job.id))).scalar_one()
+        report = (await s.execute(select(Report).where(Report.job_id == job.id))).scalar_one()
+        outbox = list((await s.execute(select(Outbox))).scalars())
+    assert (model.owner_id, model.name, model.version, model.visibility) == ("alice", "topics", 1, "private")
+    assert model.labels == ["food", "sports", "weather"] and len(model.layers_kept) == 2
+    assert service.store.path(report.confusion_png).is_file() and service.store.path(report.curve_png).is_file()
+    assert "precision" in report.report_text
+    assert [(o.kind, o.job_id, o.channel_id) for o in outbox] == [("job_succeeded", job.id, "chan-1")]
+    assert outbox[0].payload["model_id"] == model.id and "macro_f1" in outbox[0].payload
+    # the student's first model becomes their default, and predicting with it works
+    view, preds = await service.predict(ALICE, None, ["pizza and cheese for dinner", "rain and snow today"])
+    assert view.id == model.id and {p.label for p in preds} <= {"food", "sports", "weather"}
+    jobs = await service.jobs(ALICE)
+    assert jobs[0].model_id == model.id and jobs[0].macro_f1 is not None
+    rep = await service.report(ALICE, job.id)
+    assert rep.confusion_png.is_file()
+
+
+async def test_a_worker_killed_mid_training_is_requeued_then_fails_after_max_attempts(make, db):
+    service, sched = make(target=slow_run_job, max_attempts=2, heartbeat_timeout_seconds=600)
+    sub = await service.submit(ALICE, GOOD, "t.csv", name="victim", params={"epochs": 20})
+    await sched.start()
+    try:
+        for attempt in (1, 2):
+            job = await wait_for(training(db, sub.job.id))
+            assert job.attempts == attempt
+            os.kill(job.worker_pid, signal.SIGKILL)  # like the kernel's out-of-memory killer
+            if attempt == 1:
+                async def requeued():
+                    job = await get_job(db, sub.job.id)
+                    return job if job.status == "queued" or job.attempts == 2 else None
+
+                job = await wait_for(requeued, every=0.05)
+                assert "stopped unexpectedly 1 times" in job.error  # kept for the instructor, not shown yet
+        job = await wait_for(status_is(db, sub.job.id, "failed"))
+    finally:
+        await sched.stop()
+    assert job.attempts == 2
+    assert "stopped unexpectedly 2 times" in job.error and "Traceback" not in job.error
+    assert not list(service.store.root.glob("models/.job-*")), "a killed run's temporary files were left"
+    async with db.transaction() as s:
+        kinds = [o.kind for o in (await s.execute(select(Outbox))).scalars()]
+    assert kinds == ["job_failed"]
+
+
+async def test_after_a_restart_no_job_is_left_running_without_a_worker(make, db, db_url):
+    service, first = make(target=slow_run_job, heartbeat_timeout_seconds=600)
+    sub = await service.submit(ALICE, GOOD, "t.csv", name="restart", params={"epochs": 20})
+    await first.start()
+    job = await wait_for(training(db, sub.job.id))
+    # the whole service dies: scheduler and worker gone, nothing recorded
+    first._aps.shutdown(wait=False)
+    first._aps = None
+    proc = first.running[job.id].process
+    proc.kill()
+    proc.join(10)
+    first.running.clear()
+    assert (await get_job(db, job.id)).status == "running"
+
+    other_db = Database(db_url)  # a new process would have its own engine
+    try:
+        _, second = make()
+        second.db = other_db
+        await second.recover()  # at start, before any heartbeat timeout
+        job = await get_job(db, job.id)
+        assert job.status == "queued" and job.attempts == 1 and job.lease is None
+        await second.start()
+        job = await wait_for(status_is(db, job.id, "succeeded", "failed"))
+        await second.stop()
+    finally:
+        await other_db.close()
+    assert job.status == "succeeded" and job.attempts == 2
+
+
+async def test_cancel_of_a_running_job_ends_its_process(make, db):
+    service, sched = make(target=slow_run_job)
+    sub = await service.submit(ALICE, GOOD, "t.csv", name="stop me", params={"epochs": 20})
+    await sched.start()
+    try:
+        job = await wait_for(training(db, sub.job.id))
+        pid = sched.running[job.id].process.pid
+        view = await service.cancel(ALICE, job.id)
+        assert view.status == "running"  # stopping: the scheduler ends the process within seconds
+        job = await wait_for(status_is(db, job.id, "cancelled"), timeout=30)
+        await wait_for(_dead(pid), timeout=15)
+    finally:
+        await sched.stop()
+    assert job.finished_at is not None
+    async with db.transaction() as s:
+        assert (await s.execute(select(Model))).first() is None
+        kinds = [o.kind for o in (await s.execute(select(Outbox))).scalars()]
+    assert kinds == ["job_cancelled"]
+
+
+def _dead(pid: int):
+    async def check():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    check.__name__ = "worker process ended"
+    return check
+
+
+async def test_a_job_over_the_time_limit_is_stopped_and_failed(make, db):
+    service, sched = make(target=slow_run_job, time_limit_minutes=0.1)
+    sub = await service.submit(ALICE, GOOD, "t.csv", name="slow", params={"epochs": 20})
+    await sched.start()
+    try:
+        job = await wait_for(status_is(db, sub.job.id, "failed", "succeeded"), timeout=60)
+    finally:
+        await sched.stop()
+    assert job.status == "failed" and "limit of 0.1 minutes" in job.error
+    assert not sched.running
+
+
+async def test_two_schedulers_never_claim_the_same_job(make, db, db_url):
+    service, _ = make()
+    await service.set_quotas(TEACH, max_queued_per_student=20, max_running_per_student=20)
+    for i in range(12):
+        await service.submit(ALICE if i % 2 else BOB, GOOD, "t.csv", name=f"m{i}")
+    dbs = [Database(db_url) for _ in range(3)]
+    try:
+        scheds = []
+        for d in dbs:
+            _, s = make()
+            s.db = d
+            scheds.append(s)
+
+        async def claim_all(s):
+            got = []
+            while (job := await s.claim_next()) is not None:
+                got.append(job.id)
+            return got
+
+        claimed = await asyncio.gather(*(claim_all(s) for s in scheds))
+    finally:
+        for d in dbs:
+            await d.close()
+    ids = [i for c in claimed for i in c]
+    assert sorted(ids) == list(range(1, 13)), claimed  # each job exactly once
+
+
+async def test_outbox_rows_survive_a_restart_and_are_delivered_once(make, db, db_url):
+    service, _ = make()
+    for i in range(3):
+        sub = await service.submit(ALICE, GOOD, "t.csv", name=f"m{i}")
+        await service.cancel(ALICE, sub.job.id)
+    sent, fail = [], {"on": True}
+
+    async def deliver(row):
+        if fail["on"]:
+            raise ConnectionError("Discord is down")
+        sent.append((row.id, row.kind, row.job_id))
+
+    assert await Notifier(db, deliver).deliver_once() == 0  # Discord down: nothing delivered, all kept
+    async with db.transaction() as s:
+        rows = list((await s.execute(select(Outbox))).scalars())
+        for r in rows:
+            assert r.attempts == 1 and "Discord is down" in r.last_error
+            r.next_attempt_at = r.created_at  # skip the back-off
+    fail["on"] = False
+    restarted = Database(db_url)  # the bot restarts
+    try:
+        notifiers = [Notifier(restarted, deliver), Notifier(db, deliver)]
+        counts = await asyncio.gather(*(n.deliver_once() for n in notifiers))
+        assert sum(counts) == 3
+        assert await notifiers[0].deliver_once() == 0
+    finally:
+        await restarted.close()
+    assert sorted(k for _, k, _ in sent) == ["job_cancelled"] * 3 and len({i for i, _, _ in sent}) == 3
