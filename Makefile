@@ -16,14 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Train on real chat lines by topic (chatterbot-corpus) with the embedded MiniLM, pruned to 3 of 6 layers.
+# The whole class flow offline: a fresh database, a demo class with two students and an instructor,
+# jobs queued through the service and run by the scheduler in worker processes, then the report,
+# plots and predictions (embedded MiniLM pruned to 3 of 6 layers; real chat lines from chatterbot-corpus).
 demo: $(STAMP)
-	$(VENV)/bin/tinytutor example-data data/example-chat.csv
-	$(VENV)/bin/tinytutor check data/example-chat.csv
-	$(VENV)/bin/tinytutor train data/example-chat.csv
-	@latest=$$(ls -td runs/example-chat-* | head -1); \
-	  $(VENV)/bin/tinytutor predict $$latest "How do I write a for loop in Python?" "I feel so happy today" \
-	    "Who wrote Hamlet?" "Are you a robot?"
+	$(VENV)/bin/tinytutor demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,6 +30,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_trainer.py
+	$(PY) benchmarks/bench_queue.py
 
 clean:
-	rm -rf $(VENV) runs data .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs data tinytutor-data .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ def _layers(value: str):
         raise argparse.ArgumentTypeError(f"expected a number of layers or a list like 0,2,4, not {value!r}") from None
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
+def _add_train_flags(p: argparse.ArgumentParser, queued: bool = False) -> None:
     p.add_argument("file", help="CSV, TSV, JSONL, JSON or XLSX with a text and a label column")
     p.add_argument("--text-column", help="the column holding the texts (found by name when not given)")
     p.add_argument("--label-column", help="the column holding the labels (found by name when not given)")
@@ -34,7 +34,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-length", type=int, help="tokens per text; longer texts are cut")
     p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="output directory for the model and report (must be new or empty)")
+    if not queued:
+        p.add_argument("--out", help="output directory for the model and report (must be new or empty)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("queue", help="the class job queue, on the database the bot uses")
+    qsub = p.add_subparsers(dest="queue_command", required=True)
+    s = qsub.add_parser("submit", help="queue a training job for a student (checked first; nothing stored if bad)")
+    _add_train_flags(s, queued=True)
+    s.add_argument("--guild", required=True, help="the class (Discord server id)")
+    s.add_argument("--user", required=True, help="the student (Discord user id)")
+    s.add_argument("--name", help="the model's name (default: the file's name)")
+    s.add_argument("--instructor", action="store_true", help="submit as an instructor (runs before students' jobs)")
+    s.add_argument("--json", action="store_true")
+    s = qsub.add_parser("list", help="a class's jobs: running, then queued in start order, then finished")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--user", help="only this student's jobs")
+    s.add_argument("--json", action="store_true")
+    s = qsub.add_parser("cancel", help="cancel a queued job, or stop a running one")
+    s.add_argument("job_id", type=int)
+
+    sub.add_parser("scheduler", help="run the scheduler and its worker processes (no Discord) until Ctrl-C")
+
+    p = sub.add_parser("db", help="the database schema")
+    dsub = p.add_subparsers(dest="db_command", required=True)
+    dsub.add_parser("upgrade", help="migrate the database to the newest schema (the app also does this at start)")
+
+    p = sub.add_parser("demo", help="the whole flow offline: a demo class, students, queued jobs, reports, predictions")
+    p.add_argument("--dir", help="where to put the demo's fresh database and files (default: runs/demo-<time>)")
+    p.add_argument("--epochs", type=int, help="epochs per demo job (default: the [training] setting)")
+
     p = sub.add_parser("example-data", help="write an example dataset (chat lines by topic, from chatterbot-corpus)")
     p.add_argument("out", help="CSV file to write")
     p.add_argument("--topics", help="comma-separated chatterbot-corpus topics (default: ai,coding,emotion,psychology,literature)")
@@ -82,15 +109,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from trainer.errors import DataError, TrainerError
 
+    from .errors import InvalidDataset, ServiceError
+
     hf_logging.set_verbosity_error()  # our own progress and messages say what matters
     hf_logging.disable_progress_bar()
 
     try:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
-                "example-data": cmd_example_data}[args.command](args, settings)
+                "example-data": cmd_example_data, "queue": cmd_queue, "scheduler": cmd_scheduler,
+                "db": cmd_db, "demo": cmd_demo}[args.command](args, settings)
     except DataError as exc:
         _print_problems(exc.problems)
         return EXIT_DATA
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA if isinstance(exc, InvalidDataset) else EXIT_FAIL
     except (TrainerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -199,6 +232,136 @@ def cmd_example_data(args, settings) -> int:
     rows = chatterbot_rows(topics)
     print(f"wrote {len(rows)} examples of {len(topics)} topics to {path}")
     return EXIT_OK
+
+
+def _eta(seconds) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    return f"~{round(seconds / 60)} min"
+
+
+def _job_line(v) -> str:
+    p = v.progress or {}
+    where = {"queued": f"#{v.position}", "running": p.get("stage", "")}.get(v.status, "")
+    if v.status == "running" and p.get("stage") == "training" and p.get("steps"):
+        where = f"epoch {p['epoch']}/{p['epochs']} {p['step'] / p['steps']:.0%}"
+    result = f"macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else (v.error or "")[:60]
+    return f"{v.id:>5}  {v.owner_id:<14.14} {v.name:<18.18} {v.status:<10} {where:<16} {_eta(v.eta_seconds):>8}  {result}"
+
+
+JOB_HEADER = f"{'job':>5}  {'student':<14} {'model':<18} {'status':<10} {'position/stage':<16} {'ETA':>8}  result"
+
+
+def _run(coro):
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def cmd_queue(args, settings) -> int:
+    from .runtime import Runtime
+    from .service import Caller
+
+    async def go() -> int:
+        rt = await Runtime.open(settings)
+        try:
+            svc = rt.service
+            if args.queue_command == "submit":
+                layers = args.layers if isinstance(args.layers, int) else None
+                layer_list = args.layers if isinstance(args.layers, list) else None
+                params = dict(text_column=args.text_column, label_column=args.label_column, base=args.base,
+                              layers=layers, layer_list=layer_list, strategy=args.strategy, method=args.method,
+                              epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                              max_length=args.max_length, seed=args.seed)
+                caller = Caller(args.guild, args.user, instructor=args.instructor)
+                from pathlib import Path
+
+                path = Path(args.file)
+                validation = (Path(args.validation).read_bytes(), Path(args.validation).name) if args.validation else None
+                sub = await svc.submit(caller, path.read_bytes(), path.name, name=args.name or path.stem,
+                                       params=params, validation=validation)
+                if args.json:
+                    print(json.dumps({**sub.job.to_dict(), "rows": sub.rows, "labels": sub.labels,
+                                      "warnings": sub.warnings}, ensure_ascii=False))
+                else:
+                    print(f"queued job {sub.job.id} ({sub.rows} examples, {len(sub.labels)} labels): position "
+                          f"{sub.job.position}, result expected in {_eta(sub.job.eta_seconds)}")
+                    for w in sub.warnings:
+                        print(f"  warning: {w['message']}")
+                    print("run `tinytutor scheduler` (or the bot) to work through the queue")
+            elif args.queue_command == "list":
+                caller = Caller(args.guild, args.user or "operator", operator=True)
+                views = await svc.jobs(caller, everyone=not args.user, limit=1000)
+                order = {"running": 0, "queued": 1}
+                views.sort(key=lambda v: (order.get(v.status, 2), v.position or 0, -v.id))
+                if args.json:
+                    print(json.dumps([v.to_dict() for v in views], ensure_ascii=False))
+                else:
+                    print(JOB_HEADER)
+                    for v in views:
+                        print(_job_line(v))
+            else:  # cancel
+                view = await svc.cancel(Caller("*", "operator", operator=True), args.job_id)
+                print(f"job {view.id}: {'stopping (the scheduler ends its process)' if view.status == 'running' else view.status}")
+            return EXIT_OK
+        finally:
+            await rt.close()
+
+    return _run(go())
+
+
+def cmd_scheduler(args, settings) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from .runtime import Runtime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def go() -> int:
+        rt = await Runtime.open(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await rt.scheduler.start()
+        print(f"scheduler running with {rt.scheduler.slots} slot(s) on {settings.database_url.split('///')[-1]}; "
+              "Ctrl-C stops it (running jobs go back to the queue)", file=sys.stderr)
+        await stop.wait()
+        await rt.close()
+        return EXIT_OK
+
+    return _run(go())
+
+
+def cmd_db(args, settings) -> int:
+    from storage.db import Database
+
+    async def go() -> int:
+        db = Database(settings.database_url)
+        try:
+            await db.upgrade()
+        finally:
+            await db.close()
+        print(f"database at the newest schema: {_safe_url(settings.database_url)}")
+        return EXIT_OK
+
+    return _run(go())
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_demo(args, settings) -> int:
+    from .demo import run_demo
+
+    return _run(run_demo(settings, args.dir, args.epochs))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from storage.models import Job, Model, Outbox, Report
 from trainer.scheduler import Scheduler
 
 
-
 async def wait_for(predicate, timeout: float = 90, every: float = 0.2):
     """Poll an async predicate until it returns something truthy."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,14 @@ import pytest
 from conftest import synthetic_rows
 from sqlalchemy import func, select
 
-from bot.errors import Conflict, InvalidDataset, InvalidRequest, NotFound, PermissionDenied, QuotaExceeded
+from bot.errors import (
+    Conflict,
+    InvalidDataset,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+)
 from bot.service import Caller, Service
 from storage.models import Dataset, Job, Model, Outbox
 

@@ -9,8 +9,8 @@ from storage.models import Base
 
 
 def _diff(connection):
-    from alembic.migration import MigrationContext
     from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
 
     ctx = MigrationContext.configure(connection, opts={"compare_type": True})
     return compare_metadata(ctx, Base.metadata)

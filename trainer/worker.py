@@ -27,6 +27,7 @@ def run_job(payload: dict) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(filename=payload["log_path"], level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    logging.captureWarnings(True)  # library warnings go to the job's log, not to the scheduler's terminal
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

@@ -1,0 +1,171 @@
+"""``tinytutor demo``: the whole class flow offline, on a fresh database and real chat lines.
+
+A demo class with two students and an instructor. Bob's first upload is broken and refused (nothing
+stored); then both students queue jobs through the service, the scheduler runs them in worker
+processes while progress is printed, the outbox announces the results, and the report, plot paths
+and a few predictions are printed. Bob may use Alice's model only after she shares it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import csv
+import io
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import InvalidDataset, NotFound
+from .runtime import Runtime
+from .service import Caller
+
+CLASS = "demo-class"
+ALICE = Caller(CLASS, "alice", name="Alice")
+BOB = Caller(CLASS, "bob", name="Bob")
+RIVERA = Caller(CLASS, "rivera", instructor=True, name="Ms Rivera")
+CHAT = ["How do I write a for loop in Python?", "I feel so happy today", "Who wrote Hamlet?", "Are you a robot?",
+        "What is a neural network?"]
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+async def run_demo(settings, directory: str | None = None, epochs: int | None = None) -> int:
+    from trainer.examples import DEFAULT_TOPICS, write_chatterbot_csv
+
+    started = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    root = Path(directory or Path(settings.paths.runs_dir) / f"demo-{stamp}").resolve()
+    if root.exists() and any(root.iterdir()):
+        raise ValueError(f"{root} is not empty; the demo needs a fresh directory (or leave out --dir)")
+    settings = copy.deepcopy(settings)
+    settings.storage.data_dir = str(root / "data")
+    settings.storage.database_url = f"sqlite+aiosqlite:///{root / 'data' / 'tinytutor.db'}"
+    if epochs:
+        settings.training["epochs"] = epochs
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+
+    example = write_chatterbot_csv(root / "example-chat.csv", DEFAULT_TOPICS)
+    _say(f"Demo in {root}")
+    _say(f"Example data: {example.name}, real chat lines by topic from chatterbot-corpus ({', '.join(DEFAULT_TOPICS)})")
+
+    import os
+
+    os.environ.pop("TINYTUTOR_DATABASE_URL", None)  # the demo always uses its own fresh SQLite file
+    rt = await Runtime.open(settings)
+    svc = rt.service
+    try:
+        await svc.ensure_class(CLASS, "Demo class")
+        _say(f"\nClass '{CLASS}': students Alice and Bob, instructor Ms Rivera; {rt.scheduler.slots} training slot(s).")
+
+        _say("\n1. Bob uploads a file with a missing label and an empty text:")
+        broken = _broken_csv(example)
+        try:
+            await svc.submit(BOB, broken, "bobs-notes.csv", name="first try")
+        except InvalidDataset as exc:
+            _say("   " + str(exc).replace("\n", "\n   "))
+
+        _say("\n2. Alice and Bob queue training jobs:")
+        data = example.read_bytes()
+        a = await svc.submit(ALICE, data, example.name, name="topics", params={"layers": 3})
+        b = await svc.submit(BOB, data, example.name, name="topics-lora", params={"layers": 2, "method": "lora"})
+        for who, sub in (("Alice", a), ("Bob", b)):
+            _say(f"   {who}: job {sub.job.id}, {sub.rows} examples, {len(sub.labels)} labels, position "
+                 f"{sub.job.position}")
+        _say("\n3. Ms Rivera looks at the class queue:")
+        for v in await svc.class_queue(RIVERA):
+            _say(f"   #{v.position} job {v.id} {v.owner_id:<6} {v.name:<12} {v.status}")
+
+        _say("\n4. The scheduler runs the jobs, each in its own process:")
+        from .notifier import Notifier
+
+        announced = []
+
+        async def deliver(row):
+            announced.append(row)
+            p = row.payload
+            if row.kind == "job_succeeded":
+                _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} '{p['name']}' finished: macro-F1 "
+                     f"{p['macro_f1']:.3f} (TF-IDF baseline {p['baseline_macro_f1']:.3f}), {p['ms_per_message']:.1f} ms/message")
+            else:
+                _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} {row.kind.removeprefix('job_')}: {p.get('error', '')}")
+
+        notifier = Notifier(rt.db, deliver)
+        await rt.scheduler.start()
+        last = {}
+        while True:
+            views = await svc.jobs(RIVERA, everyone=True)
+            for v in views:
+                key = (v.status, (v.progress or {}).get("stage"), (v.progress or {}).get("epoch"))
+                if key != last.get(v.id):  # a line per stage and epoch, not per heartbeat
+                    last[v.id] = key
+                    _say(f"   job {v.id} ({v.owner_id}): {_progress_line(v)}")
+            await notifier.deliver_once()
+            if all(v.status in ("succeeded", "failed", "cancelled") for v in views) and len(announced) >= len(views):
+                break
+            await asyncio.sleep(1.0)
+        await rt.scheduler.stop()
+
+        failed = [v for v in views if v.status != "succeeded"]
+        if failed:
+            for v in failed:
+                _say(f"\njob {v.id} {v.status}: {v.error}")
+            return 1
+
+        report = await svc.report(ALICE, a.job.id)
+        m = report.metrics
+        _say(f"\n5. Alice's report (job {a.job.id}, test split never seen in training):\n")
+        _say(report.report_text)
+        _say(f"   accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; TF-IDF baseline macro-F1 "
+             f"{m['baseline_macro_f1']:.3f}")
+        _say(f"   layers {len(m['layers_kept'])}/{m['layers_base']} {m['layers_kept']}, params {m['params']:,} "
+             f"(base {m['params_base']:,}), {m['ms_per_message']:.1f} ms/message")
+        _say(f"   confusion matrix: {report.confusion_png}")
+        _say(f"   training curve:   {report.curve_png}")
+        _say("   advice:")
+        for tip in m["advice"]:
+            _say(f"   - {tip}")
+
+        _say("\n6. Predictions with Alice's model (her default):")
+        model, preds = await svc.predict(ALICE, None, CHAT)
+        for text, p in zip(CHAT, preds, strict=True):
+            _say(f"   {p.label:<12} {p.score:5.0%}  {text}")
+
+        _say(f"\n7. Bob tries Alice's model {model.id} before she shares it:")
+        try:
+            await svc.predict(BOB, model.id, CHAT[:1])
+        except NotFound as exc:
+            _say(f"   refused: {exc}")
+        await svc.share_model(ALICE, model.id)
+        _, preds = await svc.predict(BOB, model.id, CHAT[:1])
+        _say(f"   after Alice shares it: '{CHAT[0]}' -> {preds[0].label} ({preds[0].score:.0%})")
+    finally:
+        await rt.close()
+    _say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Database and files: {root / 'data'}")
+    return 0
+
+
+def _progress_line(v) -> str:
+    p = v.progress or {}
+    if v.status == "queued":
+        return f"queued, position {v.position}"
+    if v.status == "running":
+        if p.get("stage") == "training" and p.get("steps"):
+            loss = f", loss {p['loss']:.3f}" if p.get("loss") is not None else ""
+            eta = f", ETA {p['eta_seconds']:.0f} s" if p.get("eta_seconds") is not None else ""
+            return f"training epoch {p['epoch']}/{p['epochs']}{loss}{eta}"
+        return f"running: {p.get('stage', 'starting')}"
+    return v.status
+
+
+def _broken_csv(example: Path) -> bytes:
+    rows = list(csv.reader(io.StringIO(example.read_text(encoding="utf-8"))))
+    rows = rows[:1] + rows[1::10]  # a sample of every topic
+    rows[5][1] = ""  # a missing label
+    rows[12][0] = ""  # an empty text
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode()

@@ -1,0 +1,102 @@
+"""`tinytutor db upgrade`, `queue submit|list|cancel` and `scheduler`: the queue from the command line,
+on the same database the bot uses (SQLite here; the queue itself is tested on both in test_queue.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_csv
+
+from bot.cli import main
+
+
+@pytest.fixture
+def config(tmp_path, tiny_base, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TINYTUTOR_DATABASE_URL", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[training]
+base = "tiny"
+layers = 2
+epochs = 2
+max_length = 16
+threads = 1
+
+[base_models]
+tiny = "{tiny_base}"
+
+[storage]
+data_dir = "class-data"
+
+[queue]
+dispatch_seconds = 0.2
+reap_seconds = 0.5
+heartbeat_seconds = 0.5
+""", encoding="utf-8")
+    monkeypatch.setenv("TINYTUTOR_CONFIG", str(path))
+    return path
+
+
+def last_json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_db_upgrade_creates_the_database_in_the_data_dir(config, capsys):
+    assert main(["db", "upgrade"]) == 0
+    assert (config.parent / "class-data" / "tinytutor.db").is_file()
+    assert "newest schema" in capsys.readouterr().out
+
+
+def test_submit_list_cancel(config, synthetic_csv, tmp_path, capsys):
+    assert main(["queue", "submit", str(synthetic_csv), "--guild", "g1", "--user", "ann", "--epochs", "3",
+                 "--json"]) == 0
+    sub = last_json(capsys)
+    assert (sub["id"], sub["status"], sub["position"], sub["rows"]) == (1, "queued", 1, 120)
+    bad = write_csv(tmp_path / "bad.csv", [("hi", "a"), ("", "a"), ("yo", "")])
+    assert main(["queue", "submit", str(bad), "--guild", "g1", "--user", "ann"]) == 2
+    err = capsys.readouterr().err
+    assert "row 3" in err and "nothing was stored" in err
+    assert main(["queue", "list", "--guild", "g1", "--json"]) == 0
+    jobs = last_json(capsys)
+    assert [(j["id"], j["owner_id"], j["status"]) for j in jobs] == [(1, "ann", "queued")]
+    assert main(["queue", "list", "--guild", "other", "--json"]) == 0
+    assert last_json(capsys) == []  # classes never mix
+    assert main(["queue", "cancel", "1"]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert main(["queue", "cancel", "1"]) == 1
+    assert "already cancelled" in capsys.readouterr().err
+    assert main(["queue", "list", "--guild", "g1"]) == 0
+    out = capsys.readouterr().out
+    assert "cancelled" in out and "ann" in out
+
+
+def test_scheduler_command_runs_queued_jobs_and_stops_on_ctrl_c(config, synthetic_csv, capsys):
+    assert main(["queue", "submit", str(synthetic_csv), "--guild", "g1", "--user", "ann", "--name", "topics"]) == 0
+    exe = Path(sys.executable).with_name("tinytutor")
+    proc = subprocess.Popen([str(exe), "scheduler"], cwd=config.parent, env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        status = None
+        while time.monotonic() < deadline:
+            capsys.readouterr()
+            main(["queue", "list", "--guild", "g1", "--json"])
+            status = last_json(capsys)[0]["status"]
+            if status in ("succeeded", "failed"):
+                break
+            time.sleep(1)
+        assert status == "succeeded"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "job 1 started" in out or "scheduler running" in out
+    assert list((config.parent / "class-data" / "models").glob("job-1-a1/model.safetensors"))
