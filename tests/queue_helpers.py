@@ -22,3 +22,15 @@ def slow_run_job(payload: dict) -> None:
 
     pipeline.run_training = slowed
     run_job(payload)
+
+
+def crashing_run_job(payload: dict) -> None:
+    """The real worker, with a bug in training: the student must get a plain message, the log the traceback."""
+    import trainer.pipeline as pipeline
+    from trainer.worker import run_job
+
+    def broken(spec, progress, registry=None):
+        raise RuntimeError("secret internals: tensor shape mismatch at layer 3")
+
+    pipeline.run_training = broken
+    run_job(payload)

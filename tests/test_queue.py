@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from queue_helpers import slow_run_job
+from queue_helpers import crashing_run_job, slow_run_job
 from sqlalchemy import select
 from test_service import ALICE, BOB, GOOD, TEACH
 
@@ -166,6 +166,33 @@ async def test_after_a_restart_no_job_is_left_running_without_a_worker(make, db,
     finally:
         await other_db.close()
     assert job.status == "succeeded" and job.attempts == 2
+
+
+async def test_an_internal_error_reaches_the_student_as_a_plain_message_and_the_log_as_a_traceback(make, db):
+    service, sched = make(target=crashing_run_job)
+    sub = await service.submit(ALICE, GOOD, "t.csv", name="bug")
+    await sched.start()
+    try:
+        job = await wait_for(status_is(db, sub.job.id, "failed", "succeeded"))
+    finally:
+        await sched.stop()
+    assert job.attempts == 1  # a bug is not retried like a crash
+    assert "internal error" in job.error and f"job {job.id}" in job.error
+    assert "secret internals" not in job.error and "Traceback" not in job.error
+    log = service.store.log_path(job.id).read_text()
+    assert "Traceback" in log and "secret internals" in log
+
+
+async def test_stopping_the_scheduler_puts_running_jobs_back_without_using_an_attempt(make, db):
+    service, sched = make(target=slow_run_job)
+    sub = await service.submit(ALICE, GOOD, "t.csv", name="later", params={"epochs": 20})
+    await sched.start()
+    job = await wait_for(training(db, sub.job.id))
+    pid = job.worker_pid
+    await sched.stop()
+    job = await get_job(db, job.id)
+    assert (job.status, job.attempts, job.lease, job.worker_pid) == ("queued", 0, None, None)
+    await wait_for(_dead(pid), timeout=15)
 
 
 async def test_cancel_of_a_running_job_ends_its_process(make, db):

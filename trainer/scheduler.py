@@ -178,13 +178,12 @@ class Scheduler:
 
     async def claim_next(self) -> Job | None:
         """Claim the fairest queued job atomically; None when nothing may start."""
-        async with self.db.transaction() as s:
+        async with self.db.transaction() as s:  # one transaction: on SQLite it holds the write lock throughout
             state = await q.queue_state(s)
-        for cand in next_job(state)[:5]:  # a few tries: another scheduler may take the first
-            async with self.db.transaction() as s:
+            for cand in next_job(state)[:5]:  # a few tries: another scheduler may take the first
                 job = await q.claim(s, cand.id, self.host, skip_locked=self.db.is_postgres)
-            if job is not None:
-                return job
+                if job is not None:
+                    return job
         return None
 
     def payload(self, job: Job, dataset_path: str, validation_path: str | None) -> dict:
