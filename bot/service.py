@@ -183,14 +183,19 @@ class Service:
         return m
 
     # -- checking and submitting -------------------------------------------------------------------
-    async def check(self, caller: Caller, content: bytes, filename: str) -> dict:
-        """Validate and lint a file without storing anything (``/check``). Raises InvalidDataset."""
+    async def check(self, caller: Caller, content: bytes, filename: str, params: dict | None = None) -> dict:
+        """Validate and lint a file without storing anything (``/check``). Raises InvalidDataset.
+        ``params`` may name the text and label columns, the base model and max_length."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        unknown = set(params) - {"text_column", "label_column", "base", "max_length"}
+        if unknown:
+            raise InvalidRequest(f"Unknown check settings: {', '.join(sorted(unknown))}")
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
         self._check_bytes(cls, len(content))
         staged = self.store.staging_file(content, filename)
         try:
-            _, info = await asyncio.to_thread(self._check_sync, staged, {}, cls)
+            _, info = await asyncio.to_thread(self._check_sync, staged, params, cls)
         finally:
             staged.unlink(missing_ok=True)
         self._check_rows(cls, info["rows"])

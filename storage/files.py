@@ -68,6 +68,18 @@ class ArtefactStore:
             for leftover in target.parent.glob(f".{target.name}.*"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
+    def copy_plots(self, job_id: int, files: list[Path]) -> list[str]:
+        """Copy a finished job's plots to ``reports/job-N/`` (temp dir, then rename); their relative paths."""
+        final = self.root / "reports" / f"job-{job_id}"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():  # an earlier attempt got this far, then lost its lease
+            shutil.rmtree(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".job-{job_id}.", dir=final.parent))
+        for f in files:
+            shutil.copy2(f, tmp / f.name)
+        os.replace(tmp, final)
+        return [self.rel(final / f.name) for f in files]
+
     def remove_tree(self, rel: str) -> None:
         shutil.rmtree(self.path(rel), ignore_errors=True)
 

@@ -109,7 +109,12 @@ async def test_a_job_runs_in_its_own_process_and_finishes_in_one_transaction(mak
     jobs = await service.jobs(ALICE)
     assert jobs[0].model_id == model.id and jobs[0].macro_f1 is not None
     rep = await service.report(ALICE, job.id)
-    assert rep.confusion_png.is_file()
+    assert rep.confusion_png.is_file() and rep.metrics["macro_f1"] == model.metrics["macro_f1"]
+    # deleting the model removes its files and leaves the report whole
+    await service.delete_model(ALICE, model.id)
+    assert not service.store.path(model.path).exists()
+    rep = await service.report(ALICE, job.id)
+    assert rep.model_id is None and rep.confusion_png.is_file() and rep.curve_png.is_file()
 
 
 async def test_a_worker_killed_mid_training_is_requeued_then_fails_after_max_attempts(make, db):

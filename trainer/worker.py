@@ -62,8 +62,13 @@ async def _run(payload: dict) -> None:
     async def heartbeat() -> None:
         while True:
             p = latest["progress"]
-            async with db.transaction() as s:
-                ours, cancel = await q.heartbeat(s, job_id, lease, None if p is latest["sent"] else p)
+            try:
+                async with db.transaction() as s:
+                    ours, cancel = await q.heartbeat(s, job_id, lease, None if p is latest["sent"] else p)
+            except Exception:  # the database is briefly unreachable: keep training, try again next beat
+                log.exception("job %s: heartbeat not written", job_id)
+                await asyncio.sleep(payload["heartbeat_seconds"])
+                continue
             latest["sent"] = p
             if not ours:
                 await leave("the job is no longer this worker's (cancelled or reassigned)")
@@ -93,8 +98,10 @@ async def _run(payload: dict) -> None:
     else:
         beat.cancel()
         rel = payload["model_rel"]
+        # the report keeps its own copy of the plots, so deleting the model later leaves the report whole
+        plots = store.copy_plots(job_id, [result.model_dir / CONFUSION_PNG, result.model_dir / CURVE_PNG])
         async with db.transaction() as s:
-            model = await q.succeed(s, job_id, lease, rel, result.metrics, f"{rel}/{CONFUSION_PNG}", f"{rel}/{CURVE_PNG}")
+            model = await q.succeed(s, job_id, lease, rel, result.metrics, *plots)
         if model is None:
             log.warning("job %s finished after it was cancelled or reassigned; discarding %s", job_id, rel)
             store.remove_tree(rel)
