@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = qsub.add_parser("cancel", help="cancel a queued job, or stop a running one")
     s.add_argument("job_id", type=int)
 
+    sub.add_parser("bot", help="run the Discord bot, with the scheduler and workers (token from DISCORD_TOKEN)")
+
     sub.add_parser("scheduler", help="run the scheduler and its worker processes (no Discord) until Ctrl-C")
 
     p = sub.add_parser("db", help="the database schema")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
                 "example-data": cmd_example_data, "queue": cmd_queue, "scheduler": cmd_scheduler,
-                "db": cmd_db, "demo": cmd_demo}[args.command](args, settings)
+                "db": cmd_db, "demo": cmd_demo, "bot": cmd_bot}[args.command](args, settings)
     except DataError as exc:
         _print_problems(exc.problems)
         return EXIT_DATA
@@ -356,6 +358,32 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_bot(args, settings) -> int:
+    import logging
+
+    token = os.environ.get("DISCORD_TOKEN", "").strip()
+    if not token:
+        print("error: DISCORD_TOKEN is not set. Create an application with a bot at "
+              "https://discord.com/developers/applications, copy the bot's token (Bot → Reset Token), then run\n"
+              "  export DISCORD_TOKEN=<the token>\n  tinytutor bot\n"
+              "The README's 'Running the bot' section lists the permissions to invite it with.", file=sys.stderr)
+        return EXIT_FAIL
+    import discord
+
+    from .app import create_bot
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        create_bot(settings).run(token, log_handler=None)
+    except discord.LoginFailure:
+        print("error: Discord refused DISCORD_TOKEN (improper token); reset it in the developer portal.", file=sys.stderr)
+        return EXIT_FAIL
+    except discord.PrivilegedIntentsRequired as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
 
 
 def cmd_demo(args, settings) -> int:

@@ -583,3 +583,113 @@ class Service:
         cutoff = datetime.now(UTC) - since
         views = await self.jobs(caller, everyone=caller.steers, limit=1000)
         return [v for v in views if v.created_at >= cutoff]
+
+    # -- for the bot: progress messages, notifications, class report, file predictions ------------
+    async def set_progress_message(self, job_id: int, channel_id: str, message_id: str) -> None:
+        async with self.db.transaction() as s:
+            job = await s.get(Job, int(job_id))
+            if job is not None:
+                job.channel_id, job.message_id = str(channel_id), str(message_id)
+
+    async def progress_messages(self) -> list[tuple[JobView, str, str]]:
+        """Jobs whose progress message still needs edits: (view, channel id, message id)."""
+        async with self.db.transaction() as s:
+            jobs = list((await s.execute(select(Job).where(Job.message_id.is_not(None)))).scalars())
+            views = await self._views(s, jobs)
+        return [(v, j.channel_id, j.message_id) for v, j in zip(views, jobs, strict=True)]
+
+    async def clear_progress_message(self, job_id: int) -> None:
+        async with self.db.transaction() as s:
+            job = await s.get(Job, int(job_id))
+            if job is not None:
+                job.message_id = None
+
+    async def job_report(self, job_id: int) -> ReportView | None:
+        """The report of a job, for the notifier (no caller: it posts where the job was submitted)."""
+        async with self.db.transaction() as s:
+            job = await s.get(Job, int(job_id))
+            rep = (await s.execute(select(Report).where(Report.job_id == int(job_id)))).scalar_one_or_none()
+            if job is None or rep is None:
+                return None
+            return ReportView(job.id, job.owner_id, job.name, rep.model_id, rep.metrics, rep.report_text,
+                              self.store.path(rep.confusion_png), self.store.path(rep.curve_png))
+
+    async def class_report(self, caller: Caller) -> tuple[list[dict], bytes]:
+        """Instructors: per student, jobs by outcome and their best model; and every job as CSV."""
+        import csv
+        import io
+
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can see the class report.")
+        views = await self.jobs(caller, everyone=True, limit=100_000)
+        students: dict[str, dict] = {}
+        for v in sorted(views, key=lambda v: v.id):
+            st = students.setdefault(v.owner_id, {"student": v.owner_id, "jobs": 0, "succeeded": 0, "failed": 0,
+                                                  "cancelled": 0, "open": 0, "best_macro_f1": None,
+                                                  "best_model": None})
+            st["jobs"] += 1
+            key = v.status if v.status in ("succeeded", "failed", "cancelled") else "open"
+            st[key] += 1
+            if v.macro_f1 is not None and (st["best_macro_f1"] is None or v.macro_f1 > st["best_macro_f1"]):
+                st["best_macro_f1"], st["best_model"] = v.macro_f1, v.name
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["job", "student", "model", "status", "macro_f1", "attempts", "created_at", "started_at",
+                    "finished_at", "error"])
+        for v in sorted(views, key=lambda v: v.id):
+            d = v.to_dict()
+            w.writerow([v.id, v.owner_id, v.name, v.status, "" if v.macro_f1 is None else f"{v.macro_f1:.4f}",
+                        v.attempts, d["created_at"], d["started_at"] or "", d["finished_at"] or "", v.error or ""])
+        ranked = sorted(students.values(), key=lambda s: -(s["best_macro_f1"] or -1))
+        return ranked, buf.getvalue().encode("utf-8")
+
+    async def predict_file(self, caller: Caller, model_id: int | None, content: bytes, filename: str,
+                           max_rows: int = 2000):
+        """Classify every row of an uploaded table; returns (model, CSV bytes with predictions, rows)."""
+        import csv
+        import io
+
+        from trainer.data import read_table
+        from trainer.errors import DataError
+
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+        self._check_bytes(cls, len(content))
+        staged = self.store.staging_file(content, filename)
+        try:
+            table = await asyncio.to_thread(read_table, staged, self.settings.data)
+        except DataError as exc:
+            raise InvalidDataset(exc.problems) from None
+        finally:
+            staged.unlink(missing_ok=True)
+        col = _text_column(table.columns)
+        if col is None:
+            raise InvalidRequest("No text column found: name one column 'text' (or 'message', 'sentence', '文本').")
+        if len(table.rows) > max_rows:
+            raise InvalidRequest(f"The file has {len(table.rows):,} rows; at most {max_rows:,} can be classified at once.")
+        texts = [str(r.get(col) or "") for r in table.rows]
+        idx = [i for i, t in enumerate(texts) if t.strip()]
+        if not idx:
+            raise InvalidRequest(f"Column '{col}' is empty.")
+        view, preds = None, []
+        for start in range(0, len(idx), MAX_PREDICT_TEXTS):
+            view, part = await self.predict(caller, model_id, [texts[i] for i in idx[start:start + MAX_PREDICT_TEXTS]])
+            preds.extend(part)
+        by_row = dict(zip(idx, preds, strict=True))
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow([*table.columns, "predicted_label", "confidence"])
+        for i, row in enumerate(table.rows):
+            p = by_row.get(i)
+            w.writerow([*(row.get(c, "") for c in table.columns), p.label if p else "", f"{p.score:.4f}" if p else ""])
+        return view, out.getvalue().encode("utf-8"), len(idx)
+
+
+def _text_column(columns: list[str]) -> str | None:
+    """The column to classify: one with a usual text name, or the only column."""
+    from trainer.data import TEXT_NAMES
+
+    for c in columns:
+        if c.strip().lower() in TEXT_NAMES:
+            return c
+    return columns[0] if len(columns) == 1 else None

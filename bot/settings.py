@@ -68,6 +68,15 @@ class Quotas:
 
 
 @dataclass
+class DiscordSettings:
+    guild_id: str = ""  # a server id: commands are synced there at start (instant); empty: globally
+    instructor_role_id: str = ""  # members with this role are instructors (besides Manage Server)
+    max_upload_bytes: int = 5000000  # attachments larger than this are refused before download
+    progress_edit_seconds: float = 5.0  # how often progress messages are edited (at most)
+    outbox_seconds: float = 2.0  # how often finished jobs are looked for and announced
+
+
+@dataclass
 class Settings:
     data: DataLimits = field(default_factory=DataLimits)
     training: dict = field(default_factory=dict)  # TrainSpec defaults, validated
@@ -77,6 +86,7 @@ class Settings:
     storage: Storage = field(default_factory=Storage)
     queue: Queue = field(default_factory=Queue)
     quotas: Quotas = field(default_factory=Quotas)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
     source: str = "built-in defaults"
 
     @property
@@ -142,7 +152,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     name = path.name
-    known = {"data", "training", "base_models", "paths", "hub", "storage", "queue", "quotas"}
+    known = {"data", "training", "base_models", "paths", "hub", "storage", "queue", "quotas", "discord"}
     for key in raw:
         if key not in known:
             raise ConfigError(f"{name}: [{key}] is not a section; the sections are {', '.join(sorted(known))}")
@@ -163,8 +173,12 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if queue.max_attempts < 1:
         raise ConfigError(f"{name}: [queue].max_attempts must be at least 1, got {queue.max_attempts}")
     quotas = Quotas(**_section(f"{name}: [quotas]", raw.get("quotas", {}), Quotas))
+    disc = DiscordSettings(**_section(f"{name}: [discord]", raw.get("discord", {}), DiscordSettings))
+    for key in ("guild_id", "instructor_role_id"):
+        if getattr(disc, key) and not getattr(disc, key).isdigit():
+            raise ConfigError(f"{name}: [discord].{key} must be a Discord id (digits only), got {getattr(disc, key)!r}")
     settings = Settings(data=data, training=training, base_models=base_models, paths=paths, hub=hub,
-                        storage=storage, queue=queue, quotas=quotas, source=str(path))
+                        storage=storage, queue=queue, quotas=quotas, discord=disc, source=str(path))
     try:
         settings.train_spec("config-check").validate()
     except ValueError as exc:

@@ -1,0 +1,87 @@
+"""The Discord bot: ``create_bot(settings)`` returns it configured, not started.
+
+``setup_hook`` (run by ``login``) opens the database (upgrading it), adds the cogs, syncs the
+commands (to the configured guild, else globally), and starts the scheduler, the outbox notifier and
+the progress editor; ``close`` stops them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import discord
+from discord.ext import commands
+
+from .announcer import Announcer
+from .cogs._common import TutorTree
+from .notifier import Notifier
+from .runtime import Runtime
+
+log = logging.getLogger("tinytutor.bot")
+
+
+class TinyTutorBot(commands.Bot):
+    def __init__(self, settings, runtime: Runtime | None = None):
+        # Slash commands, buttons and context menus need no privileged intents.
+        intents = discord.Intents.none()
+        intents.guilds = True  # not privileged; keeps discord.py's guild state sane
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents,
+                         tree_cls=TutorTree, help_command=None)
+        self.settings = settings
+        self.runtime = runtime
+        self.announcer = Announcer(self)
+        self.notifier: Notifier | None = None
+        self._progress_task: asyncio.Task | None = None
+        self.synced: list = []
+
+    @property
+    def service(self):
+        return self.runtime.service
+
+    async def setup_hook(self) -> None:
+        from .cogs.instructors import CancelJobButton, Instructors
+        from .cogs.students import Students
+
+        if self.runtime is None:
+            self.runtime = await Runtime.open(self.settings)
+        await self.add_cog(Students(self))
+        await self.add_cog(Instructors(self))
+        self.add_dynamic_items(CancelJobButton)
+        guild_id = self.settings.discord.guild_id
+        if guild_id:
+            guild = discord.Object(id=int(guild_id))
+            self.tree.copy_global_to(guild=guild)
+            self.synced = await self.tree.sync(guild=guild)
+        else:
+            self.synced = await self.tree.sync()
+        log.info("synced %d commands %s", len(self.synced), f"to guild {guild_id}" if guild_id else "globally")
+        await self.runtime.scheduler.start()
+        self.notifier = Notifier(self.runtime.db, self.announcer.deliver)
+        self.notifier.start(self.settings.discord.outbox_seconds)
+        self._progress_task = asyncio.create_task(self._progress_loop(), name="tinytutor-progress")
+
+    async def _progress_loop(self) -> None:
+        while True:
+            try:
+                await self.announcer.update_progress()
+            except Exception:  # Discord or the database briefly unavailable: try again next round
+                log.exception("progress update failed")
+            await asyncio.sleep(self.settings.discord.progress_edit_seconds)
+
+    async def close(self) -> None:
+        if self._progress_task is not None:
+            self._progress_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._progress_task
+        if self.notifier is not None:
+            self.notifier.stop()
+        if self.runtime is not None:
+            await self.runtime.close()
+        await super().close()
+
+
+def create_bot(settings, runtime: Runtime | None = None) -> TinyTutorBot:
+    """The configured bot, not started: ``await bot.login(token)`` runs ``setup_hook``."""
+    return TinyTutorBot(settings, runtime)

@@ -1,0 +1,1 @@
+"""Cogs: each turns interactions into service calls and service results into messages."""

@@ -1,0 +1,112 @@
+"""What every cog needs: who is asking, reading attachments within the limit, answering errors."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import discord
+from discord import app_commands
+
+from .. import render
+from ..errors import InvalidRequest, ServiceError
+from ..service import Caller
+
+log = logging.getLogger("tinytutor.bot")
+
+
+class NotInstructor(app_commands.CheckFailure):
+    """Raised by the instructor cog's check; the message says who counts as an instructor."""
+
+
+def is_instructor(interaction: discord.Interaction, settings) -> bool:
+    """Manage Server, or the configured instructor role (checked in code, not only as a client hint)."""
+    if interaction.permissions.manage_guild:
+        return True
+    role = settings.discord.instructor_role_id
+    # Member.roles needs the guild cache (no gateway intents here); the interaction carries the role ids.
+    return bool(role) and int(role) in getattr(interaction.user, "_roles", ())
+
+
+def caller_of(interaction: discord.Interaction, settings) -> Caller:
+    if interaction.guild_id is None:
+        raise InvalidRequest("TinyTutor works inside your class's server, not in direct messages.")
+    return Caller(str(interaction.guild_id), str(interaction.user.id), is_instructor(interaction, settings),
+                  interaction.user.display_name)
+
+
+async def read_attachment(attachment: discord.Attachment, settings) -> bytes:
+    """The attachment's bytes; refused before download when it is over the configured size."""
+    limit = settings.discord.max_upload_bytes
+    if attachment.size > limit:
+        raise InvalidRequest(f"`{attachment.filename}` is {attachment.size:,} bytes; uploads are limited to "
+                             f"{limit:,} bytes. Upload a sample of your data.")
+    return await attachment.read()
+
+
+def check_size(attachment: discord.Attachment | None, settings) -> None:
+    if attachment is not None and attachment.size > settings.discord.max_upload_bytes:
+        raise InvalidRequest(f"`{attachment.filename}` is {attachment.size:,} bytes; uploads are limited to "
+                             f"{settings.discord.max_upload_bytes:,} bytes. Upload a sample of your data.")
+
+
+async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs) -> None:
+    """Answer privately, whether or not the interaction was already acknowledged; long text is split."""
+    chunks = render.split_text(text)
+    for i, chunk in enumerate(chunks):
+        extra = kwargs if i == len(chunks) - 1 else {}
+        if not interaction.response.is_done():
+            await interaction.response.send_message(chunk, ephemeral=True, **extra)
+        else:
+            await interaction.followup.send(chunk, ephemeral=True, **extra)
+
+
+async def report_error(interaction: discord.Interaction, error: Exception) -> None:
+    """The one error handler: domain errors become clear private messages; anything else is logged
+    with an id the student can quote."""
+    original = getattr(error, "original", error)  # CommandInvokeError wraps what the command raised
+    if isinstance(original, ServiceError | app_commands.CheckFailure):
+        text = str(original) or "You cannot use this command here."
+    else:
+        error_id = uuid.uuid4().hex[:8]
+        name = interaction.command.qualified_name if interaction.command else "interaction"
+        log.error("error %s in /%s (guild %s, user %s)", error_id, name, interaction.guild_id, interaction.user.id,
+                  exc_info=original)
+        text = (f"Something went wrong on our side (error id `{error_id}`). It has been logged; tell your "
+                "instructor the id if it keeps happening.")
+    try:
+        await send_ephemeral(interaction, text)
+    except discord.HTTPException:
+        log.exception("could not send the error message for interaction %s", interaction.id)
+
+
+class TutorTree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await report_error(interaction, error)
+
+
+def model_id(value: str | None) -> int | None:
+    """A model option: the id autocomplete filled in, or a typed number."""
+    if value is None or value == "":
+        return None
+    value = value.strip().lstrip("#")
+    if not value.isdigit():
+        raise InvalidRequest(f"'{value}' is not a model: pick one from the list (it fills in the model's number).")
+    return int(value)
+
+
+async def model_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    bot = interaction.client
+    try:
+        models = await bot.service.models(caller_of(interaction, bot.settings))
+    except ServiceError:
+        return []
+    current = current.lower()
+    out = []
+    for m in models:
+        label = f"{m.label} · macro-F1 {m.metrics.get('macro_f1', 0):.2f}" + (" ⭐" if m.is_default else "")
+        if m.owner_id != str(interaction.user.id):
+            label += " (shared)"
+        if current in label.lower() or current == str(m.id):
+            out.append(app_commands.Choice(name=render.truncate(label, 100), value=str(m.id)))
+    return out[:25]

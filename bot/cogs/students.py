@@ -1,0 +1,220 @@
+"""Students' commands: /train, /check, /predict, "Classify message", /predict_file, /models, /jobs,
+/cancel, /report. Each defers at once when it has work to do, then answers."""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from .. import render
+from ..errors import InvalidRequest
+from ._common import caller_of, check_size, model_choices, model_id, read_attachment, report_error
+
+
+class Students(commands.Cog):
+    def __init__(self, bot):
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Classify message", callback=self.classify_message)
+        self.menu.on_error = self._menu_error
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def _menu_error(self, interaction, error):
+        await report_error(interaction, error)
+
+    @property
+    def service(self):
+        return self.bot.service
+
+    def caller(self, interaction):
+        return caller_of(interaction, self.bot.settings)
+
+    # -- /train ------------------------------------------------------------------------------------
+    @app_commands.command(name="train")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        dataset="CSV, TSV, JSONL, JSON or XLSX with a text column and a label column",
+        name="a name for your model",
+        layers="encoder layers to keep (the default base model has 6)",
+        strategy="which layers to keep: alternate (TinyBERT), bottom or top",
+        method="full fine-tuning, LoRA adapters, or the classifier head only",
+        epochs="passes over the training data",
+        learning_rate="step size (default depends on the method)",
+        max_length="tokens per text; longer texts are cut",
+        validation="a separate validation file with the same columns (optional)",
+    )
+    async def train(self, interaction: discord.Interaction, dataset: discord.Attachment, name: str,
+                    layers: app_commands.Range[int, 1, 48] | None = None,
+                    strategy: Literal["alternate", "bottom", "top"] | None = None,
+                    method: Literal["full", "lora", "head"] | None = None,
+                    epochs: app_commands.Range[int, 1, 100] | None = None,
+                    learning_rate: app_commands.Range[float, 1e-7, 0.5] | None = None,
+                    max_length: app_commands.Range[int, 8, 512] | None = None,
+                    validation: discord.Attachment | None = None) -> None:
+        """Train a pruned BERT classifier on your labelled texts; the report is posted here when it is done."""
+        caller = self.caller(interaction)
+        check_size(dataset, self.bot.settings)
+        check_size(validation, self.bot.settings)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        content = await read_attachment(dataset, self.bot.settings)
+        val = (await read_attachment(validation, self.bot.settings), validation.filename) if validation else None
+        params = {"layers": layers, "strategy": strategy, "method": method, "epochs": epochs, "lr": learning_rate,
+                  "max_length": max_length}
+        sub = await self.service.submit(caller, content, dataset.filename, name=name, params=params, validation=val,
+                                        channel_id=str(interaction.channel_id))
+        job = sub.job
+        lines = [f"Queued job **{job.id}** `{job.name}`: {sub.rows:,} examples, {len(sub.labels)} labels. "
+                 f"Position {job.position} in the queue; result expected in {render.eta(job.eta_seconds)}.",
+                 "Progress and the report will appear in this channel."]
+        lines += [f"⚠️ {w['message']}" for w in sub.warnings[:5]]
+        await interaction.followup.send(render.truncate("\n".join(lines), render.CONTENT_LIMIT), ephemeral=True)
+        msg = await interaction.channel.send(render.progress_text(job, interaction.user.mention),
+                                             allowed_mentions=discord.AllowedMentions.none())
+        await self.service.set_progress_message(job.id, str(interaction.channel_id), str(msg.id))
+
+    # -- /check ------------------------------------------------------------------------------------
+    @app_commands.command(name="check")
+    @app_commands.guild_only()
+    @app_commands.describe(dataset="the file to check", text_column="the column with the texts (found by name if empty)",
+                           label_column="the column with the labels (found by name if empty)")
+    async def check(self, interaction: discord.Interaction, dataset: discord.Attachment,
+                    text_column: str | None = None, label_column: str | None = None) -> None:
+        """Check a dataset for problems without training (row-level errors, warnings, label counts)."""
+        caller = self.caller(interaction)
+        check_size(dataset, self.bot.settings)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        content = await read_attachment(dataset, self.bot.settings)
+        info = await self.service.check(caller, content, dataset.filename,
+                                        {"text_column": text_column, "label_column": label_column})
+        labels = ", ".join(f"{k} ({v})" for k, v in info["labels"].items())
+        lines = [f"✅ `{dataset.filename}` can be trained on: {info['rows']:,} examples, {len(info['labels'])} labels, "
+                 f"{info['format']} in {info['encoding']}; text column `{info['text_column']}`, label column "
+                 f"`{info['label_column']}`.", f"Labels: {labels}"]
+        lines += [f"⚠️ {w['message']}" + (f" {w['hint']}" if w.get("hint") else "") for w in info["warnings"]]
+        for chunk in render.split_text("\n".join(lines)):
+            await interaction.followup.send(chunk, ephemeral=True)
+
+    # -- predictions -------------------------------------------------------------------------------
+    @app_commands.command(name="predict")
+    @app_commands.guild_only()
+    @app_commands.describe(model="one of your models, or one shared with the class", text="the text to classify")
+    @app_commands.autocomplete(model=model_choices)
+    async def predict(self, interaction: discord.Interaction, model: str, text: app_commands.Range[str, 1, 2000]) -> None:
+        """Classify a text with one of your models."""
+        caller = self.caller(interaction)
+        mid = model_id(model)
+        await interaction.response.defer(thinking=True)
+        view, preds = await self.service.predict(caller, mid, [text])
+        await interaction.followup.send(f"Model **{render.truncate(view.label, 80)}**\n{render.prediction_lines(text, preds[0])}",
+                                        allowed_mentions=discord.AllowedMentions.none())
+
+    async def classify_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Classify any chat message with your default model (private answer)."""
+        caller = self.caller(interaction)
+        if not message.content.strip():
+            raise InvalidRequest("That message has no text to classify.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        view, preds = await self.service.predict(caller, None, [message.content])
+        await interaction.followup.send(f"Model **{render.truncate(view.label, 80)}**\n"
+                                        f"{render.prediction_lines(message.content, preds[0])}", ephemeral=True)
+
+    @app_commands.command(name="predict_file")
+    @app_commands.guild_only()
+    @app_commands.describe(dataset="a CSV/XLSX/JSONL with a text column", model="the model to use (default: yours)")
+    @app_commands.autocomplete(model=model_choices)
+    async def predict_file(self, interaction: discord.Interaction, dataset: discord.Attachment,
+                           model: str | None = None) -> None:
+        """Classify every row of a file; you get it back with predicted_label and confidence columns."""
+        caller = self.caller(interaction)
+        check_size(dataset, self.bot.settings)
+        mid = model_id(model)
+        await interaction.response.defer(thinking=True)
+        content = await read_attachment(dataset, self.bot.settings)
+        view, csv_bytes, n = await self.service.predict_file(caller, mid, content, dataset.filename)
+        stem = dataset.filename.rsplit(".", 1)[0][:60] or "predictions"
+        await interaction.followup.send(f"{n:,} rows classified with **{render.truncate(view.label, 80)}**.",
+                                        file=discord.File(io.BytesIO(csv_bytes), filename=f"{stem}-predictions.csv"))
+
+    # -- models --------------------------------------------------------------------------------------
+    models = app_commands.Group(name="models", description="your models: list, default, rename, delete, share",
+                                guild_only=True)
+
+    @models.command(name="list")
+    async def models_list(self, interaction: discord.Interaction) -> None:
+        """Your models and those shared with the class (⭐ = your default for "Classify message")."""
+        found = await self.service.models(self.caller(interaction))
+        embed = render.lines_embed("Models", [render.model_line(m) for m in found],
+                                   "No models yet: train one with /train.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @models.command(name="default")
+    @app_commands.describe(model="the model \"Classify message\" uses")
+    @app_commands.autocomplete(model=model_choices)
+    async def models_default(self, interaction: discord.Interaction, model: str) -> None:
+        """Choose the model that "Classify message" uses."""
+        m = await self.service.set_default_model(self.caller(interaction), model_id(model))
+        await interaction.response.send_message(f"⭐ **{m.label}** is now your default model.", ephemeral=True)
+
+    @models.command(name="rename")
+    @app_commands.describe(model="the model to rename", name="its new name")
+    @app_commands.autocomplete(model=model_choices)
+    async def models_rename(self, interaction: discord.Interaction, model: str, name: str) -> None:
+        """Rename one of your models."""
+        m = await self.service.rename_model(self.caller(interaction), model_id(model), name)
+        await interaction.response.send_message(f"Renamed: **{m.label}**.", ephemeral=True)
+
+    @models.command(name="delete")
+    @app_commands.describe(model="the model to delete (its report stays)")
+    @app_commands.autocomplete(model=model_choices)
+    async def models_delete(self, interaction: discord.Interaction, model: str) -> None:
+        """Delete one of your models and its files."""
+        caller = self.caller(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        m = await self.service.delete_model(caller, model_id(model))
+        await interaction.followup.send(f"Deleted **{m.label}**.", ephemeral=True)
+
+    @models.command(name="share")
+    @app_commands.describe(model="the model", shared="True: the class may use it; False: only you")
+    @app_commands.autocomplete(model=model_choices)
+    async def models_share(self, interaction: discord.Interaction, model: str, shared: bool = True) -> None:
+        """Share one of your models with the class (or stop sharing it)."""
+        m = await self.service.share_model(self.caller(interaction), model_id(model), shared)
+        state = "shared with the class" if m.visibility == "class" else "private again"
+        await interaction.response.send_message(f"**{m.label}** is {state}.", ephemeral=True)
+
+    # -- jobs --------------------------------------------------------------------------------------
+    @app_commands.command(name="jobs")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction) -> None:
+        """Your training jobs: position and ETA, progress, results."""
+        views = await self.service.jobs(self.caller(interaction), limit=30)
+        embed = render.lines_embed("Your jobs", [render.job_line(v) for v in views], "No jobs yet: start one with /train.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="cancel")
+    @app_commands.guild_only()
+    @app_commands.describe(job="the job number")
+    async def cancel(self, interaction: discord.Interaction, job: int) -> None:
+        """Cancel one of your jobs (a running one is stopped within seconds)."""
+        view = await self.service.cancel(self.caller(interaction), job)
+        state = "stopping now" if view.status == "running" else view.status
+        await interaction.response.send_message(f"Job **{view.id}** `{view.name}`: {state}.", ephemeral=True)
+
+    @app_commands.command(name="report")
+    @app_commands.guild_only()
+    @app_commands.describe(job="the job number")
+    async def report(self, interaction: discord.Interaction, job: int) -> None:
+        """Post a finished job's report here again."""
+        caller = self.caller(interaction)
+        await interaction.response.defer(thinking=True)
+        rep = await self.service.report(caller, job)
+        for kwargs in self.bot.announcer.report_messages(rep, interaction.user.mention):
+            await interaction.followup.send(**kwargs)

@@ -1,0 +1,143 @@
+"""Text and embeds for Discord, within its limits: message content 2000 characters, embed description
+4096, field value 1024, 25 fields, 6000 characters per embed. Nothing here talks to Discord."""
+
+from __future__ import annotations
+
+import discord
+
+CONTENT_LIMIT = 2000
+DESCRIPTION_LIMIT = 4096
+FIELD_LIMIT = 1024
+GREEN, RED, GREY, BLUE = 0x2ECC71, 0xE74C3C, 0x95A5A6, 0x3498DB
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def split_text(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
+    """Split on line breaks into chunks of at most ``limit`` characters (a longer line is cut)."""
+    chunks, current = [], ""
+    for line in text.splitlines():
+        while len(line) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks or [""]
+
+
+def code_blocks(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
+    """``text`` as one or more ``` blocks, each message within ``limit``."""
+    return [f"```\n{chunk}\n```" for chunk in split_text(text, limit - 8)]
+
+
+def bar(fraction: float, width: int = 16) -> str:
+    fraction = min(1.0, max(0.0, fraction))
+    full = round(fraction * width)
+    return "█" * full + "░" * (width - full)
+
+
+def eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"~{round(seconds / 60)} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
+def progress_text(view, mention: str) -> str:
+    """The progress message for one job, edited in place while it runs."""
+    head = f"{mention} job **{view.id}** `{view.name}`"
+    p = view.progress or {}
+    if view.status == "queued":
+        return f"⏳ {head}: queued, position {view.position}, result expected in {eta(view.eta_seconds)}"
+    if view.status == "running":
+        stage = p.get("stage", "starting")
+        if stage == "training" and p.get("steps"):
+            frac = p["step"] / p["steps"]
+            loss = f" · loss {p['loss']:.3f}" if p.get("loss") is not None else ""
+            return (f"🏋️ {head}: `{bar(frac)}` {frac:.0%} · epoch {p['epoch']}/{p['epochs']}{loss} · "
+                    f"ETA {eta(p.get('eta_seconds'))}")
+        return f"⚙️ {head}: {stage}…"
+    if view.status == "succeeded":
+        f1 = f" · macro-F1 {view.macro_f1:.3f}" if view.macro_f1 is not None else ""
+        return f"✅ {head}: finished{f1}; the report is below."
+    if view.status == "failed":
+        return f"❌ {head}: failed. {truncate(view.error or '', 1500)}"
+    return f"🚫 {head}: cancelled."
+
+
+def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion_name: str | None = None) -> discord.Embed:
+    """The completion embed: scores against the baseline, what pruning kept, speed, advice."""
+    title = f"✅ {name}" + (f" v{version}" if version else "") + f" — job {job_id}"
+    delta = m["macro_f1"] - m["baseline_macro_f1"]
+    desc = (f"Test split of {m['split']['test']} examples the model never saw in training. "
+            f"{'Beats' if delta > 0.005 else 'Level with' if delta > -0.005 else 'Below'} the TF-IDF baseline "
+            f"by {abs(delta):.3f} macro-F1.")
+    e = discord.Embed(title=truncate(title, 256), description=desc, color=GREEN)
+    e.add_field(name="Accuracy", value=f"{m['accuracy']:.3f}")
+    e.add_field(name="Macro-F1", value=f"{m['macro_f1']:.3f}")
+    e.add_field(name="TF-IDF baseline", value=f"{m['baseline_macro_f1']:.3f}")
+    e.add_field(name="Layers", value=f"{len(m['layers_kept'])} of {m['layers_base']} {m['layers_kept']}")
+    e.add_field(name="Parameters", value=f"{m['params'] / 1e6:.1f}M (base {m['params_base'] / 1e6:.1f}M, "
+                                         f"−{1 - m['params'] / m['params_base']:.0%})")
+    e.add_field(name="Speed", value=f"{m['ms_per_message']:.1f} ms/message · {m['size_bytes'] / 1e6:.0f} MB")
+    tips = "\n".join(f"• {t}" for t in m.get("advice", []))
+    if tips:
+        e.add_field(name="Advice", value=truncate(tips, FIELD_LIMIT), inline=False)
+    e.set_footer(text=f"{m['method']} fine-tuning of {m['base_model']} · {m['train_seconds']:.0f} s on {m['device']}")
+    if confusion_name:
+        e.set_image(url=f"attachment://{confusion_name}")
+    return e
+
+
+def prediction_lines(text: str, pred) -> str:
+    lines = [f"> {truncate(text, 300)}", f"**{pred.label}** ({pred.score:.0%})"]
+    for label, score in pred.top:
+        lines.append(f"`{bar(score, 12)}` {score:5.1%} {label}")
+    return "\n".join(lines)
+
+
+def job_line(v) -> str:
+    state = {"queued": f"queued #{v.position} (ETA {eta(v.eta_seconds)})"}.get(v.status, v.status)
+    if v.status == "running":
+        p = v.progress or {}
+        state = f"running: {p.get('stage', 'starting')}"
+        if p.get("stage") == "training" and p.get("steps"):
+            state = f"training {p['step'] / p['steps']:.0%} (ETA {eta(p.get('eta_seconds'))})"
+    result = f" · macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else ""
+    return f"`{v.id:>4}` <@{v.owner_id}> **{truncate(v.name, 40)}** — {state}{result}"
+
+
+def model_line(m) -> str:
+    star = "⭐ " if m.is_default else ""
+    shared = " · shared with the class" if m.visibility == "class" else ""
+    return (f"{star}`{m.id:>4}` **{truncate(m.label, 60)}** by <@{m.owner_id}> · macro-F1 "
+            f"{m.metrics.get('macro_f1', 0):.3f} · {len(m.layers_kept)}/{m.layers_base} layers · "
+            f"{len(m.labels)} labels{shared}")
+
+
+def lines_embed(title: str, lines: list[str], empty: str, color: int = BLUE) -> discord.Embed:
+    """A list in an embed description, cut to fit with a note of how many were left out."""
+    if not lines:
+        return discord.Embed(title=title, description=empty, color=GREY)
+    out, used = [], 0
+    for i, line in enumerate(lines):
+        if used + len(line) + 1 > DESCRIPTION_LIMIT - 40:
+            out.append(f"…and {len(lines) - i} more")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return discord.Embed(title=title, description="\n".join(out), color=color)

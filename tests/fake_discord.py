@@ -1,0 +1,231 @@
+"""A fake Discord on 127.0.0.1 for driving the real bot through discord.py's real code path.
+
+An aiohttp server answers the REST routes the bot uses (login, application info, command sync,
+interaction callbacks, webhook follow-ups and edits, channel messages and edits, attachment
+downloads) and records every request, multipart files included. ``interact`` builds an
+INTERACTION_CREATE payload and hands it to the bot's gateway parser, as the gateway would.
+
+Two details that matter: discord.py reads a body as JSON only when Content-Type is exactly
+``application/json``; and it does not enforce option ranges (Discord's client does), so tests
+build valid payloads and the bot re-checks what matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+APP_ID = 900000000000000001
+BOT_ID = 900000000000000002
+GUILD_ID = 910000000000000001
+CHANNEL_ID = 920000000000000001
+MANAGE_GUILD = 1 << 5
+
+_ids = itertools.count(930000000000000001)
+
+
+def snowflake() -> int:
+    return next(_ids)
+
+
+def user_json(uid: int, name: str, bot: bool = False) -> dict:
+    return {"id": str(uid), "username": name, "global_name": name, "discriminator": "0", "avatar": None,
+            "bot": bot, "public_flags": 0}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class Call:
+    """One request the bot made."""
+
+    method: str
+    path: str
+    json: dict | list | None
+    files: dict[str, bytes] = field(default_factory=dict)  # filename -> bytes
+    query: dict = field(default_factory=dict)
+
+    @property
+    def content(self) -> str:
+        return self.data.get("content") or ""
+
+    @property
+    def data(self) -> dict:
+        """The message part: callbacks wrap it in {"type", "data"}."""
+        if isinstance(self.json, dict) and "type" in self.json and "data" in self.json:
+            return self.json["data"] or {}
+        return self.json if isinstance(self.json, dict) else {}
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.data.get("flags", 0) & 64)
+
+
+@dataclass
+class User:
+    id: int
+    name: str
+    manage_guild: bool = False
+    roles: tuple[int, ...] = ()
+
+
+class FakeDiscord:
+    def __init__(self):
+        self.calls: list[Call] = []
+        self.attachments: dict[str, bytes] = {}
+        self.attachment_gets: list[str] = []
+        self.messages: dict[int, dict] = {}
+        self.runner: web.AppRunner | None = None
+        self.base = ""
+
+    # -- server ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self.api)
+        app.router.add_get("/attachments/{name}", self.attachment)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    @staticmethod
+    def reply(data, status: int = 200) -> web.Response:
+        if data is None:
+            return web.Response(status=204)
+        return web.Response(status=status, body=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+
+    async def attachment(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.attachment_gets.append(name)
+        return web.Response(body=self.attachments[name], headers={"Content-Type": "application/octet-stream"})
+
+    async def _read(self, request: web.Request) -> tuple[dict | list | None, dict[str, bytes]]:
+        ctype = request.headers.get("Content-Type", "")
+        if ctype.startswith("multipart/"):
+            payload, files = None, {}
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "payload_json":
+                    payload = json.loads(await part.text())
+                else:
+                    files[part.filename] = await part.read()
+            return payload, files
+        body = await request.read()
+        return (json.loads(body) if body else None), {}
+
+    def message(self, channel_id: int, data: dict, files: dict[str, bytes], mid: int | None = None) -> dict:
+        mid = mid or snowflake()
+        msg = {
+            "id": str(mid), "channel_id": str(channel_id), "guild_id": str(GUILD_ID),
+            "author": user_json(BOT_ID, "TinyTutor", bot=True), "content": data.get("content") or "",
+            "timestamp": now_iso(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
+            "mentions": [], "mention_roles": [], "attachments": [
+                {"id": str(snowflake()), "filename": n, "size": len(b), "url": f"{self.base}/attachments/{n}",
+                 "proxy_url": f"{self.base}/attachments/{n}"} for n, b in files.items()],
+            "embeds": data.get("embeds") or [], "pinned": False, "type": 0, "flags": data.get("flags", 0),
+            "components": data.get("components") or [],
+        }
+        self.messages[mid] = msg
+        return msg
+
+    async def api(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        payload, files = await self._read(request)
+        self.calls.append(Call(request.method, path, payload, files, dict(request.query)))
+        parts = path.strip("/").split("/")
+        m = request.method
+        if path == "/users/@me":
+            return self.reply(user_json(BOT_ID, "TinyTutor", bot=True))
+        if path == "/oauth2/applications/@me":
+            return self.reply({"id": str(APP_ID), "name": "TinyTutor", "description": "", "icon": None,
+                               "bot_public": False, "bot_require_code_grant": False,
+                               "owner": user_json(1, "owner"), "verify_key": "0" * 64, "flags": 0})
+        if parts[0] == "applications" and parts[-1] == "commands" and m == "PUT":
+            return self.reply([{**c, "id": str(snowflake()), "application_id": str(APP_ID), "version": "1",
+                                "default_member_permissions": c.get("default_member_permissions"),
+                                "description": c.get("description", "")} for c in payload])
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            kind = payload["type"]
+            msg = None
+            if kind in (4, 7) or (kind == 5):
+                msg = self.message(CHANNEL_ID, payload.get("data") or {}, files)
+            return self.reply({"interaction": {"id": parts[1], "type": 2, "response_message_id": msg and msg["id"],
+                                               "response_message_loading": kind == 5,
+                                               "response_message_ephemeral": bool((payload.get("data") or {}).get("flags", 0) & 64)},
+                               "resource": {"type": kind, "message": msg} if msg else None})
+        if parts[0] == "webhooks":
+            if m == "POST":
+                return self.reply(self.message(CHANNEL_ID, payload or {}, files))
+            if m == "PATCH":
+                mid = parts[-1]
+                return self.reply(self.message(CHANNEL_ID, payload or {}, files, None if mid == "@original" else int(mid)))
+            if m == "GET":
+                return self.reply(self.message(CHANNEL_ID, {}, {}))
+            return self.reply(None)
+        if parts[0] == "channels" and parts[2:3] == ["messages"]:
+            channel = int(parts[1])
+            if m == "POST":
+                return self.reply(self.message(channel, payload or {}, files))
+            if m == "PATCH":
+                return self.reply(self.message(channel, payload or {}, files, int(parts[3])))
+        return self.reply({"message": f"fake Discord has no route {m} {path}", "code": 0}, status=404)
+
+    # -- driving the bot ---------------------------------------------------------------------------
+    def attach(self, filename: str, content: bytes) -> dict:
+        """An attachment served by this server, as Discord resolves it in an interaction."""
+        name = f"{snowflake()}-{filename}"
+        self.attachments[name] = content
+        return {"id": str(snowflake()), "filename": filename, "size": len(content),
+                "url": f"{self.base}/attachments/{name}", "proxy_url": f"{self.base}/attachments/{name}",
+                "content_type": "text/csv"}
+
+    def interaction(self, user: User, data: dict, type_: int = 2, message: dict | None = None) -> dict:
+        payload = {
+            "id": str(snowflake()), "application_id": str(APP_ID), "type": type_, "data": data,
+            "guild_id": str(GUILD_ID), "channel_id": str(CHANNEL_ID),
+            "channel": {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "class",
+                        "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
+            "member": {"user": user_json(user.id, user.name), "roles": [str(r) for r in user.roles],
+                       "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0,
+                       "permissions": str(MANAGE_GUILD if user.manage_guild else 0)},
+            "token": f"token-{snowflake()}", "version": 1, "app_permissions": "0", "locale": "en-US",
+            "guild_locale": "en-US", "entitlements": [], "authorizing_integration_owners": {}, "context": 0,
+            "attachment_size_limit": 25 * 1024 * 1024,
+        }
+        if message is not None:
+            payload["message"] = message
+        return payload
+
+    def calls_for(self, payload: dict) -> list[Call]:
+        """The callback and follow-ups of one interaction (its id and token appear in the paths)."""
+        return [c for c in self.calls if payload["id"] in c.path or payload["token"] in c.path]
+
+    async def wait(self, predicate, timeout: float = 30, what: str = "the bot"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; calls: {[(c.method, c.path) for c in self.calls[-10:]]}")
+
+
+def option(name: str, type_: int, value) -> dict:
+    return {"name": name, "type": type_, "value": value}
+
+
+STRING, INTEGER, BOOLEAN, ATTACHMENT, NUMBER, SUB_COMMAND = 3, 4, 5, 11, 10, 1

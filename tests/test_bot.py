@@ -1,0 +1,353 @@
+"""The Discord bot through discord.py's real path, against the fake Discord in fake_discord.py:
+login runs setup_hook and command sync; each command arrives as an INTERACTION_CREATE payload."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import discord
+import pytest
+from conftest import synthetic_rows
+from fake_discord import (
+    ATTACHMENT,
+    BOOLEAN,
+    CHANNEL_ID,
+    GUILD_ID,
+    INTEGER,
+    STRING,
+    FakeDiscord,
+    User,
+    option,
+    snowflake,
+)
+
+from bot.app import create_bot
+
+ALICE = User(101, "alice")
+BOB = User(102, "bob")
+TEACHER = User(103, "teacher", manage_guild=True)
+TA = User(104, "ta", roles=(555,))  # the configured instructor role, without Manage Server
+
+
+def csv_bytes(rows) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["text", "label"])
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+GOOD = csv_bytes(synthetic_rows(20))
+
+
+class Env:
+    def __init__(self, bot, fake: FakeDiscord):
+        self.bot, self.fake = bot, fake
+
+    def send(self, user: User, name: str, options=(), sub: str | None = None, attachments=(), type_: int = 1,
+             target: dict | None = None) -> dict:
+        data = {"id": str(snowflake()), "name": name, "type": type_, "guild_id": str(GUILD_ID),
+                "options": [{"name": sub, "type": 1, "options": list(options)}] if sub else list(options)}
+        resolved = {}
+        if attachments:
+            resolved["attachments"] = {a["id"]: a for a in attachments}
+        if target is not None:
+            data["target_id"] = target["id"]
+            resolved["messages"] = {target["id"]: target}
+        if resolved:
+            data["resolved"] = resolved
+        payload = self.fake.interaction(user, data)
+        self.bot._connection.parse_interaction_create(payload)
+        return payload
+
+    async def run(self, user: User, name: str, options=(), *, messages: int = 1, **kw):
+        """Send a command and wait for its answer: the callback, plus ``messages`` follow-ups when deferred."""
+        payload = self.send(user, name, options, **kw)
+
+        def settled():
+            calls = self.fake.calls_for(payload)
+            cb = [c for c in calls if c.path.endswith("/callback")]
+            if not cb:
+                return None
+            if cb[0].json["type"] != 5:
+                return calls
+            follow = [c for c in calls if c.path.startswith("/webhooks") and c.method == "POST"]
+            return calls if len(follow) >= messages else None
+
+        return await self.fake.wait(settled, what=f"/{name}")
+
+    def channel_posts(self) -> list:
+        return [c for c in self.fake.calls if c.method == "POST" and c.path == f"/channels/{CHANNEL_ID}/messages"]
+
+    def attachment_option(self, name: str, filename: str, content: bytes):
+        att = self.fake.attach(filename, content)
+        return option(name, ATTACHMENT, att["id"]), att
+
+
+def texts(calls) -> str:
+    return "\n".join(c.data.get("content") or "" for c in calls) + "\n" + json.dumps([c.data.get("embeds") for c in calls])
+
+
+@pytest.fixture
+async def env(tmp_path, settings_for, monkeypatch):
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", f"{fake.base}/api/v10")
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    settings.discord.guild_id = str(GUILD_ID)
+    settings.discord.instructor_role_id = "555"
+    settings.discord.progress_edit_seconds = 0.2
+    settings.discord.outbox_seconds = 0.2
+    settings.discord.max_upload_bytes = 200_000
+    bot = create_bot(settings)
+    await bot.login("fake-token")
+    yield Env(bot, fake)
+    await bot.close()
+    await fake.stop()
+
+
+COMMANDS = {"train", "check", "predict", "predict_file", "models", "jobs", "cancel", "report", "queue", "quota",
+            "queue_pause", "queue_resume", "class_report", "Classify message"}
+
+
+async def test_login_runs_setup_and_syncs_every_command_to_the_configured_guild(env):
+    sync = [c for c in env.fake.calls if c.method == "PUT"]
+    assert [c.path for c in sync] == [f"/applications/{env.bot.application_id}/guilds/{GUILD_ID}/commands"]
+    names = {c["name"] for c in sync[0].json}
+    assert names == COMMANDS
+    train = next(c for c in sync[0].json if c["name"] == "train")
+    assert all(o.get("description") for o in train["options"])  # every option is described
+    assert env.bot.runtime.scheduler._aps is not None  # the scheduler started with the bot
+
+
+async def test_train_progress_report_and_predict_end_to_end(env):
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "topics"), option("epochs", INTEGER, 3)],
+                          attachments=[att])
+    cb = calls[0]
+    assert cb.json["type"] == 5 and cb.ephemeral  # deferred at once, privately
+    answer = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert answer.ephemeral and "Queued job **1**" in answer.content and "Position 1" in answer.content
+
+    # a public progress message, edited in place, then the completion message with both plots
+    posted = await env.fake.wait(lambda: [c for c in env.channel_posts() if "job **1**" in c.content],
+                                 what="the progress message")
+    progress_id = [m for m in env.fake.messages.values() if m["content"].startswith("⏳")][0]["id"]
+
+    def completion():
+        return [c for c in env.channel_posts() if c.files]
+
+    done = await env.fake.wait(completion, timeout=120, what="the completion message")
+    msg = done[0]
+    assert set(msg.files) == {"confusion_matrix.png", "training_curve.png"}
+    assert all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in msg.files.values())
+    assert f"<@{ALICE.id}>" in msg.content and "is ready" in msg.content
+    embed = msg.json["embeds"][0]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert {"Accuracy", "Macro-F1", "TF-IDF baseline", "Layers", "Parameters", "Speed"} <= set(fields)
+    assert fields["Layers"].startswith("2 of 4") and "Advice" in fields
+    assert embed["image"]["url"] == "attachment://confusion_matrix.png"
+    report = await env.fake.wait(lambda: [c for c in env.channel_posts() if "precision" in c.content],
+                                 what="the classification report")
+    assert report[0].content.startswith("```") and len(report[0].content) <= 2000
+
+    def edits():
+        return [c for c in env.fake.calls if c.method == "PATCH" and c.path.endswith(f"/messages/{progress_id}")]
+
+    try:
+        await env.fake.wait(lambda: any("finished" in c.content for c in edits()), what="the final progress edit")
+    except AssertionError:
+        raise AssertionError([c.json for c in edits()]) from None
+    assert len(edits()) >= 2 and all("job **1**" in c.content for c in edits())
+    assert posted
+
+    # /predict with autocomplete's value, and the "Classify message" context menu with the default model
+    calls = await env.run(ALICE, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza and soup")])
+    out = [c for c in calls if c.path.startswith("/webhooks")][0].content
+    assert "topics v1" in out and any(lab in out for lab in ("food", "sports", "weather")) and "█" in out
+    target = env.fake.message(CHANNEL_ID, {"content": "rain and snow and wind today"}, {})
+    target["author"] = {"id": str(BOB.id), "username": "bob", "discriminator": "0", "avatar": None}
+    calls = await env.run(ALICE, "Classify message", type_=3, target=target)
+    menu = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert menu.ephemeral and "topics v1" in menu.content
+
+    # /report posts it again; Bob cannot predict with Alice's private model
+    calls = await env.run(ALICE, "report", [option("job", INTEGER, 1)], messages=2)
+    assert any(c.files for c in calls)
+    calls = await env.run(BOB, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza")])
+    denied = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert denied.ephemeral and "There is no model 1 you can use" in denied.content
+
+
+async def test_autocomplete_offers_own_and_shared_models_only(env):
+    from storage.models import Model
+
+    await env.bot.service.ensure_class(str(GUILD_ID))
+    async with env.bot.runtime.db.transaction() as s:
+        for owner, name, vis in ((ALICE.id, "mine", "private"), (BOB.id, "bobs", "private"), (BOB.id, "shared", "class")):
+            s.add(Model(guild_id=str(GUILD_ID), owner_id=str(owner), name=name, version=1, base_model="tiny",
+                        layers_kept=[0], layers_base=4, params=1, params_base=2, labels=["a", "b"],
+                        metrics={"macro_f1": 0.5}, visibility=vis, path=f"models/{name}"))
+    data = {"id": str(snowflake()), "name": "predict", "type": 1, "guild_id": str(GUILD_ID),
+            "options": [{"name": "model", "type": STRING, "value": "", "focused": True},
+                        {"name": "text", "type": STRING, "value": "x"}]}
+    payload = env.fake.interaction(ALICE, data, type_=4)
+    env.bot._connection.parse_interaction_create(payload)
+    calls = await env.fake.wait(lambda: env.fake.calls_for(payload), what="autocomplete")
+    assert calls[0].json["type"] == 8
+    names = [c["name"] for c in calls[0].json["data"]["choices"]]
+    assert any(n.startswith("mine v1") for n in names) and any(n.startswith("shared v1") for n in names)
+    assert not any(n.startswith("bobs") for n in names)
+
+
+async def test_a_bad_upload_gets_row_errors_privately_and_stores_nothing(env):
+    rows = synthetic_rows(20)
+    rows[3] = ("", "food")
+    opt, att = env.attachment_option("dataset", "bad.csv", csv_bytes(rows))
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "bad")], attachments=[att])
+    answer = [c for c in calls if c.path.startswith("/webhooks")]
+    assert answer and all(c.ephemeral for c in answer)
+    assert "row 5" in answer[0].content and "nothing was stored" in answer[0].content
+    assert await env.bot.service.jobs(_caller(ALICE)) == []
+    assert not env.channel_posts()
+
+
+async def test_an_upload_over_the_limit_is_refused_before_download(env):
+    opt, att = env.attachment_option("dataset", "huge.csv", GOOD + b"x" * 300_000)
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "huge")], attachments=[att])
+    assert calls[0].json["type"] == 4 and calls[0].ephemeral  # answered at once, no defer needed
+    assert "uploads are limited to 200,000 bytes" in calls[0].content
+    assert env.fake.attachment_gets == []
+
+
+async def test_check_predict_file_models_jobs_cancel(env):
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    calls = await env.run(ALICE, "check", [opt], attachments=[att])
+    out = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert out.ephemeral and "can be trained on: 60 examples, 3 labels" in out.content
+
+    await env.bot.runtime.scheduler.stop(requeue=True)  # keep jobs queued for this test
+    for name in ("one", "two"):
+        opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+        await env.run(ALICE, "train", [opt, option("name", STRING, name)], attachments=[att])
+    calls = await env.run(ALICE, "jobs")
+    embed = calls[0].data["embeds"][0]
+    assert "queued #1" in embed["description"] and "queued #2" in embed["description"]
+    calls = await env.run(BOB, "cancel", [option("job", INTEGER, 1)])
+    assert calls[0].ephemeral and "belongs to another student" in calls[0].content
+    calls = await env.run(ALICE, "cancel", [option("job", INTEGER, 1)])
+    assert "cancelled" in calls[0].content
+    calls = await env.run(ALICE, "models", sub="list")
+    assert "No models yet" in calls[0].data["embeds"][0]["description"]
+
+
+async def test_models_commands_and_predict_file_on_a_trained_model(env, tiny_base, tmp_path):
+    model_id = await _trained_model(env, tmp_path)
+    calls = await env.run(ALICE, "models", sub="list")
+    assert "⭐" in calls[0].data["embeds"][0]["description"]
+    calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id)), option("name", STRING, "renamed")],
+                          sub="rename")
+    assert "renamed v1" in calls[0].content
+    calls = await env.run(BOB, "models", [option("model", STRING, str(model_id))], sub="share")
+    assert "belongs to another student" in calls[0].content or "There is no model" in calls[0].content
+    calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id)), option("shared", BOOLEAN, True)],
+                          sub="share")
+    assert "shared with the class" in calls[0].content
+    calls = await env.run(BOB, "models", [option("model", STRING, str(model_id))], sub="default")
+    assert "default model" in calls[0].content
+
+    table = b"text\npizza and cheese\nrain and snow\n\n"
+    opt, att = env.attachment_option("dataset", "chat.csv", table)
+    calls = await env.run(BOB, "predict_file", [opt], attachments=[att])
+    out = [c for c in calls if c.path.startswith("/webhooks")][0]
+    (name, body), = out.files.items()
+    assert name == "chat-predictions.csv"
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert [r["text"] for r in rows] == ["pizza and cheese", "rain and snow"]
+    assert all(r["predicted_label"] in ("food", "sports", "weather") for r in rows)
+
+    calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id))], sub="delete", messages=1)
+    assert "Deleted" in [c for c in calls if c.path.startswith("/webhooks")][0].content
+
+
+async def test_instructor_commands_are_refused_to_students_and_work_for_instructors(env):
+    for name in ("queue", "quota", "queue_pause", "queue_resume", "class_report"):
+        calls = await env.run(ALICE, name)
+        assert calls[0].ephemeral and "for instructors" in calls[0].content, name
+
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    await env.run(ALICE, "train", [opt, option("name", STRING, "a")], attachments=[att])
+    calls = await env.run(TEACHER, "queue")
+    msg = calls[0]
+    assert msg.ephemeral and f"<@{ALICE.id}>" in msg.data["embeds"][0]["description"]
+    button = msg.data["components"][0]["components"][0]
+    assert button["custom_id"] == "tt:cancel:1"
+
+    # the instructor presses the cancel button (a component interaction on that message)
+    message = env.fake.message(CHANNEL_ID, msg.data, {})
+    payload = env.fake.interaction(TA, {"custom_id": "tt:cancel:1", "component_type": 2}, type_=3, message=message)
+    env.bot._connection.parse_interaction_create(payload)
+    calls = await env.fake.wait(lambda: env.fake.calls_for(payload), what="the cancel button")
+    assert "Job **1**" in calls[0].content and "cancelled" in calls[0].content
+
+    calls = await env.run(TA, "quota", [option("max_epochs", INTEGER, 7)])
+    assert "`max_epochs` = **7**" in calls[0].data["embeds"][0]["description"]
+    calls = await env.run(TEACHER, "queue_pause")
+    assert "paused" in calls[0].content
+    assert (await env.bot.service.quotas(_caller(TEACHER)))["paused"] is True
+    await env.run(TEACHER, "queue_resume")
+    calls = await env.run(TEACHER, "class_report")
+    out = [c for c in calls if c.path.startswith("/webhooks")][0]
+    body = out.files["class-jobs.csv"].decode()
+    assert "job,student,model,status" in body and f"{ALICE.id},a,cancelled" in body
+
+
+async def test_unexpected_errors_are_logged_with_an_id_the_student_can_quote(env, monkeypatch, caplog):
+    async def broken(*a, **k):
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr(env.bot.runtime.service, "jobs", broken)
+    calls = await env.run(ALICE, "jobs")
+    assert calls[0].ephemeral and "error id `" in calls[0].content and "exploded" not in calls[0].content
+    error_id = calls[0].content.split("`")[1]
+    assert any(error_id in r.getMessage() for r in caplog.records)
+
+
+def _caller(user: User):
+    from bot.service import Caller
+
+    return Caller(str(GUILD_ID), str(user.id), instructor=user.manage_guild)
+
+
+async def _trained_model(env, tmp_path) -> int:
+    """Alice's model, trained for real through the queue (tiny base)."""
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    await env.run(ALICE, "train", [opt, option("name", STRING, "topics")], attachments=[att])
+
+    async def done():
+        views = await env.bot.service.jobs(_caller(ALICE))
+        return views[0] if views and views[0].status in ("succeeded", "failed") else None
+
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 120
+    while (view := await done()) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert view is not None and view.status == "succeeded", view
+    return view.model_id
+
+
+def test_tinytutor_bot_refuses_to_start_without_a_token(tmp_path):
+    env_vars = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    exe = Path(sys.executable).with_name("tinytutor")
+    run = subprocess.run([str(exe), "bot"], cwd=tmp_path, env=env_vars, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert "DISCORD_TOKEN is not set" in run.stderr and "export DISCORD_TOKEN" in run.stderr
