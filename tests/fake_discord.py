@@ -85,12 +85,16 @@ class FakeDiscord:
         self.messages: dict[int, dict] = {}
         self.runner: web.AppRunner | None = None
         self.base = ""
+        self.gateway_ws: web.WebSocketResponse | None = None
+        self.identified = asyncio.Event()
+        self._seq = 0
 
     # -- server ------------------------------------------------------------------------------------
     async def start(self) -> None:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/api/v10/{tail:.*}", self.api)
         app.router.add_get("/attachments/{name}", self.attachment)
+        app.router.add_get("/gateway", self.gateway)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -148,6 +152,10 @@ class FakeDiscord:
         self.calls.append(Call(request.method, path, payload, files, dict(request.query)))
         parts = path.strip("/").split("/")
         m = request.method
+        if path == "/gateway/bot":
+            return self.reply({"url": self.base.replace("http://", "ws://") + "/gateway", "shards": 1,
+                               "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
+                                                       "max_concurrency": 1}})
         if path == "/users/@me":
             return self.reply(user_json(BOT_ID, "TinyTutor", bot=True))
         if path == "/oauth2/applications/@me":
@@ -183,6 +191,29 @@ class FakeDiscord:
             if m == "PATCH":
                 return self.reply(self.message(channel, payload or {}, files, int(parts[3])))
         return self.reply({"message": f"fake Discord has no route {m} {path}", "code": 0}, status=404)
+
+    # -- the gateway (one smoke test): plain-text JSON frames, which discord.py reads uncompressed ------
+    async def gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.gateway_ws = ws
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        async for msg in ws:
+            data = json.loads(msg.data)
+            if data["op"] == 1:  # heartbeat
+                await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
+            elif data["op"] == 2:  # identify
+                self.identify = data["d"]
+                await self.dispatch("READY", {
+                    "v": 10, "user": user_json(BOT_ID, "TinyTutor", bot=True), "guilds": [], "session_id": "fake",
+                    "resume_gateway_url": self.base.replace("http://", "ws://") + "/gateway", "shard": [0, 1],
+                    "application": {"id": str(APP_ID), "flags": 0}})
+                self.identified.set()
+        return ws
+
+    async def dispatch(self, event: str, data: dict) -> None:
+        self._seq += 1
+        await self.gateway_ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
 
     # -- driving the bot ---------------------------------------------------------------------------
     def attach(self, filename: str, content: bytes) -> dict:

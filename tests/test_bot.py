@@ -345,6 +345,35 @@ async def _trained_model(env, tmp_path) -> int:
     return view.model_id
 
 
+async def test_smoke_through_the_gateway(tmp_path, settings_for, monkeypatch):
+    """bot.start(): login, command sync, gateway HELLO/IDENTIFY/READY, then a command over the websocket."""
+    import asyncio
+
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", f"{fake.base}/api/v10")
+    import yarl
+    from discord.gateway import DiscordWebSocket
+
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.base.replace("http://", "ws://") + "/gateway"))
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}")
+    bot = create_bot(settings)
+    runner = asyncio.create_task(bot.start("fake-token"))
+    try:
+        await asyncio.wait_for(bot.wait_until_ready(), 30)
+        assert fake.identify["token"] == "fake-token" and fake.identify["intents"] == discord.Intents(guilds=True).value
+        assert any(c.method == "PUT" and c.path.endswith("/commands") for c in fake.calls)  # global sync
+        payload = fake.interaction(ALICE, {"id": str(snowflake()), "name": "jobs", "type": 1,
+                                           "guild_id": str(GUILD_ID), "options": []})
+        await fake.dispatch("INTERACTION_CREATE", payload)
+        calls = await fake.wait(lambda: fake.calls_for(payload), what="/jobs over the gateway")
+        assert calls[0].ephemeral and "No jobs yet" in json.dumps(calls[0].data["embeds"])
+    finally:
+        await bot.close()
+        await asyncio.wait_for(runner, 30)
+        await fake.stop()
+
+
 def test_tinytutor_bot_refuses_to_start_without_a_token(tmp_path):
     env_vars = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
     exe = Path(sys.executable).with_name("tinytutor")

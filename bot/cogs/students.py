@@ -76,8 +76,14 @@ class Students(commands.Cog):
                  "Progress and the report will appear in this channel."]
         lines += [f"⚠️ {w['message']}" for w in sub.warnings[:5]]
         await interaction.followup.send(render.truncate("\n".join(lines), render.CONTENT_LIMIT), ephemeral=True)
-        msg = await interaction.channel.send(render.progress_text(job, interaction.user.mention),
-                                             allowed_mentions=discord.AllowedMentions.none())
+        try:
+            msg = await interaction.channel.send(render.progress_text(job, interaction.user.mention),
+                                                 allowed_mentions=discord.AllowedMentions.none())
+        except discord.Forbidden:  # the job is queued; only the channel message is missing
+            await interaction.followup.send("I cannot post in this channel, so progress and the report will not "
+                                            "appear here; ask your instructor to let TinyTutor send messages. "
+                                            "/jobs and /report still work.", ephemeral=True)
+            return
         await self.service.set_progress_message(job.id, str(interaction.channel_id), str(msg.id))
 
     # -- /check ------------------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""Discord's limits: long texts split on lines, embeds cut with a note, progress bars."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot import render
+from bot.service import JobView
+
+
+def view(status, progress=None, **kw):
+    base = dict(id=7, owner_id="42", name="topics", status=status, position=None, eta_seconds=None,
+                progress=progress, attempts=1, priority=0, error=None, created_at=datetime.now(UTC),
+                started_at=None, finished_at=None)
+    base.update(kw)
+    return JobView(**base)
+
+
+def test_split_text_keeps_every_line_and_respects_the_limit():
+    text = "\n".join(f"line {i} " + "x" * (i % 50) for i in range(400))
+    chunks = render.split_text(text, 2000)
+    assert all(len(c) <= 2000 for c in chunks) and len(chunks) > 1
+    assert "\n".join(chunks) == text
+    assert all(len(c) <= 2000 for c in render.split_text("y" * 4500))  # one over-long line is cut
+
+
+def test_code_blocks_fit_in_a_message():
+    blocks = render.code_blocks("\n".join(["precision recall f1"] * 300))
+    assert all(len(b) <= 2000 and b.startswith("```\n") and b.endswith("\n```") for b in blocks)
+
+
+def test_a_long_list_is_cut_with_a_count_of_what_was_left_out():
+    embed = render.lines_embed("Jobs", [f"job {i} " + "z" * 80 for i in range(200)], "none")
+    assert len(embed.description) <= 4096 and embed.description.endswith("more")
+
+
+def test_progress_text_for_each_state():
+    assert "position 3" in render.progress_text(view("queued", position=3, eta_seconds=200), "<@42>")
+    running = render.progress_text(view("running", {"stage": "training", "step": 5, "steps": 10, "epoch": 1,
+                                                    "epochs": 2, "loss": 0.5, "eta_seconds": 30}), "<@42>")
+    assert "50%" in running and "epoch 1/2" in running and "loss 0.500" in running and "█" in running
+    assert "failed" in render.progress_text(view("failed", error="out of memory"), "<@42>")
+    assert "finished" in render.progress_text(view("succeeded", macro_f1=0.91), "<@42>")
