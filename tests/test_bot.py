@@ -380,3 +380,20 @@ def test_tinytutor_bot_refuses_to_start_without_a_token(tmp_path):
     run = subprocess.run([str(exe), "bot"], cwd=tmp_path, env=env_vars, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
     assert "DISCORD_TOKEN is not set" in run.stderr and "export DISCORD_TOKEN" in run.stderr
+
+
+async def test_a_failed_job_is_announced_with_the_reason_and_what_to_do(env):
+    from storage import queue as q
+
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    await env.run(ALICE, "train", [opt, option("name", STRING, "doomed")], attachments=[att])
+    async with env.bot.runtime.db.transaction() as s:  # as the reaper does after the last attempt
+        await q.fail(s, 1, None, "The training process stopped unexpectedly 2 times (most often it ran out of memory).")
+    posts = await env.fake.wait(lambda: [c for c in env.channel_posts() if "failed:" in c.content],
+                                what="the failure message")
+    text = posts[0].content
+    assert f"<@{ALICE.id}>" in text and "ran out of memory" in text and "/check" in text
+    progress = await env.fake.wait(lambda: [c for c in env.fake.calls if c.method == "PATCH" and "❌" in c.content],
+                                   what="the progress message marked failed")
+    assert "job **1**" in progress[0].content
