@@ -11,9 +11,8 @@ Who may do what:
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -334,10 +333,8 @@ class Service:
         if existing is not None and self.store.path(existing.path).is_file():
             return existing
         size = staged.stat().st_size
-        final = self.store.path(f"datasets/{digest[:2]}/{digest}{staged.suffix}")
-        if not final.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, final)
+        final, new = self.store.keep_dataset(staged, digest)
+        if new:
             created.append(final)
         ds = Dataset(guild_id=caller.guild_id, owner_id=caller.user_id, name=Path(filename).name[:200] or "upload",
                      sha256=digest, path=self.store.rel(final), rows=info["rows"], bytes=size,
@@ -578,11 +575,6 @@ class Service:
             cls = await self._class(s, caller.guild_id)
             cls.paused = paused
         return await self.quotas(caller)
-
-    async def recent_outcomes(self, caller: Caller, since: timedelta = timedelta(days=365)) -> list[JobView]:
-        cutoff = datetime.now(UTC) - since
-        views = await self.jobs(caller, everyone=caller.steers, limit=1000)
-        return [v for v in views if v.created_at >= cutoff]
 
     # -- for the bot: progress messages, notifications, class report, file predictions ------------
     async def set_progress_message(self, job_id: int, channel_id: str, message_id: str) -> None:

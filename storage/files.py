@@ -46,16 +46,15 @@ class ArtefactStore:
             f.write(content)
         return Path(name)
 
-    def keep_dataset(self, staged: Path) -> tuple[str, str]:
-        """Move a checked upload into place: returns (relative path, sha256). Same content, same file."""
-        digest = sha256_file(staged)
+    def keep_dataset(self, staged: Path, digest: str) -> tuple[Path, bool]:
+        """Move a checked upload to ``datasets/xx/<sha256><suffix>``: (its path, whether it is new).
+        The same content is kept once; the staged copy is then left for the caller to remove."""
         final = self.root / "datasets" / digest[:2] / f"{digest}{staged.suffix}"
-        final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
-            staged.unlink()
-        else:
-            os.replace(staged, final)
-        return self.rel(final), digest
+            return final, False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+        return final, True
 
     # -- models ----------------------------------------------------------------------------------
     def model_rel(self, job_id: int, attempt: int) -> str:

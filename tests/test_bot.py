@@ -26,6 +26,7 @@ from fake_discord import (
     option,
     snowflake,
 )
+from test_service import csv_bytes
 
 from bot.app import create_bot
 
@@ -33,14 +34,6 @@ ALICE = User(101, "alice")
 BOB = User(102, "bob")
 TEACHER = User(103, "teacher", manage_guild=True)
 TA = User(104, "ta", roles=(555,))  # the configured instructor role, without Manage Server
-
-
-def csv_bytes(rows) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["text", "label"])
-    w.writerows(rows)
-    return buf.getvalue().encode()
 
 
 GOOD = csv_bytes(synthetic_rows(20))

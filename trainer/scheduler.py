@@ -18,7 +18,7 @@ import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from storage import queue as q
@@ -93,18 +93,9 @@ class _Running:
     stopping: str | None = None  # "cancel" | "timeout" | "shutdown" once we asked it to end
 
 
-@dataclass
-class SchedulerEvents:
-    """Optional callbacks for a console or a test to watch what the scheduler does."""
-
-    on_start: Callable[[Job], None] = lambda job: None
-    on_end: Callable[[int, str], None] = lambda job_id, status: None
-    extra: dict = field(default_factory=dict)
-
-
 class Scheduler:
     def __init__(self, db: Database, settings, *, target: Callable[[dict], None] | None = None,
-                 slots: int | None = None, host: str | None = None, events: SchedulerEvents | None = None):
+                 slots: int | None = None, host: str | None = None):
         from .worker import run_job
 
         self.db, self.settings = db, settings
@@ -114,11 +105,11 @@ class Scheduler:
         self.slots = slots if slots is not None else count_slots(self.queue_cfg.cpu_slots,
                                                                  self.queue_cfg.gpu_slots_per_device)
         self.host = host or socket.gethostname()
-        self.events = events or SchedulerEvents()
         self._ctx = multiprocessing.get_context("spawn")
         self._running: dict[int, _Running] = {}
         self._aps = None
         self._lock = asyncio.Lock()  # dispatch and reap never interleave
+        self._stopped = False  # set by stop(): a dispatch already waiting for the lock must not start jobs
 
     @property
     def running(self) -> dict[int, _Running]:
@@ -129,6 +120,7 @@ class Scheduler:
         """Recover from a previous run, then dispatch and reap on APScheduler's interval triggers."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        self._stopped = False
         await self.recover()
         self._aps = AsyncIOScheduler(timezone=UTC)
         opts = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
@@ -140,6 +132,7 @@ class Scheduler:
 
     async def stop(self, requeue: bool = True) -> None:
         """Stop dispatching; end our workers and put their jobs back in the queue (not counted as attempts)."""
+        self._stopped = True
         if self._aps is not None:
             self._aps.shutdown(wait=False)
             self._aps = None
@@ -168,7 +161,7 @@ class Scheduler:
         """Start queued jobs while slots are free. Returns how many started."""
         started = 0
         async with self._lock:
-            while len(self._running) < self.slots:
+            while len(self._running) < self.slots and not self._stopped:
                 job = await self.claim_next()
                 if job is None:
                     break
@@ -223,7 +216,6 @@ class Scheduler:
         async with self.db.transaction() as s:
             await q.set_worker_pid(s, job.id, job.lease, proc.pid)
         log.info("job %s started (attempt %d) in process %s", job.id, job.attempts, proc.pid)
-        self.events.on_start(job)
 
     # -- reaper ------------------------------------------------------------------------------------
     async def reap(self) -> None:
@@ -244,26 +236,26 @@ class Scheduler:
             if job is None or job.lease != r.lease:  # the worker (or someone) finished or took the job away
                 if alive:
                     await self._end_process(r)
-                self._finished(r, job)
+                self._finished(r, job.status if job else "finished")
                 continue
             if job.cancel_requested:
                 r.stopping = "cancel"
                 await self._end_process(r)
                 async with self.db.transaction() as s:
                     await q.cancel(s, r.job_id, r.lease, by="request")
-                self._finished(r, None, "cancelled")
+                self._finished(r, "cancelled")
             elif now > r.deadline and alive:
                 r.stopping = "timeout"
                 await self._end_process(r)
                 async with self.db.transaction() as s:
                     await q.fail(s, r.job_id, r.lease, TIMED_OUT.format(minutes=self.queue_cfg.time_limit_minutes))
-                self._finished(r, None, "failed")
+                self._finished(r, "failed (time limit)")
             elif not alive:  # exited without recording an outcome: killed, out of memory, crashed
                 log.error("job %s: worker process %s died (exit code %s); see %s", r.job_id, r.process.pid,
                           r.process.exitcode, self.store.log_path(r.job_id))
                 async with self.db.transaction() as s:
                     after = await self._requeue(s, job)
-                self._finished(r, None, after.status if after else "gone")
+                self._finished(r, after.status if after else "gone")
 
     async def _reap_silent(self) -> None:
         silent = timedelta(seconds=self.queue_cfg.heartbeat_timeout_seconds)
@@ -278,7 +270,7 @@ class Scheduler:
                     log.error("job %s: no heartbeat for %s from %s pid %s", job.id, silent, job.worker_host,
                               job.worker_pid)
                 after = await self._requeue(s, job)
-                self.events.on_end(job.id, after.status if after else "gone")
+                log.info("job %s is now %s", job.id, after.status if after else "gone")
 
     async def _requeue(self, session, job: Job) -> Job | None:
         self.store.remove_partial(self.store.model_rel(job.id, job.attempts))
@@ -295,10 +287,10 @@ class Scheduler:
             await asyncio.to_thread(p.join, 5)
         self.store.remove_partial(r.model_rel)
 
-    def _finished(self, r: _Running, job: Job | None, status: str | None = None) -> None:
+    def _finished(self, r: _Running, status: str) -> None:
         self._forget(r)
         self.store.remove_partial(r.model_rel)
-        self.events.on_end(r.job_id, status or "finished")
+        log.info("job %s ended: %s", r.job_id, status)
 
     def _forget(self, r: _Running) -> None:
         self._running.pop(r.job_id, None)
