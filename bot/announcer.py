@@ -29,7 +29,7 @@ class Announcer:
         files = [discord.File(rep.confusion_png, filename="confusion_matrix.png"),
                  discord.File(rep.curve_png, filename="training_curve.png")]
         first = {"content": f"{mention} your model **{render.truncate(rep.name, 80)}** is ready.",
-                 "embed": render.result_embed(rep.job_id, rep.name, None, m, "confusion_matrix.png"),
+                 "embed": render.result_embed(rep.job_id, rep.name, rep.version, m, "confusion_matrix.png"),
                  "files": files, "allowed_mentions": discord.AllowedMentions(users=True)}
         report = f"Classification report (job {rep.job_id}, test split):\n{m['report_text']}"
         blocks = render.code_blocks(report)

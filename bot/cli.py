@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.hub.allow_downloads:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from sqlalchemy.exc import SQLAlchemyError
     from transformers.utils import logging as hf_logging
 
     from trainer.errors import DataError, TrainerError
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA if isinstance(exc, InvalidDataset) else EXIT_FAIL
+    except SQLAlchemyError as exc:  # a database that cannot be opened or reached
+        print(f"error: the database at {_safe_url(settings.database_url)} cannot be used: "
+              f"{getattr(exc, 'orig', None) or exc}", file=sys.stderr)
+        return EXIT_FAIL
     except (TrainerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -237,16 +242,14 @@ def cmd_example_data(args, settings) -> int:
 
 
 def _eta(seconds) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
-    return f"~{round(seconds / 60)} min"
+    from .render import eta
+
+    return "-" if seconds is None else eta(seconds)
 
 
 def _job_line(v) -> str:
     p = v.progress or {}
-    where = {"queued": f"#{v.position}", "running": p.get("stage", "")}.get(v.status, "")
+    where = {"queued": f"#{v.position}" if v.position else "paused", "running": p.get("stage", "")}.get(v.status, "")
     if v.status == "running" and p.get("stage") == "training" and p.get("steps"):
         where = f"epoch {p['epoch']}/{p['epochs']} {p['step'] / p['steps']:.0%}"
     result = f"macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else (v.error or "")[:60]

@@ -52,10 +52,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
     _say(f"Demo in {root}")
     _say(f"Example data: {example.name}, real chat lines by topic from chatterbot-corpus ({', '.join(DEFAULT_TOPICS)})")
 
-    import os
-
-    os.environ.pop("TINYTUTOR_DATABASE_URL", None)  # the demo always uses its own fresh SQLite file
-    rt = await Runtime.open(settings)
+    rt = await Runtime.open(settings, settings.storage.database_url)  # its own fresh file, whatever is configured
     svc = rt.service
     try:
         await svc.ensure_class(CLASS, "Demo class")

@@ -62,6 +62,8 @@ def progress_text(view, mention: str) -> str:
     head = f"{mention} job **{view.id}** `{view.name}`"
     p = view.progress or {}
     if view.status == "queued":
+        if view.position is None:
+            return f"⏸️ {head}: queued; the class queue is paused, so it waits until an instructor resumes it"
         return f"⏳ {head}: queued, position {view.position}, result expected in {eta(view.eta_seconds)}"
     if view.status == "running":
         stage = p.get("stage", "starting")
@@ -111,7 +113,9 @@ def prediction_lines(text: str, pred) -> str:
 
 
 def job_line(v) -> str:
-    state = {"queued": f"queued #{v.position} (ETA {eta(v.eta_seconds)})"}.get(v.status, v.status)
+    state = v.status
+    if v.status == "queued":
+        state = f"queued #{v.position} (ETA {eta(v.eta_seconds)})" if v.position else "queued (queue paused)"
     if v.status == "running":
         p = v.progress or {}
         state = f"running: {p.get('stage', 'starting')}"

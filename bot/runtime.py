@@ -19,9 +19,10 @@ class Runtime:
     scheduler: Scheduler
 
     @classmethod
-    async def open(cls, settings, **scheduler_kwargs) -> Runtime:
-        """Connect, upgrade the schema to head (the app always does at start), build the parts."""
-        db = Database(settings.database_url)
+    async def open(cls, settings, database_url: str | None = None, **scheduler_kwargs) -> Runtime:
+        """Connect (to ``database_url``, else the configured database), upgrade the schema to head (the
+        app always does at start), build the parts."""
+        db = Database(database_url or settings.database_url)
         try:
             await db.upgrade()
         except BaseException:

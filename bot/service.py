@@ -11,7 +11,8 @@ Who may do what:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field, replace
+import logging
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +48,8 @@ from .errors import (
     PermissionDenied,
     QuotaExceeded,
 )
+
+log = logging.getLogger("tinytutor.service")
 
 # Settings a student may choose per job (the rest come from config.toml).
 JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max_length", "batch_size",
@@ -141,6 +144,7 @@ class ReportView:
     report_text: str
     confusion_png: Path
     curve_png: Path
+    version: int | None = None  # the model's version, while the model exists
 
 
 class Service:
@@ -151,7 +155,6 @@ class Service:
         self.store = ArtefactStore(settings.storage.data_dir)
         self.predictors = predictors or PredictorCache(settings.queue.predict_cache_size)
         self.slots = slots or max(1, settings.queue.cpu_slots)
-        self._base_cache: dict = {}
 
     # -- classes and members -----------------------------------------------------------------------
     async def ensure_class(self, guild_id: str, name: str = "") -> Classroom:
@@ -278,16 +281,12 @@ class Service:
             raise QuotaExceeded("max_jobs_per_day", cls.max_jobs_per_day,
                                 f"You have submitted {today} job(s) today (UTC); try again tomorrow")
 
-    def _limits(self, cls: Classroom):
-        # The class quota decides rows (a QuotaExceeded with its value); the hard cap stays the config's.
-        return replace(self.settings.data, max_bytes=max(self.settings.data.max_bytes, cls.max_bytes))
-
-    def _check_sync(self, path: Path, params: dict, cls: Classroom, for_training: bool = True):
+    def _check_sync(self, path: Path, params: dict, cls: Classroom):
         from trainer.errors import DataError, TrainerError
         from trainer.pipeline import check_file
 
+        # [data] limits are the server's hard caps; the class's (lower) quotas are checked around this
         spec = self.settings.train_spec(str(path), **params)
-        spec.limits = self._limits(cls)
         try:
             return check_file(spec, self.settings.base_models)
         except DataError as exc:
@@ -306,7 +305,7 @@ class Service:
         val_info = None
         if staged_val is not None:
             try:
-                val = data_mod.load_dataset(str(staged_val), self._limits(cls), ds.text_column, ds.label_column,
+                val = data_mod.load_dataset(str(staged_val), self.settings.data, ds.text_column, ds.label_column,
                                             for_training=False)
             except DataError as exc:
                 raise InvalidDataset(exc.problems) from None
@@ -345,7 +344,7 @@ class Service:
 
     # -- jobs ------------------------------------------------------------------------------------
     async def _visible_job(self, s, caller: Caller, job_id: int) -> Job:
-        job = await s.get(Job, int(job_id))
+        job = await s.get(Job, int(job_id)) if _valid_id(job_id) else None
         if job is None or job.guild_id != caller.guild_id and not caller.operator:
             raise NotFound(f"There is no job {job_id} in this class.")
         if job.owner_id != caller.user_id and not caller.steers:
@@ -448,8 +447,13 @@ class Service:
             if rep is None:
                 state = f"failed: {job.error}" if job.error and job.status != QUEUED else job.status
                 raise Conflict(f"Job {job_id} has no report yet ({state}).")
-            return ReportView(job.id, job.owner_id, job.name, rep.model_id, rep.metrics, rep.report_text,
-                              self.store.path(rep.confusion_png), self.store.path(rep.curve_png))
+            return await self._report_view(s, job, rep)
+
+    async def _report_view(self, s, job: Job, rep: Report) -> ReportView:
+        model = await s.get(Model, rep.model_id) if rep.model_id else None
+        return ReportView(job.id, job.owner_id, job.name, rep.model_id, rep.metrics, rep.report_text,
+                          self.store.path(rep.confusion_png), self.store.path(rep.curve_png),
+                          model.version if model else None)
 
     # -- models ----------------------------------------------------------------------------------
     async def models(self, caller: Caller) -> list[ModelView]:
@@ -467,13 +471,16 @@ class Service:
                          m.id == default_id)
 
     async def _usable_model(self, s, caller: Caller, model_id: int) -> Model:
-        m = await s.get(Model, int(model_id))
+        m = await s.get(Model, int(model_id)) if _valid_id(model_id) else None
         if m is None or m.guild_id != caller.guild_id or (m.owner_id != caller.user_id and m.visibility != CLASS):
             raise NotFound(f"There is no model {model_id} you can use in this class (yours, or shared with the class).")
         return m
 
     async def _owned_model(self, s, caller: Caller, model_id: int) -> Model:
-        m = await self._usable_model(s, caller, model_id) if not caller.steers else await s.get(Model, int(model_id))
+        if caller.steers:
+            m = await s.get(Model, int(model_id)) if _valid_id(model_id) else None
+        else:
+            m = await self._usable_model(s, caller, model_id)
         if m is None or m.guild_id != caller.guild_id:
             raise NotFound(f"There is no model {model_id} in this class.")
         if m.owner_id != caller.user_id and not caller.steers:
@@ -538,7 +545,14 @@ class Service:
         def run():
             return self.predictors.get(path).predict(texts, top_k=top_k)
 
-        return view, await asyncio.to_thread(run)
+        from trainer.errors import TrainerError
+
+        try:
+            return view, await asyncio.to_thread(run)
+        except (TrainerError, OSError):  # its files are gone or damaged: say so, do not show a traceback
+            log.exception("model %s at %s cannot be loaded", view.id, path)
+            raise Conflict(f"Model {view.label} cannot be loaded (its files are missing or damaged); "
+                           "train it again or ask your instructor.") from None
 
     # -- quotas and the queue ----------------------------------------------------------------------
     async def quotas(self, caller: Caller) -> dict:
@@ -603,8 +617,7 @@ class Service:
             rep = (await s.execute(select(Report).where(Report.job_id == int(job_id)))).scalar_one_or_none()
             if job is None or rep is None:
                 return None
-            return ReportView(job.id, job.owner_id, job.name, rep.model_id, rep.metrics, rep.report_text,
-                              self.store.path(rep.confusion_png), self.store.path(rep.curve_png))
+            return await self._report_view(s, job, rep)
 
     async def class_report(self, caller: Caller) -> tuple[list[dict], bytes]:
         """Instructors: per student, jobs by outcome and their best model; and every job as CSV."""
@@ -675,6 +688,14 @@ class Service:
             p = by_row.get(i)
             w.writerow([*(row.get(c, "") for c in table.columns), p.label if p else "", f"{p.score:.4f}" if p else ""])
         return view, out.getvalue().encode("utf-8"), len(idx)
+
+
+def _valid_id(value) -> bool:
+    """A row id the database can hold (a 32-bit integer on PostgreSQL); anything else is simply not found."""
+    try:
+        return 0 < int(value) < 2**31
+    except (TypeError, ValueError):
+        return False
 
 
 def _text_column(columns: list[str]) -> str | None:

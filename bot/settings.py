@@ -173,6 +173,12 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if queue.max_attempts < 1:
         raise ConfigError(f"{name}: [queue].max_attempts must be at least 1, got {queue.max_attempts}")
     quotas = Quotas(**_section(f"{name}: [quotas]", raw.get("quotas", {}), Quotas))
+    for key in ("max_rows", "max_bytes"):  # a class quota cannot go past the server's hard cap
+        if key not in raw.get("quotas", {}):
+            setattr(quotas, key, min(getattr(quotas, key), getattr(data, key)))  # default: follow a lower cap
+        elif getattr(quotas, key) > getattr(data, key):
+            raise ConfigError(f"{name}: [quotas].{key} ({getattr(quotas, key):,}) is above [data].{key} "
+                              f"({getattr(data, key):,}); lower it or raise [data].{key}")
     disc = DiscordSettings(**_section(f"{name}: [discord]", raw.get("discord", {}), DiscordSettings))
     for key in ("guild_id", "instructor_role_id"):
         if getattr(disc, key) and not getattr(disc, key).isdigit():

@@ -76,16 +76,7 @@ async def queue_state(session: AsyncSession) -> QueueState:
         select(Job.guild_id, Job.owner_id, func.max(Job.started_at)).where(Job.started_at.is_not(None))
         .group_by(Job.guild_id, Job.owner_id))).all()}
     limits = dict((await session.execute(select(Classroom.guild_id, Classroom.max_running_per_student))).all())
-    return QueueState(candidates, running, {k: _aware(v) for k, v in last.items()}, limits)
-
-
-def _aware(t):
-    # func.max() bypasses the column type on some backends; make it aware UTC like the column would.
-    from datetime import UTC
-
-    if isinstance(t, str):
-        t = datetime.fromisoformat(t)
-    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+    return QueueState(candidates, running, last, limits)  # max() keeps UTCDateTime: aware datetimes
 
 
 async def claim(session: AsyncSession, job_id: int, host: str, *, skip_locked: bool) -> Job | None:

@@ -142,6 +142,7 @@ async def test_train_progress_report_and_predict_end_to_end(env):
     assert all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in msg.files.values())
     assert f"<@{ALICE.id}>" in msg.content and "is ready" in msg.content
     embed = msg.json["embeds"][0]
+    assert embed["title"] == "✅ topics v1 — job 1"
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert {"Accuracy", "Macro-F1", "TF-IDF baseline", "Layers", "Parameters", "Speed"} <= set(fields)
     assert fields["Layers"].startswith("2 of 4") and "Advice" in fields

@@ -45,6 +45,10 @@ def test_repository_config_loads_and_matches_the_defaults():
     spec = settings.train_spec("x.csv")
     assert spec.base == "minilm-l6" and spec.layers == 3 and spec.method == "full"
     assert settings.data == DataLimits()
+    from bot.settings import DiscordSettings, Queue, Quotas
+
+    # config.toml documents the defaults the code has: the two must not drift apart
+    assert (settings.queue, settings.quotas, settings.discord) == (Queue(), Quotas(), DiscordSettings())
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -58,6 +62,10 @@ def test_repository_config_loads_and_matches_the_defaults():
     ("[training]\nmax_length = 4096\n", "max_length must be at most 512"),
     ("[base_models]\nzh = 3\n", "[base_models].zh must be a directory path string"),
     ("[training\n", "not valid TOML"),
+    ("[quotas]\nmax_rows = 60000\n", "[quotas].max_rows (60,000) is above [data].max_rows (50,000)"),
+    ("[queue]\nmax_attempts = 0\n", "[queue].max_attempts must be at least 1"),
+    ("[discord]\nguild_id = 'my class'\n", "[discord].guild_id must be a Discord id"),
+    ("[discord]\ntoken = 'x'\n", "[discord].token is not a setting"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, message):
     path = tmp_path / "config.toml"
@@ -75,6 +83,7 @@ def test_config_overrides_and_relative_base_model_paths(tmp_path):
     spec = s.train_spec("x.csv", epochs=None, batch_size=8)
     assert (spec.epochs, spec.learning_rate, spec.batch_size, spec.limits.max_rows) == (2, 1e-4, 8, 10)
     assert s.base_models["zh"] == str(tmp_path / "models" / "zh")
+    assert s.quotas.max_rows == 10  # the class default follows a lower server cap
 
 
 def test_train_spec_round_trips_through_json():

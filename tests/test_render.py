@@ -41,3 +41,8 @@ def test_progress_text_for_each_state():
     assert "50%" in running and "epoch 1/2" in running and "loss 0.500" in running and "█" in running
     assert "failed" in render.progress_text(view("failed", error="out of memory"), "<@42>")
     assert "finished" in render.progress_text(view("succeeded", macro_f1=0.91), "<@42>")
+
+
+def test_a_job_waiting_in_a_paused_queue_says_so():
+    assert "paused" in render.progress_text(view("queued", position=None), "<@42>")
+    assert "queue paused" in render.job_line(view("queued", position=None))

@@ -221,3 +221,21 @@ async def test_instructor_jobs_go_first_then_students_take_turns(service, db, se
     while (job := await sched.claim_next()) is not None:
         order.append(job.owner_id)
     assert order == ["teacher", "alice", "bob", "alice", "bob", "alice"]
+
+
+async def test_ids_the_database_cannot_hold_are_simply_not_found(service):
+    await service.ensure_class("class-a")
+    for bad in (2**40, -1, 0):
+        with pytest.raises(NotFound):
+            await service.job(ALICE, bad)
+        with pytest.raises(NotFound):
+            await service.predict(ALICE, bad, ["hello"])
+        with pytest.raises(NotFound):
+            await service.delete_model(TEACH, bad)
+
+
+async def test_a_model_whose_files_are_gone_is_a_plain_refusal(service, db):
+    await service.ensure_class("class-a")
+    mid = await _fake_model(db, ALICE)  # its directory was never written
+    with pytest.raises(Conflict, match="cannot be loaded"):
+        await service.predict(ALICE, mid, ["hello"])

@@ -37,10 +37,7 @@ def caller_of(interaction: discord.Interaction, settings) -> Caller:
 
 async def read_attachment(attachment: discord.Attachment, settings) -> bytes:
     """The attachment's bytes; refused before download when it is over the configured size."""
-    limit = settings.discord.max_upload_bytes
-    if attachment.size > limit:
-        raise InvalidRequest(f"`{attachment.filename}` is {attachment.size:,} bytes; uploads are limited to "
-                             f"{limit:,} bytes. Upload a sample of your data.")
+    check_size(attachment, settings)
     return await attachment.read()
 
 
