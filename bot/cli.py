@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from trainer.spec import METHODS
+
 EXIT_OK, EXIT_FAIL, EXIT_DATA = 0, 1, 2
 
 
@@ -28,13 +30,18 @@ def _add_train_flags(p: argparse.ArgumentParser, queued: bool = False) -> None:
     p.add_argument("--base", help="base model: minilm-l6 (embedded), a [base_models] name, or a directory")
     p.add_argument("--layers", type=_layers, help="encoder layers to keep: a count (3) or a list (0,2,4)")
     p.add_argument("--strategy", choices=("alternate", "bottom", "top"), help="which layers a count keeps")
-    p.add_argument("--method", choices=("full", "lora", "head"), help="what to train")
+    p.add_argument("--method", choices=METHODS,
+                   help="what to train: full, lora, head, or distill (TinyBERT distillation from a fine-tuned teacher)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, help="learning rate (default depends on --method)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-length", type=int, help="tokens per text; longer texts are cut")
     p.add_argument("--seed", type=int)
+    p.add_argument("--augment", type=int, metavar="K",
+                   help="distill: K perturbed copies of each training text, labelled by the teacher")
     if not queued:
+        p.add_argument("--teacher", metavar="DIR",
+                       help="distill: a fine-tuned model directory with the same labels (default: fine-tune the base first)")
         p.add_argument("--out", help="output directory for the model and report (must be new or empty)")
 
 
@@ -59,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir")
     p.add_argument("texts", nargs="+", metavar="TEXT")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("speed", help="one-message latency and batched throughput: PyTorch fp32 vs the served path")
+    p.add_argument("model_dir")
+    p.add_argument("--under-load", action="store_true",
+                   help="measure while a training process loads every core, as a worker does beside the bot")
+    p.add_argument("--messages", type=int, default=200, help="single messages timed per engine")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the served path")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("queue", help="the class job queue, on the database the bot uses")
@@ -118,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
 
     try:
-        return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict,
+        return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict, "speed": cmd_speed,
                 "example-data": cmd_example_data, "queue": cmd_queue, "scheduler": cmd_scheduler,
                 "db": cmd_db, "demo": cmd_demo, "bot": cmd_bot}[args.command](args, settings)
     except DataError as exc:
@@ -160,7 +175,7 @@ def cmd_train(args, settings) -> int:
         args.file, out_dir=out, text_column=args.text_column, label_column=args.label_column,
         validation_path=args.validation, base=args.base, layers=layers, layer_list=layer_list,
         strategy=args.strategy, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        max_length=args.max_length, seed=args.seed)
+        max_length=args.max_length, seed=args.seed, teacher=args.teacher, augment=args.augment)
     result = run_training(spec, Throttle(TerminalBar(), seconds=0.2), settings.base_models)
     m = result.metrics
     if not args.json:
@@ -168,8 +183,12 @@ def cmd_train(args, settings) -> int:
         print(f"accuracy {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}   "
               f"TF-IDF baseline macro-F1 {m['baseline_macro_f1']:.3f}")
         print(f"layers {len(m['layers_kept'])}/{m['layers_base']} {m['layers_kept']}   params {m['params']:,} "
-              f"(base {m['params_base']:,})   {m['ms_per_message']:.1f} ms/message   "
+              f"(base {m['params_base']:,})   {m['ms_per_message']:.2f} ms/message ({m['engine']})   "
               f"trained in {m['train_seconds']:.0f} s")
+        if "teacher" in m:
+            t = m["teacher"]
+            print(f"teacher: {t['layers']} layers, params {t['params']:,}, macro-F1 {t['macro_f1']:.3f}, "
+                  f"{t['ms_per_message']:.1f} ms/message (PyTorch); the student keeps {m['retained']:.1%}")
         if m["mistakes"]:
             print("\nMost confident mistakes:")
             for x in m["mistakes"][:5]:
@@ -227,6 +246,23 @@ def cmd_predict(args, settings) -> int:
     return EXIT_OK
 
 
+def cmd_speed(args, settings) -> int:
+    from trainer.speed import measure
+
+    result = measure(args.model_dir, under_load=args.under_load, messages=args.messages, threads=args.threads)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return EXIT_OK
+    load = "while a training process loads the CPU" if args.under_load else "on an otherwise idle CPU"
+    print(f"{args.model_dir}: {result['messages']} single messages and batches of {result['batch_size']}, {load}")
+    print(f"{'path':<28} {'p50 ms':>8} {'p90 ms':>8} {'msgs/s':>8}")
+    for key, name in (("fp32", "PyTorch fp32"), ("served", f"served ({result['engine']})")):
+        r = result[key]
+        print(f"{name:<28} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['msgs_per_s']:>8.0f}")
+    print(f"one message {result['speedup_p50']:.1f}x faster; batched {result['speedup_batch']:.1f}x")
+    return EXIT_OK
+
+
 def cmd_example_data(args, settings) -> int:
     from trainer.examples import DEFAULT_TOPICS, chatterbot_rows, write_chatterbot_csv
 
@@ -248,10 +284,12 @@ def _eta(seconds) -> str:
 
 
 def _job_line(v) -> str:
+    from trainer.progress import TRAINING_STAGES, epoch_label
+
     p = v.progress or {}
     where = {"queued": f"#{v.position}" if v.position else "paused", "running": p.get("stage", "")}.get(v.status, "")
-    if v.status == "running" and p.get("stage") == "training" and p.get("steps"):
-        where = f"epoch {p['epoch']}/{p['epochs']} {p['step'] / p['steps']:.0%}"
+    if v.status == "running" and p.get("stage") in TRAINING_STAGES and p.get("steps"):
+        where = f"{epoch_label(p)} {p['step'] / p['steps']:.0%}"
     result = f"macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else (v.error or "")[:60]
     return f"{v.id:>5}  {v.owner_id:<14.14} {v.name:<18.18} {v.status:<10} {where:<16} {_eta(v.eta_seconds):>8}  {result}"
 

@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from trainer.progress import TRAINING_STAGES, epoch_label
+
 from .errors import InvalidDataset, NotFound
 from .runtime import Runtime
 from .service import Caller
@@ -150,10 +152,10 @@ def _progress_line(v) -> str:
     if v.status == "queued":
         return f"queued, position {v.position}"
     if v.status == "running":
-        if p.get("stage") == "training" and p.get("steps"):
+        if p.get("stage") in TRAINING_STAGES and p.get("steps"):
             loss = f", loss {p['loss']:.3f}" if p.get("loss") is not None else ""
             eta = f", ETA {p['eta_seconds']:.0f} s" if p.get("eta_seconds") is not None else ""
-            return f"training epoch {p['epoch']}/{p['epochs']}{loss}{eta}"
+            return f"training {epoch_label(p)}{loss}{eta}"
         return f"running: {p.get('stage', 'starting')}"
     return v.status
 

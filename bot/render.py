@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import discord
 
+from trainer.progress import TRAINING_STAGES, epoch_label
+
 CONTENT_LIMIT = 2000
 DESCRIPTION_LIMIT = 4096
 FIELD_LIMIT = 1024
@@ -67,10 +69,10 @@ def progress_text(view, mention: str) -> str:
         return f"⏳ {head}: queued, position {view.position}, result expected in {eta(view.eta_seconds)}"
     if view.status == "running":
         stage = p.get("stage", "starting")
-        if stage == "training" and p.get("steps"):
+        if stage in TRAINING_STAGES and p.get("steps"):
             frac = p["step"] / p["steps"]
             loss = f" · loss {p['loss']:.3f}" if p.get("loss") is not None else ""
-            return (f"🏋️ {head}: `{bar(frac)}` {frac:.0%} · epoch {p['epoch']}/{p['epochs']}{loss} · "
+            return (f"🏋️ {head}: `{bar(frac)}` {frac:.0%} · {epoch_label(p)}{loss} · "
                     f"ETA {eta(p.get('eta_seconds'))}")
         return f"⚙️ {head}: {stage}…"
     if view.status == "succeeded":
@@ -119,8 +121,9 @@ def job_line(v) -> str:
     if v.status == "running":
         p = v.progress or {}
         state = f"running: {p.get('stage', 'starting')}"
-        if p.get("stage") == "training" and p.get("steps"):
-            state = f"training {p['step'] / p['steps']:.0%} (ETA {eta(p.get('eta_seconds'))})"
+        if p.get("stage") in TRAINING_STAGES and p.get("steps"):
+            what = "training the teacher" if p["stage"] == "teacher" else "training"
+            state = f"{what} {p['step'] / p['steps']:.0%} (ETA {eta(p.get('eta_seconds'))})"
     result = f" · macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else ""
     return f"`{v.id:>4}` <@{v.owner_id}> **{truncate(v.name, 40)}** — {state}{result}"
 

@@ -12,12 +12,12 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from trainer.spec import DataLimits, TrainSpec
+from trainer.spec import METHODS, STRATEGIES, DataLimits, TrainSpec
 
 # TrainSpec fields that describe one run, not a class-wide default.
-_PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_path", "layer_list", "limits"}
-_CHOICES = {"strategy": ("alternate", "bottom", "top"), "method": ("full", "lora", "head"),
-            "device": ("auto", "cpu", "cuda")}
+_PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_path", "layer_list", "limits",
+            "teacher"}
+_CHOICES = {"strategy": STRATEGIES, "method": METHODS, "device": ("auto", "cpu", "cuda")}
 
 
 class ConfigError(Exception):
@@ -53,6 +53,8 @@ class Queue:
     kill_grace_seconds: float = 5.0  # after terminate(), wait this long before kill()
     instructor_priority: int = 10  # priority of jobs instructors submit (students: 0)
     predict_cache_size: int = 4  # loaded models kept for /predict
+    predict_threads: int = 1  # ONNX Runtime threads per prediction (beside training workers: 1)
+    predict_batch_ms: float = 5.0  # predictions arriving within this window share one forward pass
 
 
 @dataclass

@@ -13,8 +13,8 @@ from trainer.spec import TrainSpec
 
 
 def _spec(data, base, out, **kw) -> TrainSpec:
-    values = dict(data_path=str(data), base=str(base), out_dir=str(out), layers=2, epochs=8, lr=3e-3,
-                  batch_size=16, seed=7, patience=8)
+    values = dict(data_path=str(data), base=str(base), out_dir=str(out), layers=2, epochs=12, lr=2e-3,
+                  batch_size=8, seed=7, patience=8)
     values.update(kw)
     return TrainSpec(**values)
 

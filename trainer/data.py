@@ -337,7 +337,7 @@ def choose_columns(table: Table, text_column: str | None, label_column: str | No
 
 # --- the checks ------------------------------------------------------------------------------------
 
-def _normalise(text: str) -> str:
+def normalise_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).split()).lower()
 
 
@@ -418,7 +418,7 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
     # The same text under different labels: the model cannot learn both.
     by_text: dict[str, list[int]] = defaultdict(list)
     for i, t in enumerate(texts):
-        by_text[_normalise(t)].append(i)
+        by_text[normalise_text(t)].append(i)
     conflict_rows, dup_rows = [], []
     for idx in by_text.values():
         if len(idx) < 2:

@@ -78,7 +78,8 @@ def plot_confusion(ev: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, path: Path) -> None:
+def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, path: Path,
+                  loss_name: str = "cross-entropy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,7 +92,7 @@ def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, 
         k = max(2, len(step_loss) // 20)
         smooth = np.convolve(step_loss, np.ones(k) / k, mode="valid")
         ax1.plot(steps[k - 1:], smooth, color="#1f4e79", lw=1.8, label=f"mean of {k}")
-    ax1.set(title="Training loss", xlabel="step", ylabel="cross-entropy")
+    ax1.set(title="Training loss", xlabel="step", ylabel=loss_name)
     ax1.legend()
     epochs = np.arange(1, len(val_f1) + 1)
     ax2.plot(epochs, val_f1, marker="o", color="#2e7d32")
@@ -105,9 +106,15 @@ def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, 
 
 
 def advice(ev: Evaluation, baseline: dict, label_counts: dict[str, int], warnings: list, history,
-           layers: tuple[int, int]) -> list[str]:
-    """A few sentences a student can act on, most useful first."""
+           layers: tuple[int, int], teacher: dict | None = None) -> list[str]:
+    """A few sentences a student can act on, most useful first. ``teacher``: the distillation teacher's scores."""
     tips: list[str] = []
+    if teacher is not None and teacher["macro_f1"] > 0:
+        kept = ev.macro_f1 / teacher["macro_f1"]
+        tips.append(f"The {layers[0]}-layer student keeps {kept:.1%} of its {teacher['layers']}-layer teacher's "
+                    f"macro-F1 ({ev.macro_f1:.3f} vs {teacher['macro_f1']:.3f})."
+                    + ("" if kept >= 0.97 else " Distil with more epochs or augment (copies of each text) to close "
+                                               "the gap, or keep more layers."))
     gap = ev.macro_f1 - baseline["macro_f1"]
     if gap < -0.01:
         tips.append(f"The simple TF-IDF baseline scores higher (macro-F1 {baseline['macro_f1']:.3f} vs "
@@ -144,7 +151,8 @@ def advice(ev: Evaluation, baseline: dict, label_counts: dict[str, int], warning
         if w.code in ("tokenizer_coverage", "tokenizer_fragmentation", "few_examples", "imbalance", "conflicting_labels", "duplicates"):
             tips.append(f"{w.message}. {w.hint}")
     kept, total = layers
-    if kept < total:
+    if kept < total and teacher is None:
         tips.append(f"This model keeps {kept} of {total} layers. Train once with --layers {total} to see what "
                     "the pruning costs in macro-F1 and gains in speed.")
     return tips
+

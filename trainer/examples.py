@@ -8,25 +8,40 @@ from pathlib import Path
 
 import yaml
 
+from .data import normalise_text
+
 DEFAULT_TOPICS = ("ai", "coding", "emotion", "psychology", "literature")
 
 
+def english_topics() -> tuple[str, ...]:
+    """Every English topic the installed chatterbot-corpus ships."""
+    root = importlib.resources.files("chatterbot_corpus") / "data" / "english"
+    return tuple(sorted(p.name.removesuffix(".yml") for p in root.iterdir() if p.name.endswith(".yml")))
+
+
 def chatterbot_rows(topics=DEFAULT_TOPICS, language: str = "english") -> list[tuple[str, str]]:
-    """Every distinct line of the chosen topics' conversations, labelled with its topic."""
+    """Every distinct line of the chosen topics' conversations, labelled with its topic.
+
+    Lines are compared as the data check compares them (case and spacing ignored); a line found in
+    two topics ("Why?" in emotion and "why?" in health) teaches nothing and is left out.
+    """
     root = importlib.resources.files("chatterbot_corpus") / "data" / language
-    rows, seen = [], {}
+    rows, seen, clashes = [], {}, set()
     for topic in topics:
         doc = yaml.safe_load((root / f"{topic}.yml").read_text(encoding="utf-8"))
         for conversation in doc["conversations"]:
             for line in conversation:
                 text = " ".join(str(line).split())
-                if len(text) < 3 or text in seen:
-                    if text in seen and seen[text] != topic:
-                        rows = [r for r in rows if r[0] != text]  # a line in two topics teaches nothing
+                key = normalise_text(text)
+                if len(text) < 3:
                     continue
-                seen[text] = topic
+                if key in seen:
+                    if seen[key] != topic:
+                        clashes.add(key)
+                    continue
+                seen[key] = topic
                 rows.append((text, topic))
-    return rows
+    return [r for r in rows if normalise_text(r[0]) not in clashes]
 
 
 def write_chatterbot_csv(path: str | Path, topics=DEFAULT_TOPICS) -> Path:

@@ -7,29 +7,35 @@ saved model → rename into place. A failure at any step leaves no output direct
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+from sklearn.metrics import f1_score
 from transformers import set_seed
 
 from . import data as data_mod
+from .augment import augment
 from .batching import encode
 from .device import pick_device, set_threads
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
+from .export import build_serving
 from .lint import tokenizer_warnings
+from .losses import IGNORE, TinyBertLoss
 from .models import BaseModel, count_parameters, load_classifier, load_tokenizer, resolve_base
 from .predict import Predictor
 from .progress import Progress, ProgressFn, ignore
 from .pruning import num_layers, prune_layers, select_layers
 from .spec import TrainSpec
-from .train import fine_tune, finish_method, predict_proba, prepare_method
+from .train import fine_tune, finish_method, predict_logits, predict_proba, prepare_method
 
 CONFUSION_PNG = "confusion_matrix.png"
 CURVE_PNG = "training_curve.png"
@@ -52,8 +58,12 @@ class TrainResult:
         """The fields ``tinytutor train --json`` prints (a contract for scripts)."""
         keys = ("accuracy", "macro_f1", "baseline_macro_f1", "baseline_accuracy", "labels", "layers_kept",
                 "layers_base", "params", "params_base", "train_seconds", "ms_per_message", "size_bytes",
-                "best_epoch", "method", "base_model", "model_dir", "confusion_matrix_png", "training_curve_png")
-        return {k: self.metrics[k] for k in keys}
+                "best_epoch", "method", "base_model", "model_dir", "confusion_matrix_png", "training_curve_png",
+                "engine", "torch_ms_per_message")
+        out = {k: self.metrics[k] for k in keys}
+        if "teacher" in self.metrics:  # distillation
+            out |= {k: self.metrics[k] for k in ("teacher_macro_f1", "teacher_params", "retained")}
+        return out
 
 
 def default_out_dir(data_path: str, runs_dir: str | Path = "runs") -> Path:
@@ -98,32 +108,52 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
                                            for_training=False)
     splits = data_mod.split_dataset(ds, spec.limits, spec.seed, validation)
     labels = sorted(set(ds.labels))
+    given_teacher = None
+    if spec.method == "distill" and spec.teacher:
+        given_teacher = load_teacher(spec.teacher, labels)
+        labels = [given_teacher.config.id2label[i] for i in range(given_teacher.config.num_labels)]
     label2id = {lab: i for i, lab in enumerate(labels)}
-
-    progress(Progress("loading", message=f"base model {base.name}, {len(labels)} labels, "
-                                        f"{len(splits.train)}/{len(splits.validation)}/{len(splits.test)} train/val/test"))
-    model = load_classifier(base, dict(enumerate(labels)))
-    params_base = count_parameters(model)
-    total_layers = num_layers(model.config)
-    keep = select_layers(total_layers, spec.layers, spec.strategy, spec.layer_list)
-    prune_layers(model, keep, base.name, "explicit" if spec.layer_list else spec.strategy)
-    params = count_parameters(model)
-    model = prepare_method(model, spec)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def feats(part):
         return encode(tokenizer, part.texts, spec.max_length, [label2id[y] for y in part.labels])
 
     train_f, val_f, test_f = feats(splits.train), feats(splits.validation), feats(splits.test)
-    history = fine_tune(model, tokenizer, train_f, val_f, spec, device, progress)
+    y_test = [label2id[y] for y in splits.test.labels]
+    progress(Progress("loading", message=f"base model {base.name}, {len(labels)} labels, "
+                                        f"{len(splits.train)}/{len(splits.validation)}/{len(splits.test)} train/val/test"))
+    teacher_report = None
+    if spec.method == "distill":
+        teacher, teacher_report = _teacher(spec, base, given_teacher, labels, tokenizer, train_f, val_f, test_f,
+                                           y_test, device, progress)
+        model = copy.deepcopy(teacher)
+        base_name = teacher_report["base_model"]
+    else:
+        model = load_classifier(base, dict(enumerate(labels)))
+        base_name = base.name
+    params_base = count_parameters(model)
+    total_layers = num_layers(model.config)
+    keep = select_layers(total_layers, spec.layers, spec.strategy, spec.layer_list)
+    prune_layers(model, keep, base_name, "explicit" if spec.layer_list else spec.strategy)
+    params = count_parameters(model)
+    model = prepare_method(model, spec)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    if spec.method == "distill":
+        history = distill(model, teacher, tokenizer, splits.train.texts, train_f, val_f, keep, spec, device, progress)
+        teacher_report["ms_per_message"] = round(torch_latency_ms(teacher, tokenizer, splits.test.texts,
+                                                                  spec.max_length), 2)
+        del teacher
+    else:
+        history = fine_tune(model, tokenizer, train_f, val_f, spec, device, progress)
     model = finish_method(model, spec)
 
     progress(Progress("evaluating", message="test split and TF-IDF baseline"))
-    proba = predict_proba(model, test_f, tokenizer, device).numpy()
-    y_test = [label2id[y] for y in splits.test.labels]
+    test_logits = predict_logits(model, test_f, tokenizer, device).numpy()
+    proba = softmax(test_logits)
     ev = evaluate(y_test, proba, labels, splits.test.texts, splits.test.rows)
     baseline = tfidf_baseline(splits.train.texts, splits.train.labels, splits.test.texts, splits.test.labels, spec.seed)
-    tips = advice(ev, baseline, ds.label_counts, ds.warnings, history, (len(keep), total_layers))
+    tips = advice(ev, baseline, ds.label_counts, ds.warnings, history, (len(keep), total_layers), teacher_report)
+    torch_ms = torch_latency_ms(model, tokenizer, splits.test.texts, spec.max_length)
 
     progress(Progress("saving", message=str(out_dir)))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +163,11 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         model.config.tinytutor_method = spec.method
         model.to("cpu").save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        progress(Progress("exporting", message="ONNX export and int8 quantisation, checked on the test split"))
+        serving = build_serving(model, tokenizer, tmp, splits.test.texts, y_test, spec.max_length, test_logits)
         plot_confusion(ev, tmp / CONFUSION_PNG)
-        plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG)
+        plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG,
+                      "distillation loss" if spec.method == "distill" else "cross-entropy")
         ms_per_message = measure_latency(tmp, splits.test.texts)
         size_bytes = sum(f.stat().st_size for f in tmp.glob("*.safetensors"))
         metrics = {
@@ -144,14 +177,16 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "labels": labels, "label_counts": ds.label_counts,
             "layers_kept": keep, "layers_base": total_layers, "params": params, "params_base": params_base,
             "params_trained": trainable,
-            "train_seconds": round(history.train_seconds, 2),
+            "train_seconds": round(history.train_seconds + (teacher_report or {}).get("train_seconds", 0), 2),
             "tokens_per_second": round(history.train_tokens / max(history.train_seconds, 1e-9), 1),
             "padding_share": round(1 - history.train_tokens / max(1, history.padded_tokens), 4),
-            "ms_per_message": round(ms_per_message, 2), "size_bytes": size_bytes,
+            "ms_per_message": round(ms_per_message, 2), "torch_ms_per_message": round(torch_ms, 2),
+            "size_bytes": size_bytes, "served_size_bytes": (tmp / serving["file"]).stat().st_size,
+            "serving": serving, "engine": serving["engine"],
             "best_epoch": history.best_epoch, "epochs_run": len(history.epoch_val_f1),
             "stopped_early": history.stopped_early,
             "validation_macro_f1": history.epoch_val_f1,
-            "method": spec.method, "base_model": base.name, "strategy": spec.strategy,
+            "method": spec.method, "base_model": base_name, "strategy": spec.strategy,
             "split": {"source": splits.source, "train": len(splits.train), "validation": len(splits.validation),
                       "test": len(splits.test)},
             "data": {k: info[k] for k in ("rows", "encoding", "format", "text_column", "label_column", "tokenizer")},
@@ -163,6 +198,11 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "confusion_matrix_png": str((out_dir / CONFUSION_PNG).resolve()),
             "training_curve_png": str((out_dir / CURVE_PNG).resolve()),
         }
+        if teacher_report is not None:
+            metrics |= {"teacher": teacher_report, "teacher_macro_f1": teacher_report["macro_f1"],
+                        "teacher_params": teacher_report["params"],
+                        "retained": round(ev.macro_f1 / teacher_report["macro_f1"], 4)
+                        if teacher_report["macro_f1"] > 0 else None}
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(metrics), encoding="utf-8")
         if out_dir.exists():
@@ -173,6 +213,89 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         raise
     progress(Progress("done", message=f"macro-F1 {ev.macro_f1:.3f} (baseline {baseline['macro_f1']:.3f})"))
     return TrainResult(out_dir, metrics)
+
+
+def load_teacher(path: str, labels: list[str]):
+    """A fine-tuned classifier directory to distil from; its labels must be this file's labels."""
+    from transformers import AutoModelForSequenceClassification
+
+    root = Path(path)
+    if not (root / "config.json").is_file() or not any(root.glob("*.safetensors")):
+        raise TrainerError(f"The teacher {path} is not a trained model directory (config.json and .safetensors weights)")
+    teacher = AutoModelForSequenceClassification.from_pretrained(
+        root, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+    theirs = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+    if set(theirs) != set(labels):
+        missing, extra = sorted(set(labels) - set(theirs)), sorted(set(theirs) - set(labels))
+        parts = ([f"labels the teacher never learned: {', '.join(missing)}"] if missing else []) + \
+                ([f"teacher labels missing from this file: {', '.join(extra)}"] if extra else [])
+        raise TrainerError("The teacher was trained on other labels than this file has (" + "; ".join(parts) +
+                           "). Distil from a teacher trained on the same labels, or leave the teacher out to "
+                           "fine-tune one on this file first.")
+    return teacher
+
+
+def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_test, device, progress):
+    """The fine-tuned teacher (given, or the base with all its layers fine-tuned here) and its test scores."""
+    if given is None:
+        teacher = load_classifier(base, dict(enumerate(labels)))
+        teacher_spec = replace(spec, method="full", lr=spec.lr, epochs=spec.teacher_epochs or spec.epochs)
+        hist = fine_tune(teacher, tokenizer, train_f, val_f, teacher_spec, device, progress, stage="teacher")
+        source, base_name, seconds = f"{base.name}, all layers fine-tuned on this file", base.name, hist.train_seconds
+    else:
+        teacher, source, seconds = given, str(spec.teacher), 0.0
+        base_name = (getattr(teacher.config, "tinytutor_pruning", None) or {}).get("base_model", str(spec.teacher))
+    teacher.to(device).eval()
+    proba = predict_proba(teacher, test_f, tokenizer, device).numpy()
+    f1 = float(f1_score(y_test, proba.argmax(1), labels=list(range(len(labels))), average="macro", zero_division=0))
+    params = count_parameters(teacher)
+    return teacher, {
+        "source": source, "base_model": base_name, "macro_f1": f1,
+        "accuracy": float((proba.argmax(1) == np.array(y_test)).mean()),
+        "layers": num_layers(teacher.config), "params": params,
+        "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
+        "train_seconds": round(seconds, 2),
+    }
+
+
+def distill(student, teacher, tokenizer, train_texts, train_f, val_f, keep, spec, device, progress):
+    """TinyBERT task distillation of ``student`` (cut from ``teacher``), with optional augmentation."""
+    loss = TinyBertLoss(tuple(keep), spec.temperature, spec.soft_weight, spec.hard_weight, spec.hidden_weight,
+                        spec.attention_weight)
+    features = list(train_f)
+    if spec.augment:
+        extra = augment(train_texts, spec.augment, spec.seed, tokenizer.mask_token or "[MASK]")
+        features += encode(tokenizer, extra, spec.max_length, [IGNORE] * len(extra))
+    eager = loss.needs_internals and spec.attention_weight > 0  # SDPA attention returns no attention maps
+    if eager:
+        teacher.set_attn_implementation("eager")
+        student.set_attn_implementation("eager")
+    try:
+        return fine_tune(student, tokenizer, features, val_f, spec, device, progress, loss_fn=loss, teacher=teacher)
+    finally:
+        if eager:
+            student.set_attn_implementation("sdpa")
+
+
+def torch_latency_ms(model, tokenizer, texts: list[str], max_length: int, n: int = 30) -> float:
+    """Median milliseconds for PyTorch (fp32, on the CPU) to tokenise and classify one message."""
+    import torch
+
+    model = model.to("cpu").eval()
+    sample = (texts * (n // max(1, len(texts)) + 1))[:n]
+    times = []
+    with torch.inference_mode():
+        for i, t in enumerate(sample + sample[:3]):
+            start = time.perf_counter()
+            model(**tokenizer([t], truncation=True, max_length=max_length, return_tensors="pt"))
+            if i >= 3:
+                times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def message_latencies_ms(predictor: Predictor, texts: list[str], warmup: int = 3) -> list[float]:
@@ -198,6 +321,22 @@ def model_card(m: dict) -> str:
         f"| {lab} | {m['report'][lab]['precision']:.3f} | {m['report'][lab]['recall']:.3f} | "
         f"{m['report'][lab]['f1-score']:.3f} | {int(m['report'][lab]['support'])} |" for lab in m["labels"])
     tips = "\n".join(f"- {t}" for t in m["advice"])
+    teacher = ""
+    if m.get("teacher"):
+        t = m["teacher"]
+        teacher = f"""
+## Distillation
+
+Distilled (TinyBERT task distillation) from a {t['layers']}-layer teacher ({t['source']}).
+
+| model | layers | parameters | weights MB | test macro-F1 | ms/message (PyTorch) |
+|---|---|---|---|---|---|
+| teacher | {t['layers']} | {t['params']:,} | {t['size_bytes'] / 1e6:.1f} | {t['macro_f1']:.3f} | {t['ms_per_message']:.1f} |
+| student | {len(m['layers_kept'])} | {m['params']:,} | {m['size_bytes'] / 1e6:.1f} | {m['macro_f1']:.3f} | {m['torch_ms_per_message']:.1f} |
+
+The student keeps {m['retained']:.1%} of the teacher's macro-F1.
+"""
+    serving = m["serving"]
     return f"""# TinyTutor model
 
 A text classifier for {len(m['labels'])} labels, fine-tuned ({m['method']}) from `{m['base_model']}` with
@@ -220,8 +359,12 @@ same split: macro-F1 {m['baseline_macro_f1']:.3f}.
 
 Trained on {m['split']['train']} examples ({m['split']['source']} split), validated on
 {m['split']['validation']}; best epoch {m['best_epoch']} of {m['epochs_run']}, {m['train_seconds']:.0f} s on
-{m['device']}. One message takes {m['ms_per_message']:.1f} ms on this machine; weights are
-{m['size_bytes'] / 1e6:.1f} MB.
+{m['device']}. Weights are {m['size_bytes'] / 1e6:.1f} MB.
+{teacher}
+## Serving
+
+Served with {serving['engine']} (`{serving['file']}`, {m['served_size_bytes'] / 1e6:.1f} MB): {serving['why']}.
+One message takes {m['ms_per_message']:.2f} ms this way, {m['torch_ms_per_message']:.1f} ms with PyTorch fp32.
 
 ## Advice
 

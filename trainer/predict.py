@@ -7,6 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import TrainerError
@@ -22,36 +23,83 @@ class Prediction:
         return {"label": self.label, "score": self.score, "top": [{"label": lab, "score": s} for lab, s in self.top]}
 
 
-class Predictor:
-    """A loaded model directory. Thread-safe for concurrent ``predict`` calls (inference only)."""
+ENGINES = ("auto", "onnxruntime", "torch")
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu", max_length: int | None = None):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+class Predictor:
+    """A loaded model directory. Thread-safe for concurrent ``predict`` calls (inference only).
+
+    ``engine="auto"`` serves the ONNX file training left under ``onnx/`` (int8, or fp32 where int8
+    lost accuracy) with ONNX Runtime on ``threads`` threads, and PyTorch for directories without
+    one (models trained before ONNX serving, or where the export failed its parity check).
+    ``engine="torch"`` always uses PyTorch (fp32), as ``tinytutor speed`` does for comparison.
+    """
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", max_length: int | None = None,
+                 engine: str = "auto", threads: int = 1, batch_size: int = 64):
+        from transformers import AutoConfig, AutoTokenizer
+
+        from .export import FP32_FILE, INT8_FILE, ONNX_DIR
 
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
             raise TrainerError(f"{model_dir} is not a TinyTutor model directory (no config.json)")
+        if engine not in ENGINES:
+            raise TrainerError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         self.model_dir = model_dir
         self.device = torch.device(device)
+        self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, local_files_only=True, use_safetensors=True, trust_remote_code=False).to(self.device).eval()
-        cfg = self.model.config
+        cfg = AutoConfig.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.max_length = max_length or getattr(cfg, "tinytutor_max_length", None) or 128
+        onnx_file = next((model_dir / ONNX_DIR / f for f in (INT8_FILE, FP32_FILE)
+                          if (model_dir / ONNX_DIR / f).is_file()), None)
+        self.session = self.model = None
+        if engine != "torch" and onnx_file is not None and self.device.type == "cpu":
+            from .export import session
 
-    @torch.inference_mode()
+            self.session = session(onnx_file, threads)
+            self._inputs = [i.name for i in self.session.get_inputs()]
+            self.engine = "onnxruntime-int8" if onnx_file.name == INT8_FILE else "onnxruntime-fp32"
+        elif engine == "onnxruntime":
+            raise TrainerError(f"{model_dir} has no ONNX model to serve (onnx/{INT8_FILE} or onnx/{FP32_FILE})")
+        else:
+            from transformers import AutoModelForSequenceClassification
+
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                model_dir, local_files_only=True, use_safetensors=True, trust_remote_code=False
+            ).to(self.device).eval()
+            self.engine = "torch"
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """Logits [n, labels] in the order of ``texts``, computed in length-sorted batches (less padding)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            out[idx] = self._forward([texts[i] for i in idx])
+        return out
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        if self.session is not None:
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
+            return self.session.run(["logits"], {n: enc[n].astype(np.int64) for n in self._inputs})[0]
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            return self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu().numpy()
+
     def predict(self, texts: list[str], top_k: int = 3) -> list[Prediction]:
         if not texts:
             return []
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
-        enc = {k: v.to(self.device) for k, v in enc.items()}
-        proba = torch.softmax(self.model(**enc).logits.float(), dim=-1).cpu()
+        logits = self.logits(texts)
+        proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
         k = min(top_k, len(self.labels))
         out = []
         for row in proba:
-            scores, idx = row.topk(k)
-            top = [(self.labels[i], round(float(s), 4)) for s, i in zip(scores.tolist(), idx.tolist(), strict=True)]
+            idx = np.argsort(-row, kind="stable")[:k]
+            top = [(self.labels[i], round(float(row[i]), 4)) for i in idx]
             out.append(Prediction(top[0][0], top[0][1], top))
         return out
 
@@ -59,8 +107,8 @@ class Predictor:
 class PredictorCache:
     """Keeps the last few loaded models; loading takes far longer than predicting."""
 
-    def __init__(self, size: int = 4, device: str = "cpu"):
-        self.size, self.device = size, device
+    def __init__(self, size: int = 4, device: str = "cpu", threads: int = 1):
+        self.size, self.device, self.threads = size, device, threads
         self._models: OrderedDict[str, Predictor] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -70,7 +118,7 @@ class PredictorCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        predictor = Predictor(key, device=self.device)  # load outside the lock
+        predictor = Predictor(key, device=self.device, threads=self.threads)  # load outside the lock
         with self._lock:
             self._models[key] = predictor
             self._models.move_to_end(key)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class Progress:
-    stage: str  # checking, loading, training, evaluating, saving, done
+    stage: str  # checking, loading, teacher (distillation's teacher), training, evaluating, saving, exporting, done
     epoch: int = 0
     epochs: int = 0
     step: int = 0  # steps done in all epochs
@@ -27,6 +27,13 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+TRAINING_STAGES = ("teacher", "training")  # stages that report epochs and steps
+
+
+def epoch_label(p: Progress | dict) -> str:
+    """"epoch 2/6", or "teacher epoch 2/4" while distillation's teacher is fine-tuned."""
+    d = p if isinstance(p, dict) else p.to_dict()
+    return f"{'teacher ' if d.get('stage') == 'teacher' else ''}epoch {d.get('epoch')}/{d.get('epochs')}"
 
 
 def ignore(_: Progress) -> None:
@@ -58,12 +65,16 @@ class TerminalBar:
     def __call__(self, p: Progress) -> None:
         from tqdm import tqdm
 
-        if p.stage == "training":
+        if p.stage in TRAINING_STAGES:
+            if self._bar is not None and p.stage != self._stage:
+                self._bar.close()
+                self._bar = None
             if self._bar is None:
                 self._bar = tqdm(total=p.steps, unit="step", dynamic_ncols=True, leave=True)
+            self._stage = p.stage
             self._bar.n = p.step
             loss = f"{p.loss:.3f}" if p.loss is not None else "-"
-            self._bar.set_description(f"epoch {p.epoch}/{p.epochs}")
+            self._bar.set_description(epoch_label(p))
             self._bar.set_postfix_str(f"loss {loss}")
             self._bar.refresh()
             return

@@ -6,12 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 STRATEGIES = ("alternate", "bottom", "top")
-METHODS = ("full", "lora", "head")
+METHODS = ("full", "lora", "head", "distill")
 
 # Defaults when --lr is not given. Small encoders like MiniLM fine-tune best near 2e-4 (measured on the
 # chatterbot example: 5e-5 left it near chance after 4 epochs); a method that trains fewer weights
 # wants a larger step. For a BERT-base-sized model pass --lr 3e-5.
-DEFAULT_LR = {"full": 2e-4, "lora": 1e-3, "head": 2e-3}
+DEFAULT_LR = {"full": 2e-4, "lora": 1e-3, "head": 2e-3, "distill": 2e-4}
 
 
 @dataclass
@@ -55,6 +55,15 @@ class TrainSpec:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
+    # distillation (method "distill"): TinyBERT's task distillation from a fine-tuned teacher
+    teacher: str | None = None  # a fine-tuned model directory with the same labels; None: fine-tune the base first
+    teacher_epochs: int | None = None  # epochs for that teacher; None: the same as epochs
+    augment: int = 0  # perturbed, teacher-labelled copies of each training text
+    temperature: float = 1.0
+    soft_weight: float = 1.0  # soft cross-entropy on the teacher's logits
+    hard_weight: float = 1.0  # cross-entropy on the true labels
+    hidden_weight: float = 1.0  # MSE between mapped hidden states (embeddings included)
+    attention_weight: float = 1.0  # MSE between mapped attention maps
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # CPU threads for torch; 0 picks the cores this process may use
     limits: DataLimits = field(default_factory=DataLimits)
@@ -72,6 +81,17 @@ class TrainSpec:
         for name in ("epochs", "batch_size", "max_length", "lora_r"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.teacher_epochs is not None and self.teacher_epochs < 1:
+            raise ValueError(f"teacher_epochs must be at least 1, got {self.teacher_epochs}")
+        if not 0 <= self.augment <= 20:
+            raise ValueError(f"augment must be between 0 and 20 copies per text, got {self.augment}")
+        if not 0 < self.temperature <= 100:
+            raise ValueError(f"temperature must be above 0 (and at most 100), got {self.temperature}")
+        for name in ("soft_weight", "hard_weight", "hidden_weight", "attention_weight"):
+            if not 0 <= getattr(self, name) <= 1000:
+                raise ValueError(f"{name} must be between 0 and 1000, got {getattr(self, name)}")
+        if self.method != "distill" and (self.teacher or self.augment):
+            raise ValueError("a teacher and augment are for method distill; add --method distill")
         if self.layers is not None and self.layers < 1:
             raise ValueError(f"layers must be at least 1, got {self.layers}")
         if self.max_length > 512:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import torch
 from sklearn.metrics import f1_score
@@ -74,56 +75,67 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-@torch.inference_mode()
 def predict_proba(model, features: list[dict], tokenizer, device, batch_size: int = 64) -> torch.Tensor:
     """Class probabilities [n, labels] for already-tokenised features, in their original order."""
-    model.eval()
-    loader, order = eval_loader(features, tokenizer, batch_size)
-    out = []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        with autocast(device):
-            logits = model(**batch).logits
-        out.extend(torch.softmax(logits.float(), dim=-1).cpu())
-    return torch.stack(unsort(out, order)) if out else torch.empty(0)
+    logits = predict_logits(model, features, tokenizer, device, batch_size)
+    return torch.softmax(logits, dim=-1) if len(logits) else logits
 
 
 def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[dict], spec: TrainSpec,
               device: torch.device, progress: ProgressFn, loss_fn: LossFn = cross_entropy,
-              bucketed: bool = True) -> History:
+              bucketed: bool = True, teacher=None, stage: str = "training", epochs: int | None = None) -> History:
     """Train ``model`` in place and leave the best epoch's weights in it.
 
-    ``bucketed=False`` is only for the benchmark that compares against the usual tutorial recipe.
+    With a ``teacher``, each batch also goes through the (frozen) teacher and ``loss_fn`` gets both
+    outputs; when the loss reads only the teacher's logits they are computed once and cached.
+    ``stage`` names the progress stage ("teacher" while a teacher is fine-tuned). ``bucketed=False``
+    is only for the benchmark that compares against the usual tutorial recipe.
     """
     torch.manual_seed(spec.seed)
     model.to(device)
+    epochs = epochs or spec.epochs
     history = History()
-    optimizer = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=spec.learning_rate)
+    optimizer = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=spec.learning_rate,
+                                  )
     steps_per_epoch = math.ceil(len(train_features) / spec.batch_size)
-    total = steps_per_epoch * spec.epochs
+    total = steps_per_epoch * epochs
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(spec.warmup_ratio * total),
                               num_training_steps=total)
     pad_multiple = 8 if device.type == "cuda" else None
+    internals = bool(getattr(loss_fn, "needs_internals", False))
+    cached_logits = None
+    if teacher is not None:
+        teacher.to(device).eval()
+        if not internals:  # only logits are distilled: one teacher pass over the data, not one per epoch
+            cached_logits = predict_logits(teacher, train_features, tokenizer, device)
+    features = [dict(f, index=i) for i, f in enumerate(train_features)] if teacher is not None else train_features
     val_labels = [f["labels"] for f in val_features]
     best_f1, best_state, bad_epochs, step = -1.0, None, 0, 0
     started = time.perf_counter()
-    for epoch in range(1, spec.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         if bucketed:
-            loader = train_loader(train_features, tokenizer, spec.batch_size, spec.seed + epoch, pad_multiple)
+            loader = train_loader(features, tokenizer, spec.batch_size, spec.seed + epoch, pad_multiple)
         else:
             loader = torch.utils.data.DataLoader(
-                train_features, batch_size=spec.batch_size, shuffle=True,
+                features, batch_size=spec.batch_size, shuffle=True,
                 generator=torch.Generator().manual_seed(spec.seed + epoch),
                 collate_fn=_pad_to_max_length(tokenizer, spec.max_length))
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             history.train_tokens += int(batch["attention_mask"].sum())
             history.padded_tokens += batch["attention_mask"].numel()
-            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
             with autocast(device):
-                outputs = model(**inputs)
-            loss = loss_fn(batch, outputs)
+                outputs = model(**inputs, output_hidden_states=internals, output_attentions=internals) \
+                    if internals else model(**inputs)
+            teacher_out = None
+            if cached_logits is not None:
+                teacher_out = SimpleNamespace(logits=cached_logits[batch["index"].cpu()].to(device))
+            elif teacher is not None:
+                with torch.no_grad(), autocast(device):
+                    teacher_out = teacher(**inputs, output_hidden_states=True, output_attentions=True)
+            loss = loss_fn(batch, outputs, teacher_out)
             loss.backward()
             torch.nn.utils.clip_grad_norm_((p for p in model.parameters() if p.requires_grad), spec.max_grad_norm)
             optimizer.step()
@@ -132,7 +144,7 @@ def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[d
             step += 1
             history.step_loss.append(float(loss.detach()))
             elapsed = time.perf_counter() - started
-            progress(Progress("training", epoch, spec.epochs, step, total, history.step_loss[-1],
+            progress(Progress(stage, epoch, epochs, step, total, history.step_loss[-1],
                               eta_seconds=elapsed / step * (total - step)))
         proba = predict_proba(model, val_features, tokenizer, device)
         pred = proba.argmax(-1).tolist()
@@ -140,15 +152,15 @@ def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[d
         val_loss = float(torch.nn.functional.nll_loss(torch.log(proba.clamp_min(1e-12)), torch.tensor(val_labels)))
         history.epoch_val_f1.append(float(f1))
         history.epoch_val_loss.append(val_loss)
-        progress(Progress("training", epoch, spec.epochs, step, total, history.step_loss[-1],
+        progress(Progress(stage, epoch, epochs, step, total, history.step_loss[-1],
                           eta_seconds=(time.perf_counter() - started) / step * (total - step),
-                          message=f"epoch {epoch}: validation macro-F1 {f1:.3f}"))
+                          message=f"{'teacher ' if stage == 'teacher' else ''}epoch {epoch}: validation macro-F1 {f1:.3f}"))
         if f1 > best_f1:
             best_f1, bad_epochs, history.best_epoch = f1, 0, epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-            if bad_epochs >= spec.patience and epoch < spec.epochs:
+            if bad_epochs >= spec.patience and epoch < epochs:
                 history.stopped_early = True
                 break
     if best_state is not None and history.best_epoch != len(history.epoch_val_f1):
@@ -156,6 +168,19 @@ def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[d
     history.train_seconds = time.perf_counter() - started
     model.eval()
     return history
+
+
+@torch.inference_mode()
+def predict_logits(model, features: list[dict], tokenizer, device, batch_size: int = 64) -> torch.Tensor:
+    """Logits [n, labels] for already-tokenised features, in their original order (on the CPU)."""
+    model.eval()
+    loader, order = eval_loader(features, tokenizer, batch_size)
+    out = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with autocast(device):
+            out.extend(model(**batch).logits.float().cpu())
+    return torch.stack(unsort(out, order)) if out else torch.empty(0)
 
 
 def _pad_to_max_length(tokenizer, max_length: int):

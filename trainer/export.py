@@ -1,0 +1,137 @@
+"""The served form of a model: ONNX, quantised to int8 with ONNX Runtime, checked before it is used.
+
+After training, the classifier is exported to ONNX (``torch.onnx``, dynamic batch and sequence
+axes) and quantised with ONNX Runtime's dynamic quantisation (int8 weights, activations quantised
+on the fly). Both are scored on the test split; int8 is served when it loses at most
+``MAX_INT8_LOSS`` macro-F1 against fp32, else fp32 ONNX is. The file that is served is kept under
+``onnx/`` beside ``model.safetensors`` (as sentence-transformers lays out its ONNX backend), so
+``transformers.pipeline`` still loads the directory and :class:`trainer.predict.Predictor` serves
+the ONNX file.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+ONNX_DIR = "onnx"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model_qint8.onnx"
+MAX_INT8_LOSS = 0.005  # macro-F1 that int8 may lose against fp32 and still be served
+PARITY_TOLERANCE = 1e-3  # largest |logit| difference between fp32 ONNX and PyTorch before ONNX is distrusted
+OPSET = 17
+
+log = logging.getLogger("tinytutor.export")
+
+
+class _Logits(torch.nn.Module):
+    """The classifier with positional inputs and the logits alone as output, for the exporter."""
+
+    def __init__(self, model, input_names: list[str]):
+        super().__init__()
+        self.model, self.input_names = model, input_names
+
+    def forward(self, *inputs):
+        return self.model(**dict(zip(self.input_names, inputs, strict=True))).logits
+
+
+def input_names(tokenizer) -> list[str]:
+    """The inputs the tokenizer produces, in a fixed order (RoBERTa and DistilBERT have no token_type_ids)."""
+    return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+
+
+def export_onnx(model, tokenizer, path: Path) -> Path:
+    """Write ``model`` (a sequence classifier, on the CPU) as fp32 ONNX with dynamic batch and length."""
+    names = input_names(tokenizer)
+    sample = tokenizer(["a short example", "and a somewhat longer example text"], padding=True, return_tensors="pt")
+    model = model.to("cpu").eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {n: {0: "batch", 1: "length"} for n in names} | {"logits": {0: "batch"}}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes; parity is checked
+        # The TorchScript exporter writes one self-contained file; the dynamo exporter needs onnxscript
+        # and splits weights into a side file, which the quantiser then has to find.
+        torch.onnx.export(_Logits(model, names), tuple(sample[n] for n in names), str(path), input_names=names,
+                          output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return path
+
+
+def quantize_int8(fp32: Path, int8: Path) -> Path:
+    """ONNX Runtime's dynamic quantisation: int8 weights for MatMul/Gemm, activations quantised per call."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    return int8
+
+
+def session(path: Path, threads: int = 1):
+    """An ONNX Runtime CPU session with its thread count set, not left to the machine's core count:
+    a process serving beside training workers must not take every core."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting beside training
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(sess, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Logits [n, labels] from an ONNX session, in the order of ``texts``."""
+    names = [i.name for i in sess.get_inputs()]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    parts = {}
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="np")
+        logits = sess.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0]
+        for i, row in zip(idx, logits, strict=True):
+            parts[i] = row
+    return np.stack([parts[i] for i in range(len(texts))]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+
+def build_serving(model, tokenizer, out_dir: Path, texts: list[str], y_true: list[int], max_length: int,
+                  torch_logits: np.ndarray) -> dict:
+    """Export, quantise, score both on ``texts`` and keep the file to serve. Returns what metrics.json records.
+
+    ``torch_logits`` are the PyTorch model's logits for ``texts``: fp32 ONNX must match them within
+    ``PARITY_TOLERANCE``, or no ONNX file is kept and the model is served by PyTorch.
+    """
+    onnx_dir = out_dir / ONNX_DIR
+    fp32, int8 = onnx_dir / FP32_FILE, onnx_dir / INT8_FILE
+    export_onnx(model, tokenizer, fp32)
+    quantize_int8(fp32, int8)
+    fp32_logits = onnx_logits(session(fp32), tokenizer, texts, max_length)
+    int8_logits = onnx_logits(session(int8), tokenizer, texts, max_length)
+    parity = float(np.abs(fp32_logits - torch_logits).max()) if len(texts) else 0.0
+    labels = sorted(set(y_true)) if y_true else None
+    f1_fp32 = float(f1_score(y_true, fp32_logits.argmax(1), average="macro", labels=labels, zero_division=0))
+    f1_int8 = float(f1_score(y_true, int8_logits.argmax(1), average="macro", labels=labels, zero_division=0))
+    agreement = float((fp32_logits.argmax(1) == int8_logits.argmax(1)).mean()) if len(texts) else 1.0
+    info = {"fp32_macro_f1": round(f1_fp32, 4), "int8_macro_f1": round(f1_int8, 4),
+            "int8_agreement": round(agreement, 4), "onnx_max_logit_diff": parity, "checked_on": len(texts)}
+    if parity > PARITY_TOLERANCE:
+        log.warning("ONNX export differs from PyTorch by %.2g; serving PyTorch", parity)
+        fp32.unlink()
+        int8.unlink()
+        onnx_dir.rmdir()
+        return info | {"engine": "torch", "file": "model.safetensors",
+                       "why": f"the ONNX export differed from PyTorch by {parity:.2g} (tolerance {PARITY_TOLERANCE})"}
+    if f1_fp32 - f1_int8 <= MAX_INT8_LOSS:
+        fp32.unlink()
+        return info | {"engine": "onnxruntime-int8", "file": f"{ONNX_DIR}/{INT8_FILE}",
+                       "why": f"int8 keeps macro-F1 within {MAX_INT8_LOSS * 100:.1f} points of fp32 "
+                              f"({f1_int8:.3f} vs {f1_fp32:.3f}; {agreement:.1%} of labels agree)"}
+    int8.unlink()
+    return info | {"engine": "onnxruntime-fp32", "file": f"{ONNX_DIR}/{FP32_FILE}",
+                   "why": f"int8 lost {(f1_fp32 - f1_int8) * 100:.1f} points of macro-F1 "
+                          f"({f1_int8:.3f} vs {f1_fp32:.3f}), more than {MAX_INT8_LOSS * 100:.1f}"}
