@@ -56,8 +56,11 @@ def export_onnx(model, tokenizer, path: Path) -> Path:
         warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes; parity is checked
         # The TorchScript exporter writes one self-contained file; the dynamo exporter needs onnxscript
         # and splits weights into a side file, which the quantiser then has to find.
-        torch.onnx.export(_Logits(model, names), tuple(sample[n] for n in names), str(path), input_names=names,
-                          output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        # The exporter puts the module back in the mode it found it in, recursively: a wrapper left in
+        # training mode would switch the model's dropout on for whoever uses it next.
+        torch.onnx.export(_Logits(model, names).eval(), tuple(sample[n] for n in names), str(path),
+                          input_names=names, output_names=["logits"], dynamic_axes=axes, opset_version=OPSET,
+                          dynamo=False)
     return path
 
 

@@ -35,7 +35,7 @@ class History:
 
 def prepare_method(model, spec: TrainSpec):
     """Make the model train what the method says. LoRA goes through peft; returns the model to train."""
-    if spec.method == "full":
+    if spec.method in ("full", "distill"):  # a distilled student trains all its weights
         return model
     if spec.method == "head":
         for name, p in model.named_parameters():

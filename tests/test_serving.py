@@ -1,0 +1,126 @@
+"""The served form of a model: ONNX export parity with PyTorch, int8 choice, and the Predictor's engines."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+from trainer.errors import TrainerError
+from trainer.export import FP32_FILE, INT8_FILE, ONNX_DIR, export_onnx, onnx_logits, session
+from trainer.pipeline import run_training
+from trainer.predict import Predictor
+from trainer.spec import TrainSpec
+
+TEXTS = ["rain", "pizza bread cheese soup salad taste cook", "the team scored a goal in the last match today",
+         "i think it was very cold and the forecast said snow storm wind cloud sky warm sun rain " * 3, "a"]
+
+
+@pytest.fixture
+def classifier(tiny_base):
+    from trainer.models import BaseModel, load_classifier, load_tokenizer
+
+    base = BaseModel("tiny", str(tiny_base), True)
+    torch.manual_seed(3)
+    return load_classifier(base, {0: "food", 1: "sports", 2: "weather"}).eval(), load_tokenizer(base)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_fp32_onnx_matches_pytorch_on_every_length_and_batch_size(classifier, tmp_path, batch):
+    """Dynamic axes: one export must serve one short text, and padded batches of mixed lengths."""
+    model, tok = classifier
+    path = export_onnx(model, tok, tmp_path / "m.onnx")
+    sess = session(path)
+    names = [i.name for i in sess.get_inputs()]
+    for start in range(0, len(TEXTS), batch):
+        chunk = TEXTS[start:start + batch]
+        enc = tok(chunk, padding=True, truncation=True, max_length=64, return_tensors="pt")
+        with torch.no_grad():
+            expected = model(**enc).logits.numpy()
+        got = sess.run(["logits"], {n: enc[n].numpy() for n in names})[0]
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_logits_come_back_in_the_callers_order(classifier, tmp_path):
+    model, tok = classifier
+    sess = session(export_onnx(model, tok, tmp_path / "m.onnx"))
+    together = onnx_logits(sess, tok, TEXTS, 64, batch_size=2)
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(together[i], onnx_logits(sess, tok, [text], 64)[0], atol=1e-4)
+
+
+@pytest.fixture
+def trained(synthetic_csv, tiny_base, tmp_path_factory):
+    out = tmp_path_factory.mktemp("served") / "model"
+    return run_training(TrainSpec(data_path=str(synthetic_csv), base=str(tiny_base), out_dir=str(out), layers=2,
+                                  epochs=12, lr=2e-3, batch_size=8, seed=7))
+
+
+def test_training_leaves_one_served_onnx_file_and_says_which(trained):
+    m, d = trained.metrics, trained.model_dir
+    s = m["serving"]
+    assert s["engine"] in ("onnxruntime-int8", "onnxruntime-fp32")
+    assert (d / s["file"]).is_file()
+    files = {p.name for p in (d / ONNX_DIR).iterdir()}
+    assert files == {INT8_FILE if s["engine"] == "onnxruntime-int8" else FP32_FILE}
+    assert s["onnx_max_logit_diff"] < 1e-3 and 0 <= s["int8_agreement"] <= 1
+    if s["engine"] == "onnxruntime-int8":
+        assert s["fp32_macro_f1"] - s["int8_macro_f1"] <= 0.005
+    assert json.loads((d / "metrics.json").read_text())["engine"] == s["engine"]
+    assert s["engine"] in (d / "README.md").read_text()
+    # the safetensors weights stay: transformers.pipeline still loads the directory
+    clf = pipeline("text-classification", model=str(d))
+    assert clf("rain snow cloud storm")[0]["label"] in ("food", "sports", "weather")
+
+
+def test_predictor_serves_onnx_and_agrees_with_torch(trained):
+    served, fp32 = Predictor(trained.model_dir), Predictor(trained.model_dir, engine="torch")
+    assert served.engine == trained.metrics["engine"] and fp32.engine == "torch"
+    texts = ["rain snow cloud storm", "pizza bread cheese soup", "goal team match score player", "i think so"]
+    a, b = served.predict(texts), fp32.predict(texts)
+    assert [p.label for p in a] == [p.label for p in b]
+    assert a[0].label == "weather"
+    for x, y in zip(a, b, strict=True):
+        assert abs(x.score - y.score) < 0.05
+
+
+def test_a_model_directory_from_before_onnx_is_served_by_torch(trained, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(trained.model_dir, old)
+    shutil.rmtree(old / ONNX_DIR)
+    p = Predictor(old)
+    assert p.engine == "torch"
+    assert p.predict(["rain snow cloud storm"])[0].label == "weather"
+    with pytest.raises(TrainerError, match="no ONNX model"):
+        Predictor(old, engine="onnxruntime")
+
+
+def test_predict_many_texts_in_length_sorted_batches_keeps_their_order(trained):
+    p = Predictor(trained.model_dir, batch_size=3)
+    texts = ["rain snow", "pizza bread cheese soup salad", "goal", "cold wind storm forecast sky sun cloud",
+             "cheese", "team match player coach league"]
+    together = [x.label for x in p.predict(texts)]
+    alone = [p.predict([t])[0].label for t in texts]
+    assert together == alone
+
+
+def test_speed_reports_both_paths_side_by_side(trained):
+    from trainer.speed import measure
+
+    r = measure(trained.model_dir, messages=64)
+    assert r["engine"] == trained.metrics["engine"]
+    for key in ("fp32", "served"):
+        assert r[key]["p50_ms"] > 0 and r[key]["p90_ms"] >= r[key]["p50_ms"] and r[key]["msgs_per_s"] > 0
+
+
+def test_reloaded_model_predicts_like_the_one_in_memory(trained):
+    model = AutoModelForSequenceClassification.from_pretrained(trained.model_dir)
+    tok = AutoTokenizer.from_pretrained(trained.model_dir)
+    sess = session(trained.model_dir / trained.metrics["serving"]["file"])
+    logits = onnx_logits(sess, tok, TEXTS, 64)
+    with torch.no_grad():
+        ref = model(**tok(TEXTS, padding=True, truncation=True, max_length=64, return_tensors="pt")).logits.numpy()
+    assert (logits.argmax(1) == ref.argmax(1)).mean() >= 0.8
