@@ -48,6 +48,7 @@ from .errors import (
     PermissionDenied,
     QuotaExceeded,
 )
+from .microbatch import MicroBatcher
 
 log = logging.getLogger("tinytutor.service")
 
@@ -153,7 +154,9 @@ class Service:
 
         self.db, self.settings = db, settings
         self.store = ArtefactStore(settings.storage.data_dir)
-        self.predictors = predictors or PredictorCache(settings.queue.predict_cache_size)
+        self.predictors = predictors or PredictorCache(settings.queue.predict_cache_size,
+                                                       threads=settings.queue.predict_threads)
+        self.batcher = MicroBatcher(self._predict_batch, settings.queue.predict_batch_ms / 1000)
         self.slots = slots or max(1, settings.queue.cpu_slots)
 
     # -- classes and members -----------------------------------------------------------------------
@@ -526,7 +529,9 @@ class Service:
 
     async def predict(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3):
         """Classify texts with a model the caller may use (``None``: their default model).
-        Loading and inference run in a thread; the event loop never waits on torch."""
+
+        Loading and inference run in a thread; the event loop never waits on them. Requests for the
+        same model that arrive within ``[queue].predict_batch_ms`` share one forward pass."""
         texts = [t for t in texts if t and t.strip()]
         if not texts:
             raise InvalidRequest("Give at least one non-empty text to classify.")
@@ -542,17 +547,19 @@ class Service:
             m = await self._usable_model(s, caller, model_id)
             view, path = self._model_view(m), self.store.path(m.path)
 
-        def run():
-            return self.predictors.get(path).predict(texts, top_k=top_k)
-
         from trainer.errors import TrainerError
 
         try:
-            return view, await asyncio.to_thread(run)
+            return view, await self.batcher.predict((str(path), top_k), texts)
         except (TrainerError, OSError):  # its files are gone or damaged: say so, do not show a traceback
             log.exception("model %s at %s cannot be loaded", view.id, path)
             raise Conflict(f"Model {view.label} cannot be loaded (its files are missing or damaged); "
                            "train it again or ask your instructor.") from None
+
+    def _predict_batch(self, key: tuple[str, int], texts: list[str]):
+        """One forward pass for a micro-batch (in a worker thread): load the model if needed, classify."""
+        path, top_k = key
+        return self.predictors.get(path).predict(texts, top_k=top_k)
 
     # -- quotas and the queue ----------------------------------------------------------------------
     async def quotas(self, caller: Caller) -> dict:

@@ -239,3 +239,37 @@ async def test_a_model_whose_files_are_gone_is_a_plain_refusal(service, db):
     mid = await _fake_model(db, ALICE)  # its directory was never written
     with pytest.raises(Conflict, match="cannot be loaded"):
         await service.predict(ALICE, mid, ["hello"])
+
+
+async def _real_model(db, service, caller, tmp_path, tiny_base) -> int:
+    """A tiny model trained for real into the artefact store, recorded as the caller's model."""
+    from conftest import write_csv
+
+    from trainer.pipeline import run_training
+    from trainer.spec import TrainSpec
+
+    rel = "models/real"
+    data = write_csv(tmp_path / "t.csv", synthetic_rows())
+    run_training(TrainSpec(data_path=str(data), base=str(tiny_base), out_dir=str(service.store.path(rel)), layers=2,
+                           epochs=12, lr=2e-3, batch_size=8, seed=7))
+    async with db.transaction() as s:
+        m = Model(guild_id=caller.guild_id, owner_id=caller.user_id, name="real", version=1, base_model="tiny",
+                  layers_kept=[1, 3], layers_base=4, params=1, params_base=2, labels=["food", "sports", "weather"],
+                  metrics={"macro_f1": 1.0}, visibility="class", path=rel)
+        s.add(m)
+        await s.flush()
+        return m.id
+
+
+async def test_a_burst_of_predictions_shares_one_forward_pass(service, db, tmp_path, tiny_base):
+    await service.ensure_class("class-a")
+    mid = await _real_model(db, service, ALICE, tmp_path, tiny_base)
+    texts = ["rain snow cloud", "pizza bread cheese", "goal team match", "cold wind storm", "soup salad", "coach win"]
+    alone = [(await service.predict(ALICE, mid, [t]))[1][0] for t in texts]  # also loads the model
+    service.batcher.window = 0.5  # wide enough for six database look-ups, even on a loaded machine
+    before = service.batcher.batches
+    together = await asyncio.gather(*(service.predict(BOB if i % 2 else ALICE, mid, [t]) for i, t in enumerate(texts)))
+    assert service.batcher.batches == before + 1, "six students at once: one forward pass"
+    assert [preds[0].label for _, preds in together] == [p.label for p in alone]
+    assert [preds[0].score for _, preds in together] == pytest.approx([p.score for p in alone], abs=1e-4)
+    assert all(view.id == mid for view, _ in together)
