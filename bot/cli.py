@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--user", required=True, help="the student (Discord user id)")
     s.add_argument("--name", help="the model's name (default: the file's name)")
     s.add_argument("--instructor", action="store_true", help="submit as an instructor (runs before students' jobs)")
+    s.add_argument("--teacher-model", type=int, metavar="MODEL_ID",
+                   help="distill from this model of the class (same labels); implies --method distill")
     s.add_argument("--json", action="store_true")
     s = qsub.add_parser("list", help="a class's jobs: running, then queued in start order, then finished")
     s.add_argument("--guild", required=True)
@@ -317,7 +319,8 @@ def cmd_queue(args, settings) -> int:
                 params = dict(text_column=args.text_column, label_column=args.label_column, base=args.base,
                               layers=layers, layer_list=layer_list, strategy=args.strategy, method=args.method,
                               epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                              max_length=args.max_length, seed=args.seed)
+                              max_length=args.max_length, seed=args.seed, augment=args.augment,
+                              teacher_model_id=args.teacher_model)
                 caller = Caller(args.guild, args.user, instructor=args.instructor)
                 from pathlib import Path
 

@@ -97,11 +97,19 @@ def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion
     e.add_field(name="Layers", value=f"{len(m['layers_kept'])} of {m['layers_base']} {m['layers_kept']}")
     e.add_field(name="Parameters", value=f"{m['params'] / 1e6:.1f}M (base {m['params_base'] / 1e6:.1f}M, "
                                          f"−{1 - m['params'] / m['params_base']:.0%})")
-    e.add_field(name="Speed", value=f"{m['ms_per_message']:.1f} ms/message · {m['size_bytes'] / 1e6:.0f} MB")
+    served = m.get("engine", "torch").replace("onnxruntime-", "ONNX ")
+    e.add_field(name="Speed", value=f"{m['ms_per_message']:.2f} ms/message ({served}) · {m['size_bytes'] / 1e6:.0f} MB")
+    if m.get("teacher"):
+        t = m["teacher"]
+        e.add_field(name="Teacher (distilled from)",
+                    value=f"{t['layers']} layers · {t['params'] / 1e6:.1f}M params · macro-F1 {t['macro_f1']:.3f} · "
+                          f"{t['ms_per_message']:.1f} ms/message; the student keeps **{m['retained']:.1%}**",
+                    inline=False)
     tips = "\n".join(f"• {t}" for t in m.get("advice", []))
     if tips:
         e.add_field(name="Advice", value=truncate(tips, FIELD_LIMIT), inline=False)
-    e.set_footer(text=f"{m['method']} fine-tuning of {m['base_model']} · {m['train_seconds']:.0f} s on {m['device']}")
+    how = "distillation" if m["method"] == "distill" else f"{m['method']} fine-tuning"
+    e.set_footer(text=f"{how} of {m['base_model']} · {m['train_seconds']:.0f} s on {m['device']}")
     if confusion_name:
         e.set_image(url=f"attachment://{confusion_name}")
     return e

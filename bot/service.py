@@ -54,7 +54,7 @@ log = logging.getLogger("tinytutor.service")
 
 # Settings a student may choose per job (the rest come from config.toml).
 JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max_length", "batch_size",
-              "base", "text_column", "label_column", "seed")
+              "base", "text_column", "label_column", "seed", "augment", "teacher_model_id")
 QUOTA_NAMES = ("max_queued_per_student", "max_running_per_student", "max_jobs_per_day", "max_rows", "max_bytes",
                "max_epochs")
 MAX_NAME = 100
@@ -225,8 +225,17 @@ class Service:
         epochs = params.get("epochs", self.settings.training.get("epochs", 6))
         if epochs > cls.max_epochs:
             raise QuotaExceeded("max_epochs", cls.max_epochs, f"{epochs} epochs is more than this class allows")
+        teacher_labels = None
+        if params.get("teacher_model_id") is not None:
+            params.setdefault("method", "distill")  # a teacher means distillation
+            if params["method"] != "distill":
+                raise InvalidRequest(f"A teacher is for the distill method, not {params['method']}; choose method "
+                                     "distill, or leave the teacher out.")
+            async with self.db.transaction() as s:
+                teacher = await self._usable_model(s, caller, params["teacher_model_id"])
+                params["teacher_model_id"], teacher_labels = teacher.id, list(teacher.labels)
         try:
-            spec = self.settings.train_spec("upload", **params)
+            spec = self.settings.train_spec("upload", **_spec_params(params))
             spec.validate()
         except (TypeError, ValueError) as exc:
             raise InvalidRequest(f"That training setting cannot work: {exc}") from None
@@ -237,6 +246,8 @@ class Service:
         try:
             info, val_info = await asyncio.to_thread(self._check_submission, staged, staged_val, params, cls)
             self._check_rows(cls, info["rows"])
+            if teacher_labels is not None:
+                _check_teacher_labels(teacher_labels, list(info["labels"]))
             async with self.db.transaction() as s:
                 cls = await self._class(s, caller.guild_id)
                 await self._member(s, caller, lock=True)
@@ -289,7 +300,7 @@ class Service:
         from trainer.pipeline import check_file
 
         # [data] limits are the server's hard caps; the class's (lower) quotas are checked around this
-        spec = self.settings.train_spec(str(path), **params)
+        spec = self.settings.train_spec(str(path), **_spec_params(params))
         try:
             return check_file(spec, self.settings.base_models)
         except DataError as exc:
@@ -314,7 +325,7 @@ class Service:
                 raise InvalidDataset(exc.problems) from None
             val_info = {"rows": len(val), "labels": val.label_counts, "warnings": [w.to_dict() for w in val.warnings],
                         "encoding": val.encoding, "format": val.fmt}
-        spec = self.settings.train_spec(str(staged), **params)
+        spec = self.settings.train_spec(str(staged), **_spec_params(params))
         try:
             from transformers import AutoConfig
 
@@ -695,6 +706,22 @@ class Service:
             p = by_row.get(i)
             w.writerow([*(row.get(c, "") for c in table.columns), p.label if p else "", f"{p.score:.4f}" if p else ""])
         return view, out.getvalue().encode("utf-8"), len(idx)
+
+
+def _spec_params(params: dict) -> dict:
+    """A job's parameters as TrainSpec fields: the teacher is stored as a model id and becomes a
+    directory only when the job starts (the scheduler resolves it)."""
+    return {k: v for k, v in params.items() if k != "teacher_model_id"}
+
+
+def _check_teacher_labels(teacher: list[str], data: list[str]) -> None:
+    missing, extra = sorted(set(data) - set(teacher)), sorted(set(teacher) - set(data))
+    if missing or extra:
+        parts = ([f"labels the teacher never learned: {', '.join(missing)}"] if missing else []) + \
+                ([f"teacher labels missing from this file: {', '.join(extra)}"] if extra else [])
+        raise InvalidRequest("The teacher model was trained on other labels than this file has ("
+                             + "; ".join(parts) + "). Pick a teacher trained on the same labels, or leave the "
+                             "teacher out and TinyTutor fine-tunes one on this file first.")
 
 
 def _valid_id(value) -> bool:

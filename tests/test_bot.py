@@ -270,6 +270,25 @@ async def test_models_commands_and_predict_file_on_a_trained_model(env, tiny_bas
     assert "Deleted" in [c for c in calls if c.path.startswith("/webhooks")][0].content
 
 
+async def test_train_method_distill_with_a_teacher_model_reports_both(env, tmp_path):
+    teacher = await _trained_model(env, tmp_path)
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "student"), option("method", STRING, "distill"),
+                                           option("teacher", STRING, str(teacher)), option("layers", INTEGER, 1),
+                                           option("epochs", INTEGER, 2)], attachments=[att])
+    answer = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert answer.ephemeral and "Queued job **2**" in answer.content
+
+    def completion():
+        return [c for c in env.channel_posts() if c.files and "student" in c.json["embeds"][0]["title"]]
+
+    msg = (await env.fake.wait(completion, timeout=120, what="the distilled model's completion message"))[0]
+    fields = {f["name"]: f["value"] for f in msg.json["embeds"][0]["fields"]}
+    assert "2 layers" in fields["Teacher (distilled from)"] and "the student keeps" in fields["Teacher (distilled from)"]
+    assert fields["Layers"].startswith("1 of 2") and "ONNX" in fields["Speed"]
+    assert msg.json["embeds"][0]["footer"]["text"].startswith("distillation of")
+
+
 async def test_instructor_commands_are_refused_to_students_and_work_for_instructors(env):
     for name in ("queue", "quota", "queue_pause", "queue_resume", "class_report"):
         calls = await env.run(ALICE, name)

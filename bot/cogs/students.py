@@ -45,29 +45,35 @@ class Students(commands.Cog):
         name="a name for your model",
         layers="encoder layers to keep (the default base model has 6)",
         strategy="which layers to keep: alternate (TinyBERT), bottom or top",
-        method="full fine-tuning, LoRA adapters, or the classifier head only",
+        method="full fine-tuning, LoRA adapters, the classifier head only, or distill (TinyBERT: learn from a "
+               "fine-tuned teacher)",
         epochs="passes over the training data",
         learning_rate="step size (default depends on the method)",
         max_length="tokens per text; longer texts are cut",
         validation="a separate validation file with the same columns (optional)",
+        teacher="distill: one of your models (same labels) to learn from; default: fine-tune a full-size one first",
+        augment="distill: extra perturbed copies of each text, labelled by the teacher (0-10)",
     )
+    @app_commands.autocomplete(teacher=model_choices)
     async def train(self, interaction: discord.Interaction, dataset: discord.Attachment, name: str,
                     layers: app_commands.Range[int, 1, 48] | None = None,
                     strategy: Literal["alternate", "bottom", "top"] | None = None,
-                    method: Literal["full", "lora", "head"] | None = None,
+                    method: Literal["full", "lora", "head", "distill"] | None = None,
                     epochs: app_commands.Range[int, 1, 100] | None = None,
                     learning_rate: app_commands.Range[float, 1e-7, 0.5] | None = None,
                     max_length: app_commands.Range[int, 8, 512] | None = None,
-                    validation: discord.Attachment | None = None) -> None:
+                    validation: discord.Attachment | None = None, teacher: str | None = None,
+                    augment: app_commands.Range[int, 0, 10] | None = None) -> None:
         """Train a pruned BERT classifier on your labelled texts; the report is posted here when it is done."""
         caller = self.caller(interaction)
+        teacher_id = model_id(teacher)
         check_size(dataset, self.bot.settings)
         check_size(validation, self.bot.settings)
         await interaction.response.defer(ephemeral=True, thinking=True)
         content = await read_attachment(dataset, self.bot.settings)
         val = (await read_attachment(validation, self.bot.settings), validation.filename) if validation else None
         params = {"layers": layers, "strategy": strategy, "method": method, "epochs": epochs, "lr": learning_rate,
-                  "max_length": max_length}
+                  "max_length": max_length, "teacher_model_id": teacher_id, "augment": augment}
         sub = await self.service.submit(caller, content, dataset.filename, name=name, params=params, validation=val,
                                         channel_id=str(interaction.channel_id))
         job = sub.job
