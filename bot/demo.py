@@ -1,9 +1,11 @@
 """``tinytutor demo``: the whole class flow offline, on a fresh database and real chat lines.
 
 A demo class with two students and an instructor. Bob's first upload is broken and refused (nothing
-stored); then both students queue jobs through the service, the scheduler runs them in worker
-processes while progress is printed, the outbox announces the results, and the report, plot paths
-and a few predictions are printed. Bob may use Alice's model only after she shares it.
+stored); then both students queue jobs through the service (Alice prunes MiniLM to 3 layers and
+fine-tunes it; Bob distils a 3-layer student from a fine-tuned 6-layer teacher, TinyBERT's way), the
+scheduler runs them in worker processes while progress is printed, the outbox announces the results,
+the two 3-layer models are compared side by side, and the report, plot paths and a few predictions
+are printed. Bob may use Alice's model only after she shares it.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         _say("\n2. Alice and Bob queue training jobs:")
         data = example.read_bytes()
         a = await svc.submit(ALICE, data, example.name, name="topics", params={"layers": 3})
-        b = await svc.submit(BOB, data, example.name, name="topics-lora", params={"layers": 2, "method": "lora"})
+        b = await svc.submit(BOB, data, example.name, name="topics-distilled", params={"layers": 3, "method": "distill"})
         for who, sub in (("Alice", a), ("Bob", b)):
             _say(f"   {who}: job {sub.job.id}, {sub.rows} examples, {len(sub.labels)} labels, position "
                  f"{sub.job.position}")
@@ -114,26 +116,38 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
                 _say(f"\njob {v.id} {v.status}: {v.error}")
             return 1
 
+        pruned, distilled = (await svc.report(ALICE, a.job.id)).metrics, (await svc.report(BOB, b.job.id)).metrics
+        t = distilled["teacher"]
+        _say("\n5. The same 3 layers, two ways (same data, split and seed):\n")
+        _say(f"   {'model':<34} {'layers':>6} {'params':>11} {'macro-F1':>9} {'ms/msg':>7}  served by")
+        _say(f"   {'6-layer teacher (fine-tuned)':<34} {t['layers']:>6} {t['params']:>11,} {t['macro_f1']:>9.3f} "
+             f"{t['ms_per_message']:>7.2f}  PyTorch")
+        for name, m in (("Alice: pruned, fine-tuned", pruned), ("Bob: pruned, distilled (TinyBERT)", distilled)):
+            _say(f"   {name:<34} {len(m['layers_kept']):>6} {m['params']:>11,} {m['macro_f1']:>9.3f} "
+                 f"{m['ms_per_message']:>7.2f}  {m['engine']}")
+        _say(f"   Bob's student keeps {distilled['retained']:.1%} of its teacher's macro-F1; Alice's pruned model "
+             f"{pruned['macro_f1'] / t['macro_f1']:.1%}.")
+
         report = await svc.report(ALICE, a.job.id)
         m = report.metrics
-        _say(f"\n5. Alice's report (job {a.job.id}, test split never seen in training):\n")
+        _say(f"\n6. Alice's report (job {a.job.id}, test split never seen in training):\n")
         _say(report.report_text)
         _say(f"   accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; TF-IDF baseline macro-F1 "
              f"{m['baseline_macro_f1']:.3f}")
         _say(f"   layers {len(m['layers_kept'])}/{m['layers_base']} {m['layers_kept']}, params {m['params']:,} "
-             f"(base {m['params_base']:,}), {m['ms_per_message']:.1f} ms/message")
+             f"(base {m['params_base']:,}), {m['ms_per_message']:.2f} ms/message served by {m['engine']}")
         _say(f"   confusion matrix: {report.confusion_png}")
         _say(f"   training curve:   {report.curve_png}")
         _say("   advice:")
         for tip in m["advice"]:
             _say(f"   - {tip}")
 
-        _say("\n6. Predictions with Alice's model (her default):")
+        _say("\n7. Predictions with Alice's model (her default):")
         model, preds = await svc.predict(ALICE, None, CHAT)
         for text, p in zip(CHAT, preds, strict=True):
             _say(f"   {p.label:<12} {p.score:5.0%}  {text}")
 
-        _say(f"\n7. Bob tries Alice's model {model.id} before she shares it:")
+        _say(f"\n8. Bob tries Alice's model {model.id} before she shares it:")
         try:
             await svc.predict(BOB, model.id, CHAT[:1])
         except NotFound as exc:

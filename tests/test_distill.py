@@ -159,6 +159,6 @@ def test_a_teacher_with_other_labels_is_refused_plainly(synthetic_csv, tiny_base
     assert not (tmp_path / "s").exists()
 
 
-def test_teacher_and_augment_need_method_distill(synthetic_csv, tiny_base, tmp_path):
+def test_a_teacher_needs_method_distill(synthetic_csv, tiny_base, tmp_path):
     with pytest.raises(ValueError, match="distill method"):
-        run_training(_spec(synthetic_csv, tiny_base, tmp_path / "s", method="full", augment=2))
+        run_training(_spec(synthetic_csv, tiny_base, tmp_path / "s", method="full", teacher=str(tmp_path)))

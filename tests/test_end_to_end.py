@@ -23,11 +23,17 @@ def test_pruned_minilm_learns_chat_topics(tmp_path):
     assert m["baseline_macro_f1"] > 0.5 and m["advice"]
     assert result.confusion_png.stat().st_size > 10_000 and result.curve_png.stat().st_size > 10_000
     assert json.loads((result.model_dir / "metrics.json").read_text())["labels"] == m["labels"]
+    # int8 serving on the real model: checked against fp32 on the test split, and chosen
+    assert m["serving"]["int8_agreement"] >= 0.98 and m["serving"]["onnx_max_logit_diff"] < 1e-3
+    int8_ok = m["serving"]["fp32_macro_f1"] - m["serving"]["int8_macro_f1"] <= 0.005
+    assert m["engine"] == ("onnxruntime-int8" if int8_ok else "onnxruntime-fp32"), m["serving"]
 
     # the HF pipeline and TinyTutor's own predict path agree on the saved model
     texts = ["How do I write a for loop in Python?", "I feel so sad and lonely today",
              "Who wrote the novel War and Peace?", "Are you an artificial intelligence?"]
-    ours = [p.label for p in Predictor(result.model_dir).predict(texts)]
+    served = Predictor(result.model_dir)
+    assert served.engine == m["engine"]
+    ours = [p.label for p in served.predict(texts)]
     theirs = [o["label"] for o in pipeline("text-classification", model=str(result.model_dir))(texts)]
     assert ours == theirs
     assert ours[0] == "coding"
@@ -49,7 +55,8 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch):
     assert run.returncode == 0, out + run.stderr
     assert "nothing was stored" in out and "row 13" in out  # Bob's broken upload
     assert out.count("[channel] @") == 2 and "finished: macro-F1" in out  # both jobs announced once
-    assert "training epoch 2/2" in out  # progress shown
+    assert "training epoch 2/2" in out and "training teacher epoch 2/2" in out  # progress shown, both stages
+    assert "Bob's student keeps" in out and "onnxruntime" in out  # the distilled job beside the pruned one
     assert "refused: There is no model" in out and "after Alice shares it" in out
     pngs = list((tmp_path / "demo" / "data" / "models").glob("job-*-a1/*.png"))
     assert len(pngs) == 4

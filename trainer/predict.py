@@ -32,11 +32,12 @@ class Predictor:
     ``engine="auto"`` serves the ONNX file training left under ``onnx/`` (int8, or fp32 where int8
     lost accuracy) with ONNX Runtime on ``threads`` threads, and PyTorch for directories without
     one (models trained before ONNX serving, or where the export failed its parity check).
-    ``engine="torch"`` always uses PyTorch (fp32), as ``tinytutor speed`` does for comparison.
+    ``engine="torch"`` always uses PyTorch (fp32), as ``tinytutor speed`` does for comparison;
+    ``onnx_file`` serves another ONNX file (the benchmark's fp32 export).
     """
 
     def __init__(self, model_dir: str | Path, device: str = "cpu", max_length: int | None = None,
-                 engine: str = "auto", threads: int = 1, batch_size: int = 64):
+                 engine: str = "auto", threads: int = 1, batch_size: int = 64, onnx_file: Path | None = None):
         from transformers import AutoConfig, AutoTokenizer
 
         from .export import FP32_FILE, INT8_FILE, ONNX_DIR
@@ -53,8 +54,8 @@ class Predictor:
         cfg = AutoConfig.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.max_length = max_length or getattr(cfg, "tinytutor_max_length", None) or 128
-        onnx_file = next((model_dir / ONNX_DIR / f for f in (INT8_FILE, FP32_FILE)
-                          if (model_dir / ONNX_DIR / f).is_file()), None)
+        onnx_file = onnx_file or next((model_dir / ONNX_DIR / f for f in (INT8_FILE, FP32_FILE)
+                                       if (model_dir / ONNX_DIR / f).is_file()), None)
         self.session = self.model = None
         if engine != "torch" and onnx_file is not None and self.device.type == "cpu":
             from .export import session

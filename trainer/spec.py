@@ -58,7 +58,7 @@ class TrainSpec:
     # distillation (method "distill"): TinyBERT's task distillation from a fine-tuned teacher
     teacher: str | None = None  # a fine-tuned model directory with the same labels; None: fine-tune the base first
     teacher_epochs: int | None = None  # epochs for that teacher; None: the same as epochs
-    augment: int = 0  # perturbed, teacher-labelled copies of each training text
+    augment: int = 0  # perturbed, teacher-labelled copies of each training text (distill only)
     temperature: float = 1.0
     soft_weight: float = 1.0  # soft cross-entropy on the teacher's logits
     hard_weight: float = 1.0  # cross-entropy on the true labels
@@ -90,8 +90,8 @@ class TrainSpec:
         for name in ("soft_weight", "hard_weight", "hidden_weight", "attention_weight"):
             if not 0 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name} must be between 0 and 1000, got {getattr(self, name)}")
-        if self.method != "distill" and (self.teacher or self.augment):
-            raise ValueError("a teacher and augment are for the distill method; choose method distill")
+        if self.method != "distill" and self.teacher:
+            raise ValueError("a teacher is for the distill method; choose method distill")
         if self.layers is not None and self.layers < 1:
             raise ValueError(f"layers must be at least 1, got {self.layers}")
         if self.max_length > 512:

@@ -8,6 +8,7 @@ trains: that is where students' predictions are served.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import random
 import statistics
@@ -78,30 +79,28 @@ class TrainingLoad:
         self._tmp.cleanup()
 
 
-def compare(fp32: Predictor, served: Predictor, texts: list[str], batch_size: int = BATCH) -> dict:
-    """Latency of single messages and throughput of batches for both predictors, interleaved."""
+def compare(predictors: dict[str, Predictor], texts: list[str], batch_size: int = BATCH) -> dict:
+    """Latency of single messages and throughput of batches for each predictor, measured in rotation."""
     for t in texts[:5]:  # warm-up: first calls allocate
-        fp32.predict([t])
-        served.predict([t])
-    single = {"fp32": [], "served": []}
-    for i, t in enumerate(texts):
-        pair = (("fp32", fp32), ("served", served)) if i % 2 == 0 else (("served", served), ("fp32", fp32))
-        for key, p in pair:
-            start = time.perf_counter()
+        for p in predictors.values():
             p.predict([t])
-            single[key].append((time.perf_counter() - start) * 1000)
-    busy = {"fp32": 0.0, "served": 0.0}
+    names = list(predictors)
+    single: dict[str, list[float]] = {k: [] for k in names}
+    busy = dict.fromkeys(names, 0.0)
     batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
-    for i, batch in enumerate(batches):
-        pair = (("fp32", fp32), ("served", served)) if i % 2 == 0 else (("served", served), ("fp32", fp32))
-        for key, p in pair:
+    for i, t in enumerate(texts):
+        for key in names[i % len(names):] + names[:i % len(names)]:  # each goes first in turn
             start = time.perf_counter()
-            p.predict(batch)
+            predictors[key].predict([t])
+            single[key].append((time.perf_counter() - start) * 1000)
+    for i, batch in enumerate(batches):
+        for key in names[i % len(names):] + names[:i % len(names)]:
+            start = time.perf_counter()
+            predictors[key].predict(batch)
             busy[key] += time.perf_counter() - start
     n = sum(len(b) for b in batches)
-    out = {key: {"p50_ms": round(statistics.median(v), 3), "p90_ms": round(_percentile(v, 0.9), 3),
-                 "msgs_per_s": round(n / busy[key], 1)} for key, v in single.items()}
-    return out
+    return {key: {"p50_ms": round(statistics.median(v), 3), "p90_ms": round(_percentile(v, 0.9), 3),
+                  "msgs_per_s": round(n / busy[key], 1)} for key, v in single.items()}
 
 
 def measure(model_dir: str | Path, under_load: bool = False, messages: int = 200, threads: int = 1) -> dict:
@@ -109,11 +108,8 @@ def measure(model_dir: str | Path, under_load: bool = False, messages: int = 200
     fp32 = Predictor(model_dir, engine="torch")  # today's path: PyTorch with its default threads
     served = Predictor(model_dir, threads=threads)
     texts = chat_messages(max(messages, BATCH))
-    if under_load:
-        with TrainingLoad():
-            result = compare(fp32, served, texts)
-    else:
-        result = compare(fp32, served, texts)
+    with TrainingLoad() if under_load else contextlib.nullcontext():
+        result = compare({"fp32": fp32, "served": served}, texts)
     return {**result, "engine": served.engine, "messages": len(texts), "batch_size": BATCH, "under_load": under_load,
             "threads": threads,
             "speedup_p50": round(result["fp32"]["p50_ms"] / result["served"]["p50_ms"], 2),
