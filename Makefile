@@ -30,6 +30,8 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_trainer.py
+	$(PY) benchmarks/bench_serving.py
+	$(PY) benchmarks/bench_distill.py
 	$(PY) benchmarks/bench_queue.py
 
 clean:

@@ -58,11 +58,28 @@ def test_train_json_then_predict(synthetic_csv, tiny_base, tmp_path, capsys):
     assert result["layers_kept"] == [1, 3] and result["model_dir"] == str(out_dir.resolve())
     assert result["macro_f1"] > 0.6
 
+    assert result["engine"] in ("onnxruntime-int8", "onnxruntime-fp32")
+    assert main(["speed", str(out_dir), "--messages", "64", "--json"]) == 0
+    speed = _last_json(capsys)
+    assert speed["engine"] == result["engine"]
+    for path in ("fp32", "served"):
+        assert set(speed[path]) == {"p50_ms", "p90_ms", "msgs_per_s"} and speed[path]["p50_ms"] > 0
+
     assert main(["predict", str(out_dir), "rain snow cloud storm", "pizza bread cheese soup", "--json"]) == 0
     preds = _last_json(capsys)
     assert [p["text"] for p in preds] == ["rain snow cloud storm", "pizza bread cheese soup"]
     assert {p["label"] for p in preds} <= {"food", "sports", "weather"}
     assert all(abs(sum(t["score"] for t in p["top"]) - 1) < 0.01 for p in preds)  # 3 labels, top 3
+
+
+def test_train_distill_json_adds_the_teacher(synthetic_csv, tiny_base, tmp_path, capsys):
+    code = main(["train", str(synthetic_csv), "--base", str(tiny_base), "--method", "distill", "--layers", "2",
+                 "--epochs", "3", "--batch-size", "8", "--out", str(tmp_path / "s"), "--json"])
+    assert code == 0
+    result = _last_json(capsys)
+    assert set(result) >= TRAIN_KEYS | {"teacher_macro_f1", "teacher_params", "retained"}
+    assert result["teacher_params"] == result["params_base"] > result["params"]
+    assert result["method"] == "distill"
 
 
 def test_train_without_out_writes_under_the_configured_runs_dir(synthetic_csv, tiny_base, tmp_path, capsys):
