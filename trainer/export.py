@@ -91,27 +91,41 @@ def session(path: Path, threads: int = 1):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_logits(sess, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Logits [n, labels] from an ONNX session, in the order of ``texts``."""
-    names = [i.name for i in sess.get_inputs()]
+def _batched_logits(forward, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
+    """``forward(encoding) -> logits`` over length-sorted batches, returned in the order of ``texts``."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     parts = {}
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
                         return_tensors="np")
-        logits = sess.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0]
-        for i, row in zip(idx, logits, strict=True):
+        for i, row in zip(idx, forward(enc), strict=True):
             parts[i] = row
     return np.stack([parts[i] for i in range(len(texts))]) if texts else np.zeros((0, 0), dtype=np.float32)
 
 
-def build_serving(model, tokenizer, out_dir: Path, texts: list[str], y_true: list[int], max_length: int,
-                  torch_logits: np.ndarray) -> dict:
+def onnx_logits(sess, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Logits [n, labels] from an ONNX session, in the order of ``texts``."""
+    names = [i.name for i in sess.get_inputs()]
+    return _batched_logits(lambda enc: sess.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0],
+                           tokenizer, texts, max_length, batch_size)
+
+
+@torch.inference_mode()
+def torch_logits(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """The same from PyTorch, fp32 on the CPU: the reference the export must match (training may have
+    run on a GPU in bf16)."""
+    model = model.to("cpu").eval()
+    names = input_names(tokenizer)
+    return _batched_logits(lambda enc: model(**{n: torch.from_numpy(enc[n]) for n in names}).logits.float().numpy(),
+                           tokenizer, texts, max_length, batch_size)
+
+
+def build_serving(model, tokenizer, out_dir: Path, texts: list[str], y_true: list[int], max_length: int) -> dict:
     """Export, quantise, score both on ``texts`` and keep the file to serve. Returns what metrics.json records.
 
-    ``torch_logits`` are the PyTorch model's logits for ``texts``: fp32 ONNX must match them within
-    ``PARITY_TOLERANCE``, or no ONNX file is kept and the model is served by PyTorch.
+    fp32 ONNX must match PyTorch's fp32 logits on ``texts`` within ``PARITY_TOLERANCE``, or no ONNX
+    file is kept and the model is served by PyTorch.
     """
     onnx_dir = out_dir / ONNX_DIR
     fp32, int8 = onnx_dir / FP32_FILE, onnx_dir / INT8_FILE
@@ -119,7 +133,8 @@ def build_serving(model, tokenizer, out_dir: Path, texts: list[str], y_true: lis
     quantize_int8(fp32, int8)
     fp32_logits = onnx_logits(session(fp32), tokenizer, texts, max_length)
     int8_logits = onnx_logits(session(int8), tokenizer, texts, max_length)
-    parity = float(np.abs(fp32_logits - torch_logits).max()) if len(texts) else 0.0
+    reference = torch_logits(model, tokenizer, texts, max_length)
+    parity = float(np.abs(fp32_logits - reference).max()) if len(texts) else 0.0
     labels = sorted(set(y_true)) if y_true else None
     f1_fp32 = float(f1_score(y_true, fp32_logits.argmax(1), average="macro", labels=labels, zero_division=0))
     f1_int8 = float(f1_score(y_true, int8_logits.argmax(1), average="macro", labels=labels, zero_division=0))

@@ -1,8 +1,9 @@
 """One training run from file to report: ``run_training(spec, progress)``.
 
-Read top to bottom: check data → split → labels → load and prune → tokenise → fine-tune →
-evaluate on the test split → baseline → save everything to a temporary directory → measure the
-saved model → rename into place. A failure at any step leaves no output directory behind.
+Read top to bottom: check data → split → labels → tokenise → (distillation: fine-tune or load the
+teacher) → load and prune → fine-tune or distil → evaluate on the test split → baseline → save
+everything to a temporary directory → export to ONNX, quantise and choose what to serve → measure
+the saved model → rename into place. A failure at any step leaves no output directory behind.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .predict import Predictor
 from .progress import Progress, ProgressFn, ignore
 from .pruning import num_layers, prune_layers, select_layers
 from .spec import TrainSpec
-from .train import fine_tune, finish_method, predict_logits, predict_proba, prepare_method
+from .train import fine_tune, finish_method, predict_proba, prepare_method
 
 CONFUSION_PNG = "confusion_matrix.png"
 CURVE_PNG = "training_curve.png"
@@ -148,8 +149,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     model = finish_method(model, spec)
 
     progress(Progress("evaluating", message="test split and TF-IDF baseline"))
-    test_logits = predict_logits(model, test_f, tokenizer, device).numpy()
-    proba = softmax(test_logits)
+    proba = predict_proba(model, test_f, tokenizer, device).numpy()
     ev = evaluate(y_test, proba, labels, splits.test.texts, splits.test.rows)
     baseline = tfidf_baseline(splits.train.texts, splits.train.labels, splits.test.texts, splits.test.labels, spec.seed)
     tips = advice(ev, baseline, ds.label_counts, ds.warnings, history, (len(keep), total_layers), teacher_report)
@@ -164,7 +164,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         model.to("cpu").save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         progress(Progress("exporting", message="ONNX export and int8 quantisation, checked on the test split"))
-        serving = build_serving(model, tokenizer, tmp, splits.test.texts, y_test, spec.max_length, test_logits)
+        serving = build_serving(model, tokenizer, tmp, splits.test.texts, y_test, spec.max_length)
         plot_confusion(ev, tmp / CONFUSION_PNG)
         plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG,
                       "distillation loss" if spec.method == "distill" else "cross-entropy")
@@ -291,11 +291,6 @@ def torch_latency_ms(model, tokenizer, texts: list[str], max_length: int, n: int
             if i >= 3:
                 times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def message_latencies_ms(predictor: Predictor, texts: list[str], warmup: int = 3) -> list[float]:
