@@ -11,8 +11,12 @@ except what the row names:
 Datasets, both built from packages on disk: the chatterbot example (5 topics, 792 lines) and every
 English chatterbot-corpus topic (21 topics, 1,857 lines, unbalanced). Prints markdown tables.
 
-    .venv/bin/python benchmarks/bench_distill.py                  # about 40 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/bench_distill.py                  # about 15 minutes on 2 CPU cores
     .venv/bin/python benchmarks/bench_distill.py --seeds 1 --only chat
+    .venv/bin/python benchmarks/bench_distill.py --sweep          # how the defaults were chosen (~15 min)
+
+``--sweep`` distils the chat example from each seed's teacher with one setting changed at a time
+(hard labels off, temperature 2, two augmented copies per text) beside the defaults.
 """
 
 from __future__ import annotations
@@ -38,12 +42,41 @@ hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
 
 SEEDS = (42, 7, 1234)
+VARIANTS = {"defaults": {}, "hard_weight = 0": {"hard_weight": 0.0}, "temperature = 2": {"temperature": 2.0},
+            "augment = 2": {"augment": 2}}
+
+
+def sweep(settings, path: Path, work: Path, seeds) -> None:
+    """Distillation settings, one changed at a time, mean macro-F1 over seeds against the teacher's."""
+    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
+    for seed in seeds:
+        teacher = run_training(settings.train_spec(str(path), out_dir=str(work / f"sweep-t{seed}"), layers=6,
+                                                   seed=seed, method="full"), registry=settings.base_models)
+        for i, (name, change) in enumerate(VARIANTS.items()):
+            r = run_training(settings.train_spec(str(path), out_dir=str(work / f"sweep-{seed}-{i}"), layers=3,
+                                                 seed=seed, method="distill", teacher=str(teacher.model_dir),
+                                                 **change), registry=settings.base_models)
+            scores[name].append((r.metrics["macro_f1"], r.metrics["train_seconds"]))
+            print(f"  seed {seed} {name}: {r.metrics['macro_f1']:.3f} (teacher {teacher.metrics['macro_f1']:.3f})",
+                  flush=True)
+        scores.setdefault("teacher", []).append((teacher.metrics["macro_f1"], teacher.metrics["train_seconds"]))
+    t_mean = statistics.mean(f for f, _ in scores["teacher"])
+    print(f"\n### Distillation settings on the chatterbot example, mean over {len(seeds)} seed(s)\n")
+    print("| student (3 layers) | macro-F1 per seed | mean | kept of teacher | train s |")
+    print("|---|---|---:|---:|---:|")
+    for name in VARIANTS:
+        f1s = [f for f, _ in scores[name]]
+        per_seed = ", ".join(f"{f:.3f}" for f in f1s)
+        print(f"| {name} | {per_seed} | {statistics.mean(f1s):.3f} | {statistics.mean(f1s) / t_mean:.1%} | "
+              f"{statistics.mean(s for _, s in scores[name]):.0f} |")
+    print(f"| (teacher, 6 layers) | {', '.join(f'{f:.3f}' for f, _ in scores['teacher'])} | {t_mean:.3f} | | |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3, help="how many of the seeds 42, 7, 1234 to run")
     parser.add_argument("--only", choices=("chat", "all-topics"), help="run one dataset")
+    parser.add_argument("--sweep", action="store_true", help="compare distillation settings instead (chat only)")
     args = parser.parse_args()
     settings = load_settings()
     work = Path(tempfile.mkdtemp(prefix="tinytutor-bench-distill-"))
@@ -53,6 +86,9 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; defaults from {settings.source} "
           f"(epochs {settings.training.get('epochs')}, augment {settings.training.get('augment', 0)}); "
           f"seeds {list(SEEDS[:args.seeds])}\n")
+    if args.sweep:
+        sweep(settings, datasets["chat"][1], work, SEEDS[:args.seeds])
+        return 0
     summary = []
     for key, (title, path) in datasets.items():
         if args.only and args.only != key:

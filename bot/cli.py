@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("speed", help="one-message latency and batched throughput: PyTorch fp32 vs the served path")
     p.add_argument("model_dir")
     p.add_argument("--under-load", action="store_true",
-                   help="measure while a training process loads every core, as a worker does beside the bot")
+                   help="measure while a training process loads every core, as a queue worker does beside the bot")
     p.add_argument("--messages", type=int, default=200, help="single messages timed per engine")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the served path")
     p.add_argument("--json", action="store_true")
@@ -251,11 +251,13 @@ def cmd_predict(args, settings) -> int:
 def cmd_speed(args, settings) -> int:
     from trainer.speed import measure
 
-    result = measure(args.model_dir, under_load=args.under_load, messages=args.messages, threads=args.threads)
+    result = measure(args.model_dir, under_load=args.under_load, messages=args.messages, threads=args.threads,
+                     load_nice=settings.queue.worker_nice)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return EXIT_OK
-    load = "while a training process loads the CPU" if args.under_load else "on an otherwise idle CPU"
+    load = (f"while a training process at nice {result['load_nice']} ([queue].worker_nice) loads every core"
+            if args.under_load else "on an otherwise idle CPU")
     print(f"{args.model_dir}: {result['messages']} single messages and batches of {result['batch_size']}, {load}")
     print(f"{'path':<28} {'p50 ms':>8} {'p90 ms':>8} {'msgs/s':>8}")
     for key, name in (("fp32", "PyTorch fp32"), ("served", f"served ({result['engine']})")):

@@ -54,6 +54,7 @@ class Queue:
     instructor_priority: int = 10  # priority of jobs instructors submit (students: 0)
     predict_cache_size: int = 4  # loaded models kept for /predict
     predict_threads: int = 1  # ONNX Runtime threads per prediction (beside training workers: 1)
+    worker_nice: int = 10  # training workers run at this lower CPU priority (0-19) so predictions stay fast
     predict_batch_ms: float = 5.0  # predictions arriving within this window share one forward pass
 
 
@@ -174,6 +175,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
     queue = Queue(**_section(f"{name}: [queue]", raw.get("queue", {}), Queue))
     if queue.max_attempts < 1:
         raise ConfigError(f"{name}: [queue].max_attempts must be at least 1, got {queue.max_attempts}")
+    if not 0 <= queue.worker_nice <= 19:
+        raise ConfigError(f"{name}: [queue].worker_nice must be 0 to 19 (a Unix nice value), got {queue.worker_nice}")
+    if queue.predict_threads < 1:
+        raise ConfigError(f"{name}: [queue].predict_threads must be at least 1, got {queue.predict_threads}")
     quotas = Quotas(**_section(f"{name}: [quotas]", raw.get("quotas", {}), Quotas))
     for key in ("max_rows", "max_bytes"):  # a class quota cannot go past the server's hard cap
         if key not in raw.get("quotas", {}):

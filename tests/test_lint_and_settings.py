@@ -64,6 +64,11 @@ def test_repository_config_loads_and_matches_the_defaults():
     ("[training\n", "not valid TOML"),
     ("[quotas]\nmax_rows = 60000\n", "[quotas].max_rows (60,000) is above [data].max_rows (50,000)"),
     ("[queue]\nmax_attempts = 0\n", "[queue].max_attempts must be at least 1"),
+    ("[queue]\nworker_nice = 25\n", "[queue].worker_nice must be 0 to 19"),
+    ("[queue]\npredict_threads = 0\n", "[queue].predict_threads must be at least 1"),
+    ("[training]\ntemperature = 0\n", "temperature must be above 0"),
+    ("[training]\naugment = 50\n", "augment must be between 0 and 20"),
+    ("[training]\nteacher = 'x'\n", "[training].teacher is not a setting"),
     ("[discord]\nguild_id = 'my class'\n", "[discord].guild_id must be a Discord id"),
     ("[discord]\ntoken = 'x'\n", "[discord].token is not a setting"),
 ])

@@ -125,6 +125,8 @@ async def test_a_worker_killed_mid_training_is_requeued_then_fails_after_max_att
         for attempt in (1, 2):
             job = await wait_for(training(db, sub.job.id))
             assert job.attempts == attempt
+            # workers train at a lower CPU priority than the bot that serves predictions
+            assert os.getpriority(os.PRIO_PROCESS, job.worker_pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
             os.kill(job.worker_pid, signal.SIGKILL)  # like the kernel's out-of-memory killer
             if attempt == 1:
                 async def requeued():

@@ -1,4 +1,5 @@
-"""The ML side of TinyTutor: data checks, base models, layer pruning, fine-tuning, evaluation.
+"""The ML side of TinyTutor: data checks, base models, layer pruning, fine-tuning, distillation,
+evaluation, and the served (ONNX, int8) form of a model.
 
 Nothing in this package imports storage, discord or asyncio. The entry point is
 :func:`trainer.pipeline.run_training`, which takes a serialisable :class:`trainer.spec.TrainSpec`

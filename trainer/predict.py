@@ -24,6 +24,7 @@ class Prediction:
 
 
 ENGINES = ("auto", "onnxruntime", "torch")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class Predictor:
@@ -37,7 +38,7 @@ class Predictor:
     """
 
     def __init__(self, model_dir: str | Path, device: str = "cpu", max_length: int | None = None,
-                 engine: str = "auto", threads: int = 1, batch_size: int = 64, onnx_file: Path | None = None):
+                 engine: str = "auto", threads: int = 1, batch_size: int = 32, onnx_file: Path | None = None):
         from transformers import AutoConfig, AutoTokenizer
 
         from .export import FP32_FILE, INT8_FILE, ONNX_DIR
@@ -74,21 +75,30 @@ class Predictor:
             self.engine = "torch"
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        """Logits [n, labels] in the order of ``texts``, computed in length-sorted batches (less padding)."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        """Logits [n, labels] in the order of ``texts``.
+
+        Texts are tokenised once and grouped by exact token count, so no batch carries padding: on a
+        CPU, padding a batch of chat lines to its longest member cost more than batching saved (64
+        lines padded together: 285 msgs/s; one at a time: 1,770; equal lengths together: 2,180).
+        """
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        names = self._inputs if self.session is not None else [n for n in enc if n in MODEL_INPUTS]
+        by_length: dict[int, list[int]] = {}
+        for i, ids in enumerate(enc["input_ids"]):
+            by_length.setdefault(len(ids), []).append(i)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            out[idx] = self._forward([texts[i] for i in idx])
+        for idx in by_length.values():
+            for start in range(0, len(idx), self.batch_size):
+                part = idx[start:start + self.batch_size]
+                out[part] = self._forward({n: np.array([enc[n][i] for i in part], dtype=np.int64) for n in names})
         return out
 
-    def _forward(self, texts: list[str]) -> np.ndarray:
+    def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         if self.session is not None:
-            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
-            return self.session.run(["logits"], {n: enc[n].astype(np.int64) for n in self._inputs})[0]
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+            return self.session.run(["logits"], inputs)[0]
         with torch.inference_mode():
-            return self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu().numpy()
+            feed = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
+            return self.model(**feed).logits.float().cpu().numpy()
 
     def predict(self, texts: list[str], top_k: int = 3) -> list[Prediction]:
         if not texts:

@@ -198,6 +198,7 @@ class Scheduler:
             "deadline_unix": time.time() + self.queue_cfg.time_limit_minutes * 60,
             "time_limit_minutes": self.queue_cfg.time_limit_minutes,
             "log_path": str(self.store.log_path(job.id)), "allow_downloads": self.settings.hub.allow_downloads,
+            "nice": self.queue_cfg.worker_nice,
         }
 
     async def _spawn(self, job: Job) -> None:

@@ -22,6 +22,10 @@ INTERNAL = ("TinyTutor hit an internal error while training (job {job_id}). It h
 
 def run_job(payload: dict) -> None:
     """Process entry point (spawned). Returns normally whatever the job's outcome; the outcome is in the database."""
+    if payload.get("nice"):
+        # Training is batch work; predictions served beside it are interactive. At a lower priority the
+        # worker still gets every idle cycle, but a prediction no longer waits for its time slice.
+        os.nice(payload["nice"])
     if not payload.get("allow_downloads"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
