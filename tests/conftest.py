@@ -68,6 +68,14 @@ def synthetic_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "topics.csv", synthetic_rows())
 
 
+@pytest.fixture
+def learnable_csv(tmp_path) -> Path:
+    """Twice the rows, for tests that assert a score. Trained from random weights on 84 examples the
+    tiny BERT missed a whole class for 1 to 3 seeds in 5, whatever the recipe; on 168, at lr 1e-3 for
+    12 epochs in batches of 8, it learned all three classes for each of 5 seeds, with 2 or 4 layers."""
+    return write_csv(tmp_path / "learnable.csv", synthetic_rows(80))
+
+
 # -- databases: every storage and queue test runs on SQLite and on PostgreSQL ------------------------
 
 PG_ADMIN_URL = os.environ.get("TINYTUTOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -48,10 +48,10 @@ def test_check_plain_text_says_what_to_do(tmp_path, capsys):
     assert "There is no column 'message'" in err and "--text-column" in err
 
 
-def test_train_json_then_predict(synthetic_csv, tiny_base, tmp_path, capsys):
+def test_train_json_then_predict(learnable_csv, tiny_base, tmp_path, capsys):
     out_dir = tmp_path / "model"
-    code = main(["train", str(synthetic_csv), "--base", str(tiny_base), "--layers", "1,3", "--epochs", "12",
-                 "--lr", "2e-3", "--batch-size", "8", "--out", str(out_dir), "--json"])
+    code = main(["train", str(learnable_csv), "--base", str(tiny_base), "--layers", "1,3", "--epochs", "12",
+                 "--lr", "1e-3", "--batch-size", "8", "--out", str(out_dir), "--json"])
     assert code == 0
     result = _last_json(capsys)
     assert set(result) >= TRAIN_KEYS

@@ -109,14 +109,14 @@ def test_perturb_works_on_text_without_spaces():
 
 def _spec(data, base, out, **kw) -> TrainSpec:
     values = dict(data_path=str(data), base=str(base), out_dir=str(out), method="distill", layers=2, epochs=12,
-                  lr=2e-3, batch_size=8, seed=7, patience=12)
+                  lr=1e-3, batch_size=8, seed=7, patience=12)
     values.update(kw)
     return TrainSpec(**values)
 
 
-def test_distill_trains_a_teacher_then_a_student_cut_from_it(synthetic_csv, tiny_base, tmp_path):
+def test_distill_trains_a_teacher_then_a_student_cut_from_it(learnable_csv, tiny_base, tmp_path):
     stages = []
-    result = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "s", augment=1), stages.append)
+    result = run_training(_spec(learnable_csv, tiny_base, tmp_path / "s", augment=1), stages.append)
     m = result.metrics
     teacher_epochs = {p.epoch for p in stages if p.stage == "teacher"}
     assert teacher_epochs >= set(range(1, 13)), "the teacher stage reports its own epochs"
@@ -134,7 +134,7 @@ def test_distill_trains_a_teacher_then_a_student_cut_from_it(synthetic_csv, tiny
 
 def test_distill_from_a_given_teacher_keeps_its_label_order(synthetic_csv, tiny_base, tmp_path):
     teacher = run_training(TrainSpec(data_path=str(synthetic_csv), base=str(tiny_base), out_dir=str(tmp_path / "t"),
-                                     layers=None, epochs=12, lr=2e-3, batch_size=8, seed=7))
+                                     layers=None, epochs=12, lr=1e-3, batch_size=8, seed=7))
     cfg_path = teacher.model_dir / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["id2label"] = {"0": "weather", "1": "sports", "2": "food"}  # a teacher trained with another label order

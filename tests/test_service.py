@@ -251,7 +251,7 @@ async def _real_model(db, service, caller, tmp_path, tiny_base) -> int:
     rel = "models/real"
     data = write_csv(tmp_path / "t.csv", synthetic_rows())
     run_training(TrainSpec(data_path=str(data), base=str(tiny_base), out_dir=str(service.store.path(rel)), layers=2,
-                           epochs=12, lr=2e-3, batch_size=8, seed=7))
+                           epochs=12, lr=1e-3, batch_size=8, seed=7))
     async with db.transaction() as s:
         m = Model(guild_id=caller.guild_id, owner_id=caller.user_id, name="real", version=1, base_model="tiny",
                   layers_kept=[1, 3], layers_base=4, params=1, params_base=2, labels=["food", "sports", "weather"],

@@ -53,10 +53,10 @@ def test_onnx_logits_come_back_in_the_callers_order(classifier, tmp_path):
 
 
 @pytest.fixture
-def trained(synthetic_csv, tiny_base, tmp_path_factory):
+def trained(learnable_csv, tiny_base, tmp_path_factory):
     out = tmp_path_factory.mktemp("served") / "model"
-    return run_training(TrainSpec(data_path=str(synthetic_csv), base=str(tiny_base), out_dir=str(out), layers=2,
-                                  epochs=12, lr=2e-3, batch_size=8, seed=7))
+    return run_training(TrainSpec(data_path=str(learnable_csv), base=str(tiny_base), out_dir=str(out), layers=2,
+                                  epochs=12, lr=1e-3, batch_size=8, seed=7))
 
 
 def test_training_leaves_one_served_onnx_file_and_says_which(trained):

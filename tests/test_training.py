@@ -13,22 +13,22 @@ from trainer.spec import TrainSpec
 
 
 def _spec(data, base, out, **kw) -> TrainSpec:
-    values = dict(data_path=str(data), base=str(base), out_dir=str(out), layers=2, epochs=12, lr=2e-3,
+    values = dict(data_path=str(data), base=str(base), out_dir=str(out), layers=2, epochs=12, lr=1e-3,
                   batch_size=8, seed=7, patience=8)
     values.update(kw)
     return TrainSpec(**values)
 
 
-def test_full_run_writes_a_model_pipeline_can_load(synthetic_csv, tiny_base, tmp_path):
+def test_full_run_writes_a_model_pipeline_can_load(learnable_csv, tiny_base, tmp_path):
     events: list[Progress] = []
-    result = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "m"), events.append)
+    result = run_training(_spec(learnable_csv, tiny_base, tmp_path / "m"), events.append)
     m = result.metrics
     # the keywords decide the label: even a tiny random model learns it
     assert m["macro_f1"] >= 0.8, m["report_text"]
     assert m["layers_kept"] == [1, 3] and m["layers_base"] == 4
     assert m["params"] < m["params_base"]
     assert m["baseline_macro_f1"] > 0.5 and m["ms_per_message"] > 0 and m["size_bytes"] > 0
-    assert m["split"] == {"source": "stratified", "train": 84, "validation": 12, "test": 24}
+    assert m["split"] == {"source": "stratified", "train": 168, "validation": 24, "test": 48}
     assert set(m["report"]) >= {"food", "sports", "weather", "macro avg", "accuracy"}
 
     d = result.model_dir
@@ -163,3 +163,23 @@ def test_predictor_cache_reuses_and_evicts_loaded_models(synthetic_csv, tiny_bas
     assert cache.get(a) is not first
     cache.forget(a)
     assert cache.get(a).predict(["rain snow cloud"])[0].label in {"food", "sports", "weather"}
+
+
+def test_length_batches_cover_every_example_once_with_little_padding():
+    import random
+
+    from trainer.batching import length_batches
+
+    rng = random.Random(0)
+    lengths = [rng.choice([3, 4, 5, 8, 12, 20, 40, 90]) for _ in range(1000)]
+    batches = length_batches(lengths, 32, seed=1)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert all(len(b) <= 32 for b in batches)
+
+    def padded(bs):
+        return sum(max(lengths[i] for i in b) * len(b) for b in bs)
+
+    plain = [list(range(i, min(i + 32, 1000))) for i in range(0, 1000, 32)]  # the order they came in
+    assert padded(batches) < 0.6 * padded(plain)
+    assert length_batches(lengths, 32, seed=1) == batches  # seeded
+    assert length_batches(lengths, 32, seed=2) != batches  # a new mix every epoch
