@@ -163,6 +163,12 @@ class FakeDiscord:
                                "bot_public": False, "bot_require_code_grant": False,
                                "owner": user_json(1, "owner"), "verify_key": "0" * 64, "flags": 0})
         if parts[0] == "applications" and parts[-1] == "commands" and m == "PUT":
+            too_long = _over_command_limits(payload)
+            if too_long:  # Discord refuses the whole sync
+                return self.reply({"code": 50035, "message": "Invalid Form Body",
+                                   "errors": {too_long: {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH",
+                                                                      "message": "Must be between 1 and 100 in length."}]}}},
+                                  status=400)
             return self.reply([{**c, "id": str(snowflake()), "application_id": str(APP_ID), "version": "1",
                                 "default_member_permissions": c.get("default_member_permissions"),
                                 "description": c.get("description", "")} for c in payload])
@@ -260,3 +266,21 @@ def option(name: str, type_: int, value) -> dict:
 
 
 STRING, INTEGER, BOOLEAN, ATTACHMENT, NUMBER, SUB_COMMAND = 3, 4, 5, 11, 10, 1
+
+
+def _over_command_limits(commands: list[dict]) -> str | None:
+    """The path of the first name (1-32 characters) or description (1-100) Discord would refuse, if any."""
+    def walk(items, where):
+        for i, c in enumerate(items or []):
+            here = f"{where}.{i}"
+            if not 1 <= len(c.get("name", "")) <= 32:
+                return f"{here}.name"
+            described = c.get("type", 1) == 1 or where != ""  # context menus (types 2, 3) have none
+            if described and not 1 <= len(c.get("description", "")) <= 100:
+                return f"{here}.description"
+            bad = walk(c.get("options"), f"{here}.options")
+            if bad:
+                return bad
+        return None
+
+    return walk(commands, "")

@@ -45,8 +45,7 @@ class Students(commands.Cog):
         name="a name for your model",
         layers="encoder layers to keep (the default base model has 6)",
         strategy="which layers to keep: alternate (TinyBERT), bottom or top",
-        method="full fine-tuning, LoRA adapters, the classifier head only, or distill (TinyBERT: learn from a "
-               "fine-tuned teacher)",
+        method="full fine-tuning, LoRA, the head only, or distill (TinyBERT: learn from a fine-tuned teacher)",
         epochs="passes over the training data",
         learning_rate="step size (default depends on the method)",
         max_length="tokens per text; longer texts are cut",
