@@ -65,7 +65,8 @@ def test_training_leaves_one_served_onnx_file_and_says_which(trained):
     assert s["engine"] in ("onnxruntime-int8", "onnxruntime-fp32")
     assert (d / s["file"]).is_file()
     files = {p.name for p in (d / ONNX_DIR).iterdir()}
-    assert files == {INT8_FILE if s["engine"] == "onnxruntime-int8" else FP32_FILE}
+    assert files == ({INT8_FILE} if s["engine"] == "onnxruntime-int8" else {INT8_FILE, FP32_FILE})
+    assert json.loads((d / "config.json").read_text())["tinytutor_serving"] == s["file"]
     assert s["onnx_max_logit_diff"] < 1e-3 and 0 <= s["int8_agreement"] <= 1
     if s["engine"] == "onnxruntime-int8":
         assert s["fp32_macro_f1"] - s["int8_macro_f1"] <= 0.005
@@ -87,10 +88,32 @@ def test_predictor_serves_onnx_and_agrees_with_torch(trained):
         assert abs(x.score - y.score) < 0.05
 
 
+def test_predictor_serves_the_file_training_chose(trained, tmp_path):
+    """When int8 lost accuracy both files are there; the fp32 one named in config.json is served."""
+    import shutil as sh
+
+    from trainer.export import export_onnx
+
+    d = tmp_path / "both"
+    sh.copytree(trained.model_dir, d)
+    model = AutoModelForSequenceClassification.from_pretrained(d)
+    export_onnx(model, AutoTokenizer.from_pretrained(d), d / ONNX_DIR / FP32_FILE)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["tinytutor_serving"] = f"{ONNX_DIR}/{FP32_FILE}"
+    (d / "config.json").write_text(json.dumps(cfg))
+    assert Predictor(d).engine == "onnxruntime-fp32"
+    cfg["tinytutor_serving"] = "model.safetensors"  # the export failed its parity check
+    (d / "config.json").write_text(json.dumps(cfg))
+    assert Predictor(d).engine == "torch"
+
+
 def test_a_model_directory_from_before_onnx_is_served_by_torch(trained, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(trained.model_dir, old)
     shutil.rmtree(old / ONNX_DIR)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["tinytutor_serving"]
+    (old / "config.json").write_text(json.dumps(cfg))
     p = Predictor(old)
     assert p.engine == "torch"
     assert p.predict(["rain snow cloud storm"])[0].label == "weather"

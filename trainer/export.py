@@ -3,10 +3,11 @@
 After training, the classifier is exported to ONNX (``torch.onnx``, dynamic batch and sequence
 axes) and quantised with ONNX Runtime's dynamic quantisation (int8 weights, activations quantised
 on the fly). Both are scored on the test split; int8 is served when it loses at most
-``MAX_INT8_LOSS`` macro-F1 against fp32, else fp32 ONNX is. The file that is served is kept under
-``onnx/`` beside ``model.safetensors`` (as sentence-transformers lays out its ONNX backend), so
-``transformers.pipeline`` still loads the directory and :class:`trainer.predict.Predictor` serves
-the ONNX file.
+``MAX_INT8_LOSS`` macro-F1 against fp32, else fp32 ONNX is. The int8 file is always kept under
+``onnx/`` beside ``model.safetensors`` (as sentence-transformers lays out its ONNX backend), the fp32
+one only when it is the one served; ``config.json`` records which file to serve
+(``tinytutor_serving``), so ``transformers.pipeline`` still loads the directory and
+:class:`trainer.predict.Predictor` serves the right ONNX file.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def build_serving(model, tokenizer, out_dir: Path, texts: list[str], y_true: lis
         log.warning("ONNX export differs from PyTorch by %.2g; serving PyTorch", parity)
         fp32.unlink()
         int8.unlink()
-        onnx_dir.rmdir()
+        onnx_dir.rmdir()  # no ONNX file: nothing can serve a wrong one
         return info | {"engine": "torch", "file": "model.safetensors",
                        "why": f"the ONNX export differed from PyTorch by {parity:.2g} (tolerance {PARITY_TOLERANCE})"}
     if f1_fp32 - f1_int8 <= MAX_INT8_LOSS:
@@ -153,7 +154,6 @@ def build_serving(model, tokenizer, out_dir: Path, texts: list[str], y_true: lis
         return info | {"engine": "onnxruntime-int8", "file": f"{ONNX_DIR}/{INT8_FILE}",
                        "why": f"int8 keeps macro-F1 within {MAX_INT8_LOSS * 100:.1f} points of fp32 "
                               f"({f1_int8:.3f} vs {f1_fp32:.3f}; {agreement:.1%} of labels agree)"}
-    int8.unlink()
     return info | {"engine": "onnxruntime-fp32", "file": f"{ONNX_DIR}/{FP32_FILE}",
                    "why": f"int8 lost {(f1_fp32 - f1_int8) * 100:.1f} points of macro-F1 "
                           f"({f1_int8:.3f} vs {f1_fp32:.3f}), more than {MAX_INT8_LOSS * 100:.1f}"}

@@ -165,6 +165,8 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         tokenizer.save_pretrained(tmp)
         progress(Progress("exporting", message="ONNX export and int8 quantisation, checked on the test split"))
         serving = build_serving(model, tokenizer, tmp, splits.test.texts, y_test, spec.max_length)
+        model.config.tinytutor_serving = serving["file"]  # which file Predictor serves
+        model.config.save_pretrained(tmp)
         plot_confusion(ev, tmp / CONFUSION_PNG)
         plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG,
                       "distillation loss" if spec.method == "distill" else "cross-entropy")

@@ -41,7 +41,7 @@ class Predictor:
                  engine: str = "auto", threads: int = 1, batch_size: int = 32, onnx_file: Path | None = None):
         from transformers import AutoConfig, AutoTokenizer
 
-        from .export import FP32_FILE, INT8_FILE, ONNX_DIR
+        from .export import FP32_FILE, INT8_FILE
 
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
@@ -55,8 +55,7 @@ class Predictor:
         cfg = AutoConfig.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.max_length = max_length or getattr(cfg, "tinytutor_max_length", None) or 128
-        onnx_file = onnx_file or next((model_dir / ONNX_DIR / f for f in (INT8_FILE, FP32_FILE)
-                                       if (model_dir / ONNX_DIR / f).is_file()), None)
+        onnx_file = onnx_file or _served_file(model_dir, cfg)
         self.session = self.model = None
         if engine != "torch" and onnx_file is not None and self.device.type == "cpu":
             from .export import session
@@ -113,6 +112,18 @@ class Predictor:
             top = [(self.labels[i], round(float(row[i]), 4)) for i in idx]
             out.append(Prediction(top[0][0], top[0][1], top))
         return out
+
+
+def _served_file(model_dir: Path, cfg) -> Path | None:
+    """The ONNX file training chose to serve (``tinytutor_serving`` in config.json), else the int8 or
+    fp32 file found; None when PyTorch should serve (no ONNX file, or training chose PyTorch)."""
+    from .export import FP32_FILE, INT8_FILE, ONNX_DIR
+
+    chosen = getattr(cfg, "tinytutor_serving", None)
+    if chosen is not None:
+        return model_dir / chosen if chosen.endswith(".onnx") and (model_dir / chosen).is_file() else None
+    return next((model_dir / ONNX_DIR / f for f in (INT8_FILE, FP32_FILE) if (model_dir / ONNX_DIR / f).is_file()),
+                None)
 
 
 class PredictorCache:
