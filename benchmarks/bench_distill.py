@@ -11,7 +11,7 @@ except what the row names:
 Datasets, both built from packages on disk: the chatterbot example (5 topics, 792 lines) and every
 English chatterbot-corpus topic (21 topics, 1,857 lines, unbalanced). Prints markdown tables.
 
-    .venv/bin/python benchmarks/bench_distill.py                  # about 15 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/bench_distill.py                  # about 20 minutes on 2 CPU cores
     .venv/bin/python benchmarks/bench_distill.py --seeds 1 --only chat
     .venv/bin/python benchmarks/bench_distill.py --sweep          # how the defaults were chosen (~15 min)
 

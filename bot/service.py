@@ -234,6 +234,9 @@ class Service:
             async with self.db.transaction() as s:
                 teacher = await self._usable_model(s, caller, params["teacher_model_id"])
                 params["teacher_model_id"], teacher_labels = teacher.id, list(teacher.labels)
+        if params.get("augment") and params.get("method", self.settings.training.get("method")) != "distill":
+            raise InvalidRequest("Augmented copies are labelled by a teacher, so augment is for the distill "
+                                 "method; choose method distill, or leave augment out.")
         try:
             spec = self.settings.train_spec("upload", **_spec_params(params))
             spec.validate()
@@ -247,7 +250,11 @@ class Service:
             info, val_info = await asyncio.to_thread(self._check_submission, staged, staged_val, params, cls)
             self._check_rows(cls, info["rows"])
             if teacher_labels is not None:
-                _check_teacher_labels(teacher_labels, list(info["labels"]))
+                from trainer.pipeline import teacher_label_mismatch
+
+                mismatch = teacher_label_mismatch(teacher_labels, list(info["labels"]))
+                if mismatch:
+                    raise InvalidRequest(mismatch)
             async with self.db.transaction() as s:
                 cls = await self._class(s, caller.guild_id)
                 await self._member(s, caller, lock=True)
@@ -712,16 +719,6 @@ def _spec_params(params: dict) -> dict:
     """A job's parameters as TrainSpec fields: the teacher is stored as a model id and becomes a
     directory only when the job starts (the scheduler resolves it)."""
     return {k: v for k, v in params.items() if k != "teacher_model_id"}
-
-
-def _check_teacher_labels(teacher: list[str], data: list[str]) -> None:
-    missing, extra = sorted(set(data) - set(teacher)), sorted(set(teacher) - set(data))
-    if missing or extra:
-        parts = ([f"labels the teacher never learned: {', '.join(missing)}"] if missing else []) + \
-                ([f"teacher labels missing from this file: {', '.join(extra)}"] if extra else [])
-        raise InvalidRequest("The teacher model was trained on other labels than this file has ("
-                             + "; ".join(parts) + "). Pick a teacher trained on the same labels, or leave the "
-                             "teacher out and TinyTutor fine-tunes one on this file first.")
 
 
 def _valid_id(value) -> bool:

@@ -292,3 +292,6 @@ async def test_a_teacher_with_other_labels_is_refused_before_anything_is_stored(
         await service.submit(BOB, GOOD, "t.csv", name="s", params={"teacher_model_id": teacher})
     with pytest.raises(InvalidRequest, match="distill method"):
         await service.submit(ALICE, GOOD, "t.csv", name="s", params={"teacher_model_id": teacher, "method": "lora"})
+    with pytest.raises(InvalidRequest, match="augment is for the distill method"):  # silently ignored before
+        await service.submit(ALICE, GOOD, "t.csv", name="s", params={"augment": 2})
+    assert await count(db, Job) == 0 and await count(db, Dataset) == 0

@@ -226,15 +226,22 @@ def load_teacher(path: str, labels: list[str]):
         raise TrainerError(f"The teacher {path} is not a trained model directory (config.json and .safetensors weights)")
     teacher = AutoModelForSequenceClassification.from_pretrained(
         root, local_files_only=True, use_safetensors=True, trust_remote_code=False)
-    theirs = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
-    if set(theirs) != set(labels):
-        missing, extra = sorted(set(labels) - set(theirs)), sorted(set(theirs) - set(labels))
-        parts = ([f"labels the teacher never learned: {', '.join(missing)}"] if missing else []) + \
-                ([f"teacher labels missing from this file: {', '.join(extra)}"] if extra else [])
-        raise TrainerError("The teacher was trained on other labels than this file has (" + "; ".join(parts) +
-                           "). Distil from a teacher trained on the same labels, or leave the teacher out to "
-                           "fine-tune one on this file first.")
+    mismatch = teacher_label_mismatch([teacher.config.id2label[i] for i in range(teacher.config.num_labels)], labels)
+    if mismatch:
+        raise TrainerError(mismatch)
     return teacher
+
+
+def teacher_label_mismatch(teacher_labels: list[str], data_labels: list[str]) -> str | None:
+    """What a student must hear when a teacher was trained on other labels than the file has; None if they match."""
+    missing = sorted(set(data_labels) - set(teacher_labels))
+    extra = sorted(set(teacher_labels) - set(data_labels))
+    if not missing and not extra:
+        return None
+    parts = ([f"labels the teacher never learned: {', '.join(missing)}"] if missing else []) + \
+            ([f"teacher labels missing from this file: {', '.join(extra)}"] if extra else [])
+    return ("The teacher was trained on other labels than this file has (" + "; ".join(parts) + "). Pick a "
+            "teacher trained on the same labels, or leave the teacher out to fine-tune one on this file first.")
 
 
 def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_test, device, progress):
