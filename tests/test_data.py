@@ -94,7 +94,7 @@ def test_no_such_column(tmp_path):
     path = write_csv(tmp_path / "a.csv", _rows())
     err = _error(path, text_column="body")
     assert _codes(err) == ["no_such_column"]
-    assert "'body'" in str(err) and "'text', 'label'" in str(err) and "--text-column" in str(err)
+    assert "'body'" in str(err) and "'text', 'label'" in str(err) and "Set text_column to one of them" in str(err)
 
 
 def test_no_recognisable_columns(tmp_path):
@@ -167,6 +167,90 @@ def test_unquoted_separator_names_the_row(tmp_path):
     err = _error(path)
     assert _codes(err) == ["wrong_field_count"] and err.problems[0].rows == [5]
     assert "double quotes" in str(err)
+
+
+def test_row_numbers_are_spreadsheet_rows_even_with_multi_line_cells(tmp_path):
+    path = tmp_path / "a.csv"
+    body = [f'"{t}\nsecond line\nthird line",{y}' for t, y in _rows()]
+    body[3] = '"",sports'  # record 4 below the header = spreadsheet row 5, although it is file line 11
+    path.write_text("text,label\n" + "\n".join(body) + "\n")
+    err = _error(path)
+    assert _codes(err) == ["empty_text"] and err.problems[0].rows == [5]
+
+
+def test_nested_json_and_jsonl_are_refused_with_a_reason(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "a.json").write_text(deep)
+    assert _codes(_error(tmp_path / "a.json")) == ["bad_json"]
+    lines = [json.dumps({"text": t, "label": y}) for t, y in _rows()]
+    lines.insert(2, '{"text": ' + "[" * 100_000 + "]" * 100_000 + ', "label": "x"}')
+    (tmp_path / "a.jsonl").write_text("\n".join(lines))
+    err = _error(tmp_path / "a.jsonl")
+    assert _codes(err) == ["bad_json_line"] and err.problems[0].rows == [3]
+
+
+def test_a_huge_spreadsheet_is_refused_from_its_declared_size_and_a_renamed_zip_is_named(tmp_path):
+    import time
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["text", "label"])
+    for t, y in _rows():
+        ws.append([t, y])
+    ws["A200000"] = "far away"  # declares 200,000 rows
+    wb.save(tmp_path / "big.xlsx")
+    started = time.monotonic()
+    err = _error(tmp_path / "big.xlsx", DataLimits(max_rows=1000))
+    assert _codes(err) == ["too_many_rows"] and "199,999" in str(err)
+    assert time.monotonic() - started < 5
+    with zipfile.ZipFile(tmp_path / "photos.xlsx", "w") as zf:
+        zf.writestr("cat.txt", "not a sheet")
+    err = _error(tmp_path / "photos.xlsx")
+    assert _codes(err) == ["not_xlsx"] and "Exception" not in str(err)
+
+
+def test_one_long_document_is_a_warning_a_column_of_them_an_error(tmp_path):
+    rows = _rows(40)
+    rows[7] = ("word " * 6000, "sports")  # 30,000 characters: a long article, cut and kept
+    ds = load_dataset(write_csv(tmp_path / "a.csv", rows), LIMITS)
+    long = [w for w in ds.warnings if w.code == "long_texts"][0]
+    assert long.rows == [9] and "1 text is longer than 20,000" in long.message
+    assert len(ds) == 80 and max(len(t) for t in ds.texts) == 20_000
+    rows = [(str(i) + " word" * 6000, y) for i, (_, y) in enumerate(_rows(40))]
+    err = _error(write_csv(tmp_path / "b.csv", rows))
+    assert _codes(err) == ["text_too_long"] and "wrong column" in str(err)
+
+
+def test_a_few_conflicting_texts_are_left_out_with_a_warning(tmp_path):
+    rows = _rows(100) + [("Great  match today number 1", "food"), ("lovely soup for dinner number 5", "sports")]
+    ds = load_dataset(write_csv(tmp_path / "a.csv", rows), LIMITS)
+    w = [w for w in ds.warnings if w.code == "conflicting_labels"][0]
+    assert "2 texts appear under different labels; 4 rows left out" in w.message
+    assert w.rows == [3, 107, 202, 203]
+    assert len(ds) == 198 and "great match today number 1" not in [t.lower() for t in ds.texts]
+    err = _error(write_csv(tmp_path / "a.csv", rows), DataLimits(conflict_error_share=0.01))
+    assert _codes(err) == ["conflicting_labels"]
+
+
+def test_every_chatterbot_topic_with_its_cross_topic_repeats_can_be_trained_on(tmp_path):
+    import importlib.resources
+
+    import yaml
+
+    from trainer.examples import english_topics
+
+    root = importlib.resources.files("chatterbot_corpus") / "data" / "english"
+    rows = []
+    for topic in english_topics():
+        for conversation in yaml.safe_load((root / f"{topic}.yml").read_text(encoding="utf-8"))["conversations"]:
+            rows += [(" ".join(str(line).split()), topic) for line in conversation if len(str(line)) >= 3]
+    ds = load_dataset(write_csv(tmp_path / "all.csv", rows), DataLimits(min_examples_per_class=2))
+    codes = {w.code: w for w in ds.warnings}
+    assert "conflicting_labels" in codes and codes["conflicting_labels"].count >= 2
+    assert len(ds.label_counts) == len(english_topics())
 
 
 # --- warnings ---------------------------------------------------------------------------------------

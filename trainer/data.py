@@ -18,7 +18,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from .errors import DataError, Problem
+from .errors import DataError, Problem, plural
 from .spec import DataLimits
 
 TEXT_NAMES = (
@@ -148,10 +148,8 @@ def _read_delimited(text: str, suffix: str, encoding: str) -> Table:
         problems.append(_problem("duplicate_column", f"The header names column '{dupes[0]}' twice",
                                  "Give every column its own name.", rows=[1]))
     rows, numbers, ragged = [], [], []
-    line_before = reader.line_num
-    for values in reader:
-        start = line_before + 1  # first physical line of this record, as a spreadsheet numbers rows
-        line_before = reader.line_num
+    # A spreadsheet shows one row per record (a quoted cell may span several lines), header = row 1.
+    for start, values in enumerate(reader, start=2):
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(columns):
@@ -180,7 +178,7 @@ def _read_jsonl(text: str, encoding: str) -> Table:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than Python parses
             bad.append(lineno)
             continue
         if not isinstance(obj, dict):
@@ -206,6 +204,9 @@ def _read_json(text: str, encoding: str) -> Table:
         raise DataError([_problem("bad_json", f"The JSON file does not parse: {exc.msg}",
                                   "Check the file in a JSON validator, or upload CSV instead.",
                                   rows=[exc.lineno])]) from None
+    except RecursionError:
+        raise DataError([_problem("bad_json", "The JSON file is nested too deeply to be a table",
+                                  'Write it as [{"text": ..., "label": ...}, ...] or as JSONL.')]) from None
     if not isinstance(data, list) or not all(isinstance(o, dict) for o in data):
         raise DataError([_problem("bad_json", "A JSON upload must be a list of objects",
                                   'Write it as [{"text": ..., "label": ...}, ...] or as JSONL.')])
@@ -217,33 +218,63 @@ def _read_json(text: str, encoding: str) -> Table:
     return Table(list(columns), rows, list(range(1, len(rows) + 1)), encoding, "json")
 
 
-def _read_xlsx(path: Path) -> Table:
+def _read_xlsx(path: Path, limits: DataLimits) -> Table:
+    """The first sheet, streamed: the declared size is checked first, and reading stops at the row limit,
+    so a small, highly compressed file of millions of rows is refused in moments."""
+    import zipfile
+
     from openpyxl import load_workbook
 
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a damaged file
-        raise DataError([_problem("bad_xlsx", f"The spreadsheet cannot be opened ({type(exc).__name__})",
-                                  "Save it again from your spreadsheet program, or export it as CSV UTF-8.")]) from None
-    ws = wb.worksheets[0]
-    it = ws.iter_rows(values_only=True)
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            expanded = sum(i.file_size for i in zf.infolist())
+    except zipfile.BadZipFile:
+        names, expanded = set(), 0
+    if "xl/workbook.xml" not in names:
+        raise DataError([_problem("not_xlsx", "The file is a ZIP archive (or a damaged one), not an XLSX spreadsheet",
+                                  "Unzip it and upload the CSV or XLSX file inside, or save the sheet again as .xlsx.")])
+    if expanded > 50 * limits.max_bytes:  # XML of a table is rarely more than 20x its zip
+        raise DataError([_problem("too_many_bytes", f"The spreadsheet expands to {expanded:,} bytes",
+                                  "Upload fewer rows (as CSV UTF-8 if you can).")])
     try:
-        header = next(it)
-    except StopIteration:
-        raise DataError([_problem("empty", "The first sheet is empty", "Put a header row and examples on the first sheet.")]) from None
-    columns = [_cell(h).strip() for h in header]
-    while columns and not columns[-1]:
-        columns.pop()
-    rows, numbers = [], []
-    for rownum, values in enumerate(it, start=2):
-        cells = [_cell(v) for v in values[: len(columns)]]
-        if all(not c.strip() for c in cells):
-            continue
-        cells += [""] * (len(columns) - len(cells))
-        rows.append(dict(zip(columns, cells, strict=True)))
-        numbers.append(rownum)
-    wb.close()
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds for a damaged file
+        raise DataError([_problem("bad_xlsx", "The spreadsheet is damaged and cannot be opened",
+                                  "Save it again from your spreadsheet program, or export it as CSV UTF-8.")]) from None
+    try:
+        ws = wb.worksheets[0]
+        declared = ws.max_row  # from the sheet's <dimension>, when the writer recorded one
+        if declared is not None and declared - 1 > limits.max_rows:
+            raise DataError([_too_many_rows(declared - 1, limits)])
+        it = ws.iter_rows(values_only=True)
+        try:
+            header = next(it)
+        except StopIteration:
+            raise DataError([_problem("empty", "The first sheet is empty",
+                                      "Put a header row and examples on the first sheet.")]) from None
+        columns = [_cell(h).strip() for h in header]
+        while columns and not columns[-1]:
+            columns.pop()
+        rows, numbers = [], []
+        for rownum, values in enumerate(it, start=2):
+            cells = [_cell(v) for v in values[: len(columns)]]
+            if all(not c.strip() for c in cells):
+                continue
+            if len(rows) >= limits.max_rows:
+                raise DataError([_too_many_rows(f"more than {limits.max_rows:,}", limits)])
+            cells += [""] * (len(columns) - len(cells))
+            rows.append(dict(zip(columns, cells, strict=True)))
+            numbers.append(rownum)
+    finally:
+        wb.close()
     return Table(columns, rows, numbers, "xlsx", "xlsx")
+
+
+def _too_many_rows(n: int | str, limits: DataLimits) -> Problem:
+    n = f"{n:,}" if isinstance(n, int) else n
+    return _problem("too_many_rows", f"The file has {n} examples; the limit is {limits.max_rows:,}",
+                    "Upload a sample, or ask your instructor to raise the row limit.")
 
 
 def _cell(value) -> str:
@@ -269,7 +300,7 @@ def read_table(path: str | Path, limits: DataLimits) -> Table:
     suffix = path.suffix.lower()
     raw = path.read_bytes()
     if raw[:4] == b"PK\x03\x04":  # a zip: XLSX, or an archive that openpyxl will refuse
-        return _read_xlsx(path)
+        return _read_xlsx(path, limits)
     if suffix in (".xls",) or raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise DataError([_problem("old_excel", "Old .xls spreadsheets are not supported",
                                   "Save it as .xlsx or as CSV UTF-8.")])
@@ -303,10 +334,10 @@ def choose_columns(table: Table, text_column: str | None, label_column: str | No
     """Pick the text and label columns: from the flags, by common names, or by shape for two columns."""
     problems, notes = [], []
     listed = ", ".join(f"'{c}'" for c in table.columns)
-    for flag, given in (("--text-column", text_column), ("--label-column", label_column)):
+    for option, given in (("text_column", text_column), ("label_column", label_column)):
         if given is not None and given not in table.columns:
             problems.append(_problem("no_such_column", f"There is no column '{given}'; the columns are {listed}",
-                                     f"Pass one of them with {flag}.", column=given, rows=[1]))
+                                     f"Set {option} to one of them.", column=given, rows=[1]))
     if problems:
         raise DataError(problems)
     text_col = text_column or _find_column(table.columns, TEXT_NAMES)
@@ -319,14 +350,14 @@ def choose_columns(table: Table, text_column: str | None, label_column: str | No
         guess_label = label_col or next(c for c in cand if c != guess_text)
         notes.append(_problem("guessed_columns",
                               f"Took '{guess_text}' as the text and '{guess_label}' as the label",
-                              "Name the columns 'text' and 'label', or pass --text-column/--label-column, if that is wrong."))
+                              "If that is wrong, name the columns 'text' and 'label', or set text_column and label_column."))
         text_col, label_col = guess_text, guess_label
     if text_col is None:
         problems.append(_problem("no_text_column", f"No text column found; the columns are {listed}",
-                                 "Name it 'text' (or 文本), or pass --text-column.", rows=[1]))
+                                 "Name it 'text' (or 文本), or set text_column to its name.", rows=[1]))
     if label_col is None:
         problems.append(_problem("no_label_column", f"No label column found; the columns are {listed}",
-                                 "Name it 'label' (or 标签), or pass --label-column.", rows=[1]))
+                                 "Name it 'label' (or 标签), or set label_column to its name.", rows=[1]))
     if problems:
         raise DataError(problems)
     if text_col == label_col:
@@ -354,8 +385,7 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
     errors: list[Problem] = []
 
     if len(table.rows) > limits.max_rows:
-        raise DataError([_problem("too_many_rows", f"The file has {len(table.rows):,} examples; the limit is {limits.max_rows:,}",
-                                  "Upload a sample, or ask your instructor to raise [data].max_rows.")])
+        raise DataError([_too_many_rows(len(table.rows), limits)])
     if not table.rows:
         raise DataError([_problem("no_rows", "The file has a header but no examples",
                                   "Add one example per row below the header.")])
@@ -376,8 +406,8 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
             split = SPLIT_VALUES.get((row.get(split_col) or "").strip().lower())
             if split is None:
                 bad_split.append(rownum)
-        if text and label and len(text) <= limits.max_text_chars:
-            texts.append(text)
+        if text and label:
+            texts.append(text[: limits.max_text_chars])
             labels.append(label)
             rows.append(rownum)
             splits.append(split)
@@ -387,16 +417,49 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
     if missing_label:
         errors.append(_problem("missing_label", "Some rows have no label", "Give every example a label or delete those rows.",
                                column=label_col, rows=missing_label))
-    if too_long:
-        errors.append(_problem("text_too_long", f"Some texts are longer than {limits.max_text_chars:,} characters",
-                               "Check that the text column is right; split long documents into passages.",
+    # Long texts: one long document is normal (the model reads only its first max_length tokens); a column
+    # where many cells are that long is almost surely not a column of messages.
+    if too_long and len(too_long) > limits.long_text_error_share * len(table.rows):
+        errors.append(_problem("text_too_long", f"{plural(len(too_long), 'text')} of {len(table.rows):,} are longer "
+                                                f"than {limits.max_text_chars:,} characters",
+                               "That many long cells usually means the wrong column was taken as the text: choose "
+                               "the text column, or split long documents into passages.",
                                column=text_col, rows=too_long))
+    elif too_long:
+        warnings.append(_problem("long_texts", f"{plural(len(too_long), 'text')} {'is' if len(too_long) == 1 else 'are'} "
+                                               f"longer than {limits.max_text_chars:,} characters",
+                                 f"They are kept, cut to {limits.max_text_chars:,} characters; the model reads only "
+                                 "the first max_length tokens of any text.", column=text_col, rows=too_long))
     if bad_split:
         errors.append(_problem("bad_split_value", f"Column '{split_col}' has values other than train, validation and test",
                                "Use train, validation (or dev) and test, or delete the column to let TinyTutor split.",
                                column=split_col, rows=bad_split))
 
-    counts = Counter(labels)
+    # The same text under different labels: the model cannot learn both. A few such texts are label noise
+    # (left out, with a warning that names them); a real share of the file is refused.
+    by_text: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(texts):
+        by_text[normalise_text(t)].append(i)
+    conflicting = [idx for idx in by_text.values() if len({labels[i] for i in idx}) > 1]
+    conflict_rows = sorted(rows[i] for idx in conflicting for i in idx)
+    if conflict_rows and len(conflict_rows) > limits.conflict_error_share * len(texts):
+        errors.append(_problem("conflicting_labels",
+                               f"{plural(len(conflicting), 'text')} appear under different labels "
+                               f"({len(conflict_rows):,} of {len(texts):,} rows)",
+                               "Decide on one label for each text and delete the other rows.",
+                               column=text_col, rows=conflict_rows))
+    elif conflict_rows:
+        warnings.append(_problem("conflicting_labels",
+                                 f"{plural(len(conflicting), 'text')} appear{'s' if len(conflicting) == 1 else ''} "
+                                 f"under different labels; {plural(len(conflict_rows), 'row')} left out of "
+                                 "training and test",
+                                 "Decide on one label for each text and delete the other rows to use them.",
+                                 column=text_col, rows=conflict_rows))
+        dropped = {i for idx in conflicting for i in idx}
+        for key in [k for k, idx in by_text.items() if dropped.intersection(idx)]:
+            del by_text[key]
+    kept_idx = sorted(i for idx in by_text.values() for i in idx)
+    counts = Counter(labels[i] for i in kept_idx)
     if counts and len(counts) < min_classes:
         only = next(iter(counts))
         errors.append(_problem("one_class", f"Every example has the label '{only}'",
@@ -411,33 +474,18 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
             if n < limits.min_examples_per_class:
                 errors.append(_problem(
                     "too_few_examples",
-                    f"Label '{label}' has only {n} example{'s' if n != 1 else ''}; each label needs at least {limits.min_examples_per_class}",
+                    f"Label '{label}' has only {plural(n, 'example')}; each label needs at least {limits.min_examples_per_class}",
                     "Add examples of it, or remove those rows.",
-                    column=label_col, rows=[r for r, lab in zip(rows, labels, strict=True) if lab == label]))
-
-    # The same text under different labels: the model cannot learn both.
-    by_text: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(texts):
-        by_text[normalise_text(t)].append(i)
-    conflict_rows, dup_rows = [], []
-    for idx in by_text.values():
-        if len(idx) < 2:
-            continue
-        if len({labels[i] for i in idx}) > 1:
-            conflict_rows.extend(rows[i] for i in idx)
-        else:
-            dup_rows.extend(rows[i] for i in idx[1:])
-    if conflict_rows:
-        errors.append(_problem("conflicting_labels", "The same text appears under different labels",
-                               "Decide on one label for each text and delete the other rows.",
-                               column=text_col, rows=sorted(conflict_rows)))
+                    column=label_col, rows=[rows[i] for i in kept_idx if labels[i] == label]))
     if errors:
         raise DataError(errors)
 
+    dup_rows = sorted(rows[i] for idx in by_text.values() for i in idx[1:])
     if dup_rows:
-        warnings.append(_problem("duplicates", f"{len(dup_rows)} rows repeat an earlier text with the same label",
+        warnings.append(_problem("duplicates", f"{plural(len(dup_rows), 'row')} repeat{'s' if len(dup_rows) == 1 else ''} "
+                                               "an earlier text with the same label",
                                  "Repeats can land in both training and test and make the score look better than it is; "
-                                 "TinyTutor keeps one copy of each.", column=text_col, rows=sorted(dup_rows)))
+                                 "TinyTutor keeps one copy of each.", column=text_col, rows=dup_rows))
     few = [f"'{lab}' ({n})" for lab, n in counts.items() if n < limits.few_examples_warning]
     if few:
         warnings.append(_problem("few_examples", f"Labels with fewer than {limits.few_examples_warning} examples: {', '.join(few)}",

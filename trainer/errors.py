@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,204 rows``."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
+
+
 class TrainerError(Exception):
     """Something a student can fix; the message says what and how."""
 

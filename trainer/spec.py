@@ -24,7 +24,9 @@ class DataLimits:
     min_examples_per_class: int = 5  # fewer is an error: a class needs examples in train, validation and test
     few_examples_warning: int = 20  # fewer is a warning: the report for that class will be noisy
     imbalance_warning_ratio: float = 10.0
-    max_text_chars: int = 20_000  # a cell longer than this is most likely not a message
+    max_text_chars: int = 20_000  # longer texts are cut to this (the model reads only max_length tokens anyway)
+    long_text_error_share: float = 0.5  # refuse when more than this share of texts is longer (the wrong column)
+    conflict_error_share: float = 0.05  # texts under two labels: left out with a warning, refused above this share
     val_fraction: float = 0.1
     test_fraction: float = 0.2
 
