@@ -23,48 +23,72 @@ class Announcer:
         return self.bot.get_partial_messageable(int(channel_id))
 
     # -- results ---------------------------------------------------------------------------------
-    def report_messages(self, rep: ReportView, mention: str) -> list[dict]:
-        """The completion message (embed, both plots) and the classification report, within limits."""
+    def report_messages(self, rep: ReportView, mention: str, ping: bool = True) -> list[dict]:
+        """The completion message (embed, both plots) and the classification report, within limits.
+        ``ping``: the completion message notifies the job's owner (only them); the rest notify nobody."""
         m = rep.metrics
         files = [discord.File(rep.confusion_png, filename="confusion_matrix.png"),
                  discord.File(rep.curve_png, filename="training_curve.png")]
-        first = {"content": f"{mention} your model **{render.truncate(rep.name, 80)}** is ready.",
+        note = f"\n⚠️ When it finished, {rep.not_posted}." if rep.not_posted else ""
+        first = {"content": f"{mention} your model **{render.truncate(rep.name, 80)}** is ready.{note}",
                  "embed": render.result_embed(rep.job_id, rep.name, rep.version, m, "confusion_matrix.png"),
-                 "files": files, "allowed_mentions": discord.AllowedMentions(users=True)}
+                 "files": files,
+                 "allowed_mentions": render.only_pinging(rep.owner_id) if ping else discord.AllowedMentions.none()}
         report = f"Classification report (job {rep.job_id}, test split):\n{m['report_text']}"
         blocks = render.code_blocks(report)
         if len(blocks) > 2:  # a very long report goes as a file instead of many messages
             import io
 
             return [first, {"content": f"Classification report for job {rep.job_id}:",
-                            "file": discord.File(io.BytesIO(report.encode()), filename=f"report-job-{rep.job_id}.txt")}]
-        return [first] + [{"content": b} for b in blocks]
+                            "file": discord.File(io.BytesIO(report.encode()), filename=f"report-job-{rep.job_id}.txt"),
+                            "allowed_mentions": discord.AllowedMentions.none()}]
+        return [first] + [{"content": b, "allowed_mentions": discord.AllowedMentions.none()} for b in blocks]
 
-    async def deliver(self, row) -> None:
-        """Send one outbox row to its channel. Raising leaves it for a retry."""
+    async def messages_for(self, row) -> list[dict]:
+        """The messages one outbox row stands for, in order."""
+        p = row.payload
+        mention = f"<@{p['owner_id']}>"
+        name = render.truncate(p["name"], 80)
+        if row.kind == "job_succeeded":
+            rep = await self.bot.service.job_report(row.job_id)
+            return [] if rep is None else self.report_messages(rep, mention)
+        if row.kind == "job_failed":
+            return [{"content": f"❌ {mention} job **{p['job_id']}** `{name}` failed: "
+                                f"{render.truncate(p.get('error') or '', 1500)}\n{FAILED_HINT}",
+                     "allowed_mentions": render.only_pinging(p["owner_id"])}]
+        if row.kind == "job_cancelled":
+            return [{"content": f"🚫 {mention} job **{p['job_id']}** `{name}` was cancelled.",
+                     "allowed_mentions": render.only_pinging(p["owner_id"])}]
+        return []
+
+    async def deliver(self, row, part_sent) -> None:
+        """Send one outbox row to its channel, skipping the messages an earlier try already sent and
+        recording each one sent (``await part_sent(n)``). Raising leaves the rest for a retry."""
         if not row.channel_id:
             log.info("outbox %s: job %s has no channel (submitted from the command line)", row.id, row.job_id)
             return
         channel = self.channel(row.channel_id)
+        messages = await self.messages_for(row)
+        for i in range(row.parts_sent, len(messages)):
+            await channel.send(**messages[i])
+            await part_sent(i + 1)
+
+    async def tell_directly(self, row, error: str) -> None:
+        """The channel refused a result for too long: tell the student once, by direct message."""
         p = row.payload
-        mention = f"<@{p['owner_id']}>"
-        if row.kind == "job_succeeded":
-            rep = await self.bot.service.job_report(row.job_id)
-            if rep is None:
-                return
-            for kwargs in self.report_messages(rep, mention):
-                await channel.send(**kwargs)
-        elif row.kind == "job_failed":
-            await channel.send(f"❌ {mention} job **{p['job_id']}** `{render.truncate(p['name'], 80)}` failed: "
-                               f"{render.truncate(p.get('error') or '', 1500)}\n{FAILED_HINT}",
-                               allowed_mentions=discord.AllowedMentions(users=True))
-        elif row.kind == "job_cancelled":
-            await channel.send(f"🚫 {mention} job **{p['job_id']}** `{render.truncate(p['name'], 80)}` was cancelled.",
-                               allowed_mentions=discord.AllowedMentions(users=True))
+        user = await self.bot.fetch_user(int(p["owner_id"]))
+        what = {"job_succeeded": f"finished (macro-F1 {p.get('macro_f1', 0):.3f}); /report {p['job_id']} shows "
+                                 "its report and plots",
+                "job_failed": f"failed: {render.truncate(p.get('error') or '', 1200)}",
+                "job_cancelled": "was cancelled"}.get(row.kind, row.kind)
+        await user.send(f"Your TinyTutor job **{p['job_id']}** `{render.truncate(p['name'], 80)}` {what}. I could not "
+                        f"post this in <#{row.channel_id}> ({render.truncate(error, 200)}); ask your instructor to "
+                        "let TinyTutor send messages there.")
 
     # -- progress --------------------------------------------------------------------------------
     async def update_progress(self) -> int:
-        """Edit each job's progress message when its text changed; returns how many were edited."""
+        """Edit each job's progress message when its text changed; returns how many were edited.
+        One job's message failing (deleted, channel locked, Discord briefly down) never holds up another's."""
         edited = 0
         for view, channel_id, message_id in await self.bot.service.progress_messages():
             text = render.progress_text(view, f"<@{view.owner_id}>")
@@ -74,9 +98,15 @@ class Announcer:
                     await self.channel(channel_id).get_partial_message(int(message_id)).edit(
                         content=text, allowed_mentions=discord.AllowedMentions.none())
                     edited += 1
-                except discord.NotFound:  # the message was deleted: stop editing it
+                    self._last[view.id] = text
+                except (discord.NotFound, discord.Forbidden) as exc:  # deleted, or no longer ours to edit: stop
+                    log.info("progress message of job %s can no longer be edited (%s); stopping its updates",
+                             view.id, exc.status)
                     finished = True
-                self._last[view.id] = text
+                except discord.HTTPException as exc:  # 5xx and the like: try again next round
+                    log.warning("progress message of job %s not edited (%s %s); will retry", view.id,
+                                exc.status, exc.text)
+                    continue
             if finished:
                 await self.bot.service.clear_progress_message(view.id)
                 self._last.pop(view.id, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 import discord
 from discord.ext import commands
@@ -27,8 +28,10 @@ class TinyTutorBot(commands.Bot):
         # Slash commands, buttons and context menus need no privileged intents.
         intents = discord.Intents.none()
         intents.guilds = True  # not privileged; keeps discord.py's guild state sane
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents,
-                         tree_cls=TutorTree, help_command=None)
+        # No message pings anyone unless it says so: the student a message is for, nobody else (a model
+        # named "@everyone news" or a label "<@&role>" is only text).
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, tree_cls=TutorTree,
+                         help_command=None, allowed_mentions=discord.AllowedMentions.none())
         self.settings = settings
         self.runtime = runtime
         self.announcer = Announcer(self)
@@ -41,14 +44,14 @@ class TinyTutorBot(commands.Bot):
         return self.runtime.service
 
     async def setup_hook(self) -> None:
-        from .cogs.instructors import CancelJobButton, Instructors
+        from .cogs.instructors import CancelJobButton, Instructors, QueuePageButton
         from .cogs.students import Students
 
         if self.runtime is None:
             self.runtime = await Runtime.open(self.settings)
         await self.add_cog(Students(self))
         await self.add_cog(Instructors(self))
-        self.add_dynamic_items(CancelJobButton)
+        self.add_dynamic_items(CancelJobButton, QueuePageButton)
         guild_id = self.settings.discord.guild_id
         if guild_id:
             guild = discord.Object(id=int(guild_id))
@@ -58,7 +61,8 @@ class TinyTutorBot(commands.Bot):
             self.synced = await self.tree.sync()
         log.info("synced %d commands %s", len(self.synced), f"to guild {guild_id}" if guild_id else "globally")
         await self.runtime.scheduler.start()
-        self.notifier = Notifier(self.runtime.db, self.announcer.deliver)
+        self.notifier = Notifier(self.runtime.db, self.announcer.deliver, undeliverable=self.announcer.tell_directly,
+                                 give_up_after=timedelta(minutes=self.settings.discord.give_up_minutes))
         self.notifier.start(self.settings.discord.outbox_seconds)
         self._progress_task = asyncio.create_task(self._progress_loop(), name="tinytutor-progress")
 

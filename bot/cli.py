@@ -282,9 +282,14 @@ def cmd_example_data(args, settings) -> int:
 
 
 def _eta(seconds) -> str:
-    from .render import eta
-
-    return "-" if seconds is None else eta(seconds)
+    """A duration for the terminal (Discord gets relative timestamps instead)."""
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"~{round(seconds / 60)} min"
+    return f"~{seconds / 3600:.1f} h"
 
 
 def _job_line(v) -> str:
@@ -334,8 +339,9 @@ def cmd_queue(args, settings) -> int:
                     print(json.dumps({**sub.job.to_dict(), "rows": sub.rows, "labels": sub.labels,
                                       "warnings": sub.warnings}, ensure_ascii=False))
                 else:
-                    print(f"queued job {sub.job.id} ({sub.rows} examples, {len(sub.labels)} labels): position "
-                          f"{sub.job.position}, result expected in {_eta(sub.job.eta_seconds)}")
+                    where = (f"position {sub.job.position}, result expected in {_eta(sub.job.eta_seconds)}"
+                             if sub.job.position else "the class queue is paused; it starts when it is resumed")
+                    print(f"queued job {sub.job.id} ({sub.rows} examples, {len(sub.labels)} labels): {where}")
                     for w in sub.warnings:
                         print(f"  warning: {w['message']}")
                     print("run `tinytutor scheduler` (or the bot) to work through the queue")

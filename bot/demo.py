@@ -85,7 +85,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
 
         announced = []
 
-        async def deliver(row):
+        async def deliver(row, part_sent):
             announced.append(row)
             p = row.payload
             if row.kind == "job_succeeded":

@@ -2,27 +2,44 @@
 
 The row is written in the same transaction as the job's outcome, so a result is never lost when
 Discord or the bot is down: delivery is retried with a growing delay until it succeeds. A row is
-claimed before sending so a second notifier does not send it too; it is marked delivered right
-after the send succeeds.
+claimed before sending so a second notifier does not send it too. A notice of several messages
+records each one as it is sent, so a retry after an outage sends only the rest, never a part twice.
+
+A channel that refuses the notice (403: the bot may not post there; 404: it was deleted) is retried
+for ``give_up_after`` (someone may fix the permission), then the row is marked given up and
+``undeliverable`` is called once (the bot tells the student directly).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import discord
 
 from storage import queue as q
 from storage.db import Database
-from storage.models import Outbox
+from storage.models import Outbox, utcnow
+from trainer.scheduler import quiet_skipped_runs
 
 log = logging.getLogger("tinytutor.notifier")
 
-Deliver = Callable[[Outbox], Awaitable[None]]
+PartSent = Callable[[int], Awaitable[None]]
+Deliver = Callable[[Outbox, PartSent], Awaitable[None]]
+Undeliverable = Callable[[Outbox, str], Awaitable[None]]
+
+
+def refused(exc: Exception) -> bool:
+    """Discord answered that this channel will not take the message (not a passing outage)."""
+    return isinstance(exc, discord.Forbidden | discord.NotFound)
 
 
 class Notifier:
-    def __init__(self, db: Database, deliver: Deliver, *, max_backoff_seconds: float = 300.0):
-        self.db, self.deliver, self.max_backoff = db, deliver, max_backoff_seconds
+    def __init__(self, db: Database, deliver: Deliver, *, undeliverable: Undeliverable | None = None,
+                 give_up_after: timedelta = timedelta(minutes=30), max_backoff_seconds: float = 300.0):
+        self.db, self.deliver, self.undeliverable = db, deliver, undeliverable
+        self.give_up_after, self.max_backoff = give_up_after, max_backoff_seconds
         self._aps = None
 
     async def deliver_once(self, limit: int = 20) -> int:
@@ -31,25 +48,46 @@ class Notifier:
             rows = await q.due_outbox(s, limit)
         sent = 0
         for row in rows:
+            async def part_sent(parts: int, row_id: int = row.id) -> None:
+                async with self.db.transaction() as s:
+                    await q.mark_part_sent(s, row_id, parts)
+
             try:
-                await self.deliver(row)
+                await self.deliver(row, part_sent)
             except Exception as exc:  # Discord down, channel gone, ...: try again later
+                error = f"{exc.__class__.__name__}: {exc}"
+                if refused(exc) and utcnow() - row.created_at >= self.give_up_after:
+                    await self._give_up(row, error)
+                    continue
                 backoff = min(self.max_backoff, 5.0 * 2 ** row.attempts)
                 log.warning("outbox %s (%s for job %s) not delivered, retry in %.0f s: %s", row.id, row.kind,
-                            row.job_id, backoff, exc)
+                            row.job_id, backoff, error)
                 async with self.db.transaction() as s:
-                    await q.mark_retry(s, row.id, f"{exc.__class__.__name__}: {exc}", backoff)
+                    await q.mark_retry(s, row.id, error, backoff)
                 continue
             async with self.db.transaction() as s:
                 await q.mark_delivered(s, row.id)
             sent += 1
         return sent
 
+    async def _give_up(self, row: Outbox, error: str) -> None:
+        log.warning("outbox %s (%s for job %s): channel %s refused it since %s; giving up: %s", row.id, row.kind,
+                    row.job_id, row.channel_id, row.created_at, error)
+        async with self.db.transaction() as s:
+            await q.mark_gave_up(s, row.id, error)
+        if self.undeliverable is not None:
+            try:
+                await self.undeliverable(row, error)
+            except Exception as exc:  # a closed DM is the end of the road: /jobs still says it
+                log.warning("outbox %s: the direct message to %s failed too: %s", row.id,
+                            row.payload.get("owner_id"), exc)
+
     def start(self, seconds: float = 2.0) -> None:
         from datetime import UTC, datetime
 
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        quiet_skipped_runs()
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._aps.add_job(self.deliver_once, "interval", seconds=seconds, id="outbox", max_instances=1,
                           coalesce=True, next_run_time=datetime.now(UTC))

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import discord
 
 from trainer.progress import TRAINING_STAGES, epoch_label
@@ -11,6 +14,11 @@ CONTENT_LIMIT = 2000
 DESCRIPTION_LIMIT = 4096
 FIELD_LIMIT = 1024
 GREEN, RED, GREY, BLUE = 0x2ECC71, 0xE74C3C, 0x95A5A6, 0x3498DB
+
+
+def only_pinging(user_id: str | int) -> discord.AllowedMentions:
+    """Allowed mentions for a message addressed to one student: that student, nobody else."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(user_id))])
 
 
 def truncate(text: str, limit: int) -> str:
@@ -39,7 +47,9 @@ def split_text(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
 
 
 def code_blocks(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
-    """``text`` as one or more ``` blocks, each message within ``limit``."""
+    """``text`` as one or more ``` blocks, each message within ``limit``. A backtick in the text (a label
+    may hold three) is followed by a zero-width space, so nothing in it can close the block."""
+    text = text.replace("`", "`\u200b")
     return [f"```\n{chunk}\n```" for chunk in split_text(text, limit - 8)]
 
 
@@ -50,13 +60,19 @@ def bar(fraction: float, width: int = 16) -> str:
 
 
 def eta(seconds: float | None) -> str:
+    """When something is expected, as Discord's relative timestamp ("in 3 minutes"): each reader's client
+    keeps it true without edits. Rounded to 10 s so small changes in the estimate do not force an edit."""
     if seconds is None:
-        return "unknown"
-    if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"~{round(seconds / 60)} min"
-    return f"~{seconds / 3600:.1f} h"
+        return "when the queue moves (no estimate yet)"
+    at = round((time.time() + max(1.0, seconds)) / 10) * 10
+    return discord.utils.format_dt(datetime.fromtimestamp(at, UTC), "R")
+
+
+def queue_place(view) -> str:
+    """Where a queued job stands, in words."""
+    if view.position is None:
+        return "The class queue is paused: it starts when an instructor resumes it"
+    return f"Position {view.position} in the queue; result expected {eta(view.eta_seconds)}"
 
 
 def progress_text(view, mention: str) -> str:
@@ -66,14 +82,14 @@ def progress_text(view, mention: str) -> str:
     if view.status == "queued":
         if view.position is None:
             return f"⏸️ {head}: queued; the class queue is paused, so it waits until an instructor resumes it"
-        return f"⏳ {head}: queued, position {view.position}, result expected in {eta(view.eta_seconds)}"
+        return f"⏳ {head}: queued, position {view.position}, result expected {eta(view.eta_seconds)}"
     if view.status == "running":
         stage = p.get("stage", "starting")
         if stage in TRAINING_STAGES and p.get("steps"):
             frac = p["step"] / p["steps"]
             loss = f" · loss {p['loss']:.3f}" if p.get("loss") is not None else ""
             return (f"🏋️ {head}: `{bar(frac)}` {frac:.0%} · {epoch_label(p)}{loss} · "
-                    f"ETA {eta(p.get('eta_seconds'))}")
+                    f"done {eta(p.get('eta_seconds'))}")
         return f"⚙️ {head}: {stage}…"
     if view.status == "succeeded":
         f1 = f" · macro-F1 {view.macro_f1:.3f}" if view.macro_f1 is not None else ""
@@ -125,14 +141,16 @@ def prediction_lines(text: str, pred) -> str:
 def job_line(v) -> str:
     state = v.status
     if v.status == "queued":
-        state = f"queued #{v.position} (ETA {eta(v.eta_seconds)})" if v.position else "queued (queue paused)"
+        state = f"queued #{v.position} (result {eta(v.eta_seconds)})" if v.position else "queued (queue paused)"
     if v.status == "running":
         p = v.progress or {}
         state = f"running: {p.get('stage', 'starting')}"
         if p.get("stage") in TRAINING_STAGES and p.get("steps"):
             what = "training the teacher" if p["stage"] == "teacher" else "training"
-            state = f"{what} {p['step'] / p['steps']:.0%} (ETA {eta(p.get('eta_seconds'))})"
+            state = f"{what} {p['step'] / p['steps']:.0%} (done {eta(p.get('eta_seconds'))})"
     result = f" · macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else ""
+    if v.not_posted:
+        result += f" · ⚠️ {v.not_posted}"
     return f"`{v.id:>4}` <@{v.owner_id}> **{truncate(v.name, 40)}** — {state}{result}"
 
 

@@ -95,6 +95,7 @@ class JobView:
     finished_at: datetime | None
     model_id: int | None = None
     macro_f1: float | None = None
+    not_posted: str | None = None  # why the outcome could not be posted in its channel (after retries)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -146,6 +147,7 @@ class ReportView:
     confusion_png: Path
     curve_png: Path
     version: int | None = None  # the model's version, while the model exists
+    not_posted: str | None = None  # as JobView.not_posted
 
 
 class Service:
@@ -178,6 +180,7 @@ class Service:
         """The caller's member row, created on first use; ``lock`` serialises one student's submissions
         on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
         role = INSTRUCTOR if caller.instructor else STUDENT
+        await self._class(s, caller.guild_id)  # a command may be the first this class ever sends
         await insert_if_absent(s, Member, dict(guild_id=caller.guild_id, user_id=caller.user_id,
                                                display_name=caller.name, role=role, created_at=utcnow()))
         stmt = select(Member).where(Member.guild_id == caller.guild_id, Member.user_id == caller.user_id)
@@ -417,6 +420,7 @@ class Service:
             for m in (await s.execute(select(Model).where(Model.job_id.in_(done)))).scalars():
                 models[m.job_id] = m
         free_at = sorted(running_left)[: self.slots] + [0.0] * max(0, self.slots - len(running_left))
+        gone = await q.undelivered(s, [j.id for j in jobs if j.status in FINISHED])
         out = []
         for j in jobs:
             pos = positions.get(j.id) if j.status == QUEUED else None
@@ -430,7 +434,7 @@ class Service:
             m = models.get(j.id)
             out.append(JobView(j.id, j.owner_id, j.name, j.status, pos, eta, j.progress, j.attempts, j.priority,
                                j.error, j.created_at, j.started_at, j.finished_at, m.id if m else None,
-                               m.metrics.get("macro_f1") if m else None))
+                               m.metrics.get("macro_f1") if m else None, _not_posted(gone.get(j.id))))
         return out
 
     async def _typical_seconds(self, s) -> float:
@@ -444,7 +448,8 @@ class Service:
         async with self.db.transaction() as s:
             job = await self._visible_job(s, caller, job_id)
             if job.status in FINISHED:
-                raise Conflict(f"Job {job_id} has already {job.status.replace('succeeded', 'finished')}.")
+                done = {"succeeded": "finished", "failed": "failed", "cancelled": "been cancelled"}[job.status]
+                raise Conflict(f"Job {job_id} has already {done}.")
             who = caller.user_id if not caller.operator else "operator"
             if job.status == QUEUED:
                 if await q.cancel(s, job.id, None, by=who) is None:
@@ -472,9 +477,10 @@ class Service:
 
     async def _report_view(self, s, job: Job, rep: Report) -> ReportView:
         model = await s.get(Model, rep.model_id) if rep.model_id else None
+        gone = (await q.undelivered(s, [job.id])).get(job.id)
         return ReportView(job.id, job.owner_id, job.name, rep.model_id, rep.metrics, rep.report_text,
                           self.store.path(rep.confusion_png), self.store.path(rep.curve_png),
-                          model.version if model else None)
+                          model.version if model else None, _not_posted(gone))
 
     # -- models ----------------------------------------------------------------------------------
     async def models(self, caller: Caller) -> list[ModelView]:
@@ -545,6 +551,19 @@ class Service:
         await asyncio.to_thread(self.store.remove_tree, path)
         return view
 
+    async def model(self, caller: Caller, model_id: int | None) -> ModelView:
+        """A model the caller may use (``None``: their default); refuses as ``predict`` would, without loading it."""
+        async with self.db.transaction() as s:
+            return self._model_view(await self._model_to_use(s, caller, model_id))
+
+    async def _model_to_use(self, s, caller: Caller, model_id: int | None) -> Model:
+        if model_id is None:
+            member = await self._member(s, caller)
+            if member.default_model_id is None:
+                raise NotFound("You have no default model yet: train one with /train, or pick one with /models.")
+            model_id = member.default_model_id
+        return await self._usable_model(s, caller, model_id)
+
     async def predict(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3):
         """Classify texts with a model the caller may use (``None``: their default model).
 
@@ -557,12 +576,7 @@ class Service:
             raise InvalidRequest(f"At most {MAX_PREDICT_TEXTS} texts at once; you gave {len(texts)}.")
         texts = [t[:MAX_PREDICT_CHARS] for t in texts]
         async with self.db.transaction() as s:
-            if model_id is None:
-                member = await self._member(s, caller)
-                if member.default_model_id is None:
-                    raise NotFound("You have no default model yet: train one with /train, or pick one with /models.")
-                model_id = member.default_model_id
-            m = await self._usable_model(s, caller, model_id)
+            m = await self._model_to_use(s, caller, model_id)
             view, path = self._model_view(m), self.store.path(m.path)
 
         from trainer.errors import TrainerError
@@ -668,8 +682,8 @@ class Service:
                     "finished_at", "error"])
         for v in sorted(views, key=lambda v: v.id):
             d = v.to_dict()
-            w.writerow([v.id, v.owner_id, v.name, v.status, "" if v.macro_f1 is None else f"{v.macro_f1:.4f}",
-                        v.attempts, d["created_at"], d["started_at"] or "", d["finished_at"] or "", v.error or ""])
+            w.writerow([v.id, v.owner_id, csv_cell(v.name), v.status, "" if v.macro_f1 is None else f"{v.macro_f1:.4f}",
+                        v.attempts, d["created_at"], d["started_at"] or "", d["finished_at"] or "", csv_cell(v.error or "")])
         ranked = sorted(students.values(), key=lambda s: -(s["best_macro_f1"] or -1))
         return ranked, buf.getvalue().encode("utf-8")
 
@@ -708,11 +722,30 @@ class Service:
         by_row = dict(zip(idx, preds, strict=True))
         out = io.StringIO()
         w = csv.writer(out)
-        w.writerow([*table.columns, "predicted_label", "confidence"])
+        w.writerow([csv_cell(c) for c in [*table.columns, "predicted_label", "confidence"]])
         for i, row in enumerate(table.rows):
             p = by_row.get(i)
-            w.writerow([*(row.get(c, "") for c in table.columns), p.label if p else "", f"{p.score:.4f}" if p else ""])
+            w.writerow([*(csv_cell(row.get(c, "")) for c in table.columns), csv_cell(p.label) if p else "",
+                        f"{p.score:.4f}" if p else ""])
         return view, out.getvalue().encode("utf-8"), len(idx)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value) -> str:
+    """A cell a spreadsheet will show as text, never run (OWASP, CSV injection): one that starts like a
+    formula (= + - @, a tab or a line break, or their full-width forms) gets a leading apostrophe."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _not_posted(row) -> str | None:
+    """Why a given-up outbox row never reached its channel, for the student."""
+    if row is None:
+        return None
+    why = "the bot may not post there" if "Forbidden" in (row.last_error or "") else "the channel is gone"
+    return f"the result could not be posted in <#{row.channel_id}> ({why})"
 
 
 def _spec_params(params: dict) -> dict:

@@ -77,6 +77,7 @@ class DiscordSettings:
     max_upload_bytes: int = 5000000  # attachments larger than this are refused before download
     progress_edit_seconds: float = 5.0  # how often progress messages are edited (at most)
     outbox_seconds: float = 2.0  # how often finished jobs are looked for and announced
+    give_up_minutes: float = 30.0  # a result its channel refuses (403/404) this long goes to the student's DMs
 
 
 @dataclass

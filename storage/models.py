@@ -197,3 +197,7 @@ class Outbox(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A notice may be several messages: how many were sent, so a retry sends only the rest.
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when its channel refused it (403/404) for too long: the student is told another way.
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -152,7 +152,7 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
                   confusion_rel: str, curve_rel: str) -> Model | None:
     """Finish a job in one transaction: status, model row, report row, outbox row. None if the lease is
     gone (the job was cancelled or reaped while it trained: the caller throws its files away)."""
-    job = await _end(session, job_id, lease, SUCCEEDED, finished_at=utcnow(), cancel_requested=False,
+    job = await _end(session, job_id, lease, SUCCEEDED, finished_at=utcnow(), cancel_requested=False, error=None,
                      progress={"stage": "done", "message": f"macro-F1 {metrics['macro_f1']:.3f}"})
     if job is None:
         return None
@@ -220,7 +220,7 @@ async def stale_jobs(session: AsyncSession, silent_for: timedelta) -> list[Job]:
 async def due_outbox(session: AsyncSession, limit: int = 20, lease_seconds: float = 60) -> list[Outbox]:
     """Claim undelivered notifications that are due, so a second notifier does not send them too."""
     now = utcnow()
-    q = (select(Outbox).where(Outbox.delivered_at.is_(None), Outbox.next_attempt_at <= now,
+    q = (select(Outbox).where(Outbox.delivered_at.is_(None), Outbox.gave_up_at.is_(None), Outbox.next_attempt_at <= now,
                               (Outbox.claimed_until.is_(None)) | (Outbox.claimed_until < now))
          .order_by(Outbox.id).limit(limit))
     if session.bind.dialect.name == "postgresql":
@@ -239,3 +239,21 @@ async def mark_retry(session: AsyncSession, outbox_id: int, error: str, backoff_
     await session.execute(update(Outbox).where(Outbox.id == outbox_id).values(
         attempts=Outbox.attempts + 1, last_error=error[:2000], claimed_until=None,
         next_attempt_at=utcnow() + timedelta(seconds=backoff_seconds)))
+
+
+async def mark_part_sent(session: AsyncSession, outbox_id: int, parts: int) -> None:
+    """Record that the first ``parts`` messages of a notice were sent (a retry sends only the rest)."""
+    await session.execute(update(Outbox).where(Outbox.id == outbox_id).values(parts_sent=parts))
+
+
+async def mark_gave_up(session: AsyncSession, outbox_id: int, error: str) -> None:
+    await session.execute(update(Outbox).where(Outbox.id == outbox_id).values(
+        gave_up_at=utcnow(), last_error=error[:2000], claimed_until=None))
+
+
+async def undelivered(session: AsyncSession, job_ids: list[int]) -> dict[int, Outbox]:
+    """Notices given up on, by job id."""
+    if not job_ids:
+        return {}
+    rows = (await session.execute(select(Outbox).where(Outbox.job_id.in_(job_ids), Outbox.gave_up_at.is_not(None))))
+    return {r.job_id: r for r in rows.scalars()}

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from discord_env import env  # noqa: F401  (the fake-Discord fixture, for every test module)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

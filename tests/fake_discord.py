@@ -8,6 +8,15 @@ INTERACTION_CREATE payload and hands it to the bot's gateway parser, as the gate
 Two details that matter: discord.py reads a body as JSON only when Content-Type is exactly
 ``application/json``; and it does not enforce option ranges (Discord's client does), so tests
 build valid payloads and the bot re-checks what matters.
+
+It behaves like Discord where the bot could get it wrong:
+- after a deferred response, the first follow-up (or an edit of the original) becomes the "thinking"
+  message and keeps the defer's visibility, whatever flags it sends; later follow-ups choose their own
+  (``Call.ephemeral`` is what the user sees, ``Call.asked_ephemeral`` what the bot asked for);
+- mentions ping what ``allowed_mentions`` allows, and everything when it is absent (``Call.pings``);
+  mentions inside code blocks never ping;
+- a second acknowledgement of an interaction fails (40060), a first one after 3 s fails (10062);
+- ``fail(...)`` makes matching requests answer 403, 404, 429 (with ``retry_after``) or 5xx.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +35,7 @@ APP_ID = 900000000000000001
 BOT_ID = 900000000000000002
 GUILD_ID = 910000000000000001
 CHANNEL_ID = 920000000000000001
+DM_CHANNEL_ID = 920000000000000099
 MANAGE_GUILD = 1 << 5
 
 _ids = itertools.count(930000000000000001)
@@ -52,6 +63,9 @@ class Call:
     json: dict | list | None
     files: dict[str, bytes] = field(default_factory=dict)  # filename -> bytes
     query: dict = field(default_factory=dict)
+    status: int = 200  # what the fake answered
+    shown_ephemeral: bool | None = None  # set for a deferred interaction's first follow-up
+    pings: frozenset[str] = frozenset()  # "user:ID", "role:ID", "everyone" that this message notified
 
     @property
     def content(self) -> str:
@@ -65,8 +79,38 @@ class Call:
         return self.json if isinstance(self.json, dict) else {}
 
     @property
-    def ephemeral(self) -> bool:
+    def asked_ephemeral(self) -> bool:
         return bool(self.data.get("flags", 0) & 64)
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether only the user sees it, as Discord decides."""
+        return self.asked_ephemeral if self.shown_ephemeral is None else self.shown_ephemeral
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str  # a regular expression matched against the request path
+    status: int
+    code: int = 0
+    times: int = 1  # how many matching requests fail; -1: all
+    after: int = 0  # let this many matching requests through first
+
+
+def pings_of(data: dict) -> frozenset[str]:
+    """What a message notifies, as Discord decides: mentions in its content (not in code), filtered by
+    ``allowed_mentions``; without ``allowed_mentions`` every mention pings."""
+    content = re.sub(r"`[^`]*`", "", re.sub(r"```.*?```", "", data.get("content") or "", flags=re.S))
+    am = data.get("allowed_mentions")
+    parse = {"users", "roles", "everyone"} if am is None else set(am.get("parse", []))
+    users = {str(u) for u in (am or {}).get("users", [])}
+    roles = {str(r) for r in (am or {}).get("roles", [])}
+    out = {f"user:{u}" for u in re.findall(r"<@!?(\d+)>", content) if "users" in parse or u in users}
+    out |= {f"role:{r}" for r in re.findall(r"<@&(\d+)>", content) if "roles" in parse or r in roles}
+    if re.search(r"@(everyone|here)", content) and "everyone" in parse:
+        out.add("everyone")
+    return frozenset(out)
 
 
 @dataclass
@@ -88,6 +132,33 @@ class FakeDiscord:
         self.gateway_ws: web.WebSocketResponse | None = None
         self.identified = asyncio.Event()
         self._seq = 0
+        self.faults: list[Fault] = []
+        self.deferred: dict[str, bool] = {}  # token -> the defer's ephemeral flag, until its first follow-up
+        self.acknowledged: set[str] = set()
+        self.created: dict[str, float] = {}  # interaction id -> when it was sent
+
+    def fail(self, method: str, path: str, status: int, code: int = 0, times: int = 1, after: int = 0) -> Fault:
+        """Make ``times`` requests matching ``method`` and the ``path`` pattern fail with ``status``, after
+        letting ``after`` of them through."""
+        fault = Fault(method, path, status, code, times, after)
+        self.faults.append(fault)
+        return fault
+
+    def _fault(self, method: str, path: str) -> web.Response | None:
+        for f in self.faults:
+            if f.times and f.method == method and re.search(f.path, path):
+                if f.after:
+                    f.after -= 1
+                    continue
+                f.times -= 1
+                body = {"message": {403: "Missing Access", 404: "Unknown Channel", 429: "You are being rate limited."}
+                        .get(f.status, "Server error"), "code": f.code or {403: 50001, 404: 10003}.get(f.status, 0)}
+                headers = {"Content-Type": "application/json"}
+                if f.status == 429:
+                    body |= {"retry_after": 0.05, "global": False}
+                    headers |= {"Retry-After": "0.05", "X-RateLimit-Scope": "user"}
+                return web.Response(status=f.status, body=json.dumps(body).encode(), headers=headers)
+        return None
 
     # -- server ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,15 +220,27 @@ class FakeDiscord:
     async def api(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
         payload, files = await self._read(request)
-        self.calls.append(Call(request.method, path, payload, files, dict(request.query)))
+        call = Call(request.method, path, payload, files, dict(request.query))
+        self.calls.append(call)
         parts = path.strip("/").split("/")
         m = request.method
+        fault = self._fault(m, path)
+        if fault is not None:
+            call.status = fault.status
+            return fault
+        if m in ("POST", "PATCH") and isinstance(payload, dict):
+            call.pings = pings_of(call.data)
         if path == "/gateway/bot":
             return self.reply({"url": self.base.replace("http://", "ws://") + "/gateway", "shards": 1,
                                "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
                                                        "max_concurrency": 1}})
         if path == "/users/@me":
             return self.reply(user_json(BOT_ID, "TinyTutor", bot=True))
+        if path == "/users/@me/channels" and m == "POST":  # open a direct message channel
+            return self.reply({"id": str(DM_CHANNEL_ID), "type": 1, "last_message_id": None,
+                               "recipients": [user_json(int(payload["recipient_id"]), "student")]})
+        if parts[0] == "users" and len(parts) == 2 and m == "GET":
+            return self.reply(user_json(int(parts[1]), f"user{parts[1]}"))
         if path == "/oauth2/applications/@me":
             return self.reply({"id": str(APP_ID), "name": "TinyTutor", "description": "", "icon": None,
                                "bot_public": False, "bot_require_code_grant": False,
@@ -174,6 +257,15 @@ class FakeDiscord:
                                 "description": c.get("description", "")} for c in payload])
         if parts[0] == "interactions" and parts[-1] == "callback":
             kind = payload["type"]
+            if parts[1] in self.acknowledged:
+                call.status = 400
+                return self.reply({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
+            if time.monotonic() - self.created.get(parts[1], time.monotonic()) > 3:
+                call.status = 404
+                return self.reply({"message": "Unknown interaction", "code": 10062}, 404)
+            self.acknowledged.add(parts[1])
+            if kind == 5:
+                self.deferred[parts[2]] = call.asked_ephemeral
             msg = None
             if kind in (4, 7) or (kind == 5):
                 msg = self.message(CHANNEL_ID, payload.get("data") or {}, files)
@@ -182,6 +274,9 @@ class FakeDiscord:
                                                "response_message_ephemeral": bool((payload.get("data") or {}).get("flags", 0) & 64)},
                                "resource": {"type": kind, "message": msg} if msg else None})
         if parts[0] == "webhooks":
+            token = parts[2]
+            if m in ("POST", "PATCH") and token in self.deferred and (m == "POST" or parts[-1] == "@original"):
+                call.shown_ephemeral = self.deferred.pop(token)  # it replaces the "thinking" message
             if m == "POST":
                 return self.reply(self.message(CHANNEL_ID, payload or {}, files))
             if m == "PATCH":
@@ -245,6 +340,7 @@ class FakeDiscord:
         }
         if message is not None:
             payload["message"] = message
+        self.created[payload["id"]] = time.monotonic()
         return payload
 
     def calls_for(self, payload: dict) -> list[Call]:

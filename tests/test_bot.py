@@ -12,10 +12,8 @@ import sys
 from pathlib import Path
 
 import discord
-import pytest
 from conftest import synthetic_rows
 from fake_discord import (
-    ATTACHMENT,
     BOOLEAN,
     CHANNEL_ID,
     GUILD_ID,
@@ -37,72 +35,6 @@ TA = User(104, "ta", roles=(555,))  # the configured instructor role, without Ma
 
 
 GOOD = csv_bytes(synthetic_rows(20))
-
-
-class Env:
-    def __init__(self, bot, fake: FakeDiscord):
-        self.bot, self.fake = bot, fake
-
-    def send(self, user: User, name: str, options=(), sub: str | None = None, attachments=(), type_: int = 1,
-             target: dict | None = None) -> dict:
-        data = {"id": str(snowflake()), "name": name, "type": type_, "guild_id": str(GUILD_ID),
-                "options": [{"name": sub, "type": 1, "options": list(options)}] if sub else list(options)}
-        resolved = {}
-        if attachments:
-            resolved["attachments"] = {a["id"]: a for a in attachments}
-        if target is not None:
-            data["target_id"] = target["id"]
-            resolved["messages"] = {target["id"]: target}
-        if resolved:
-            data["resolved"] = resolved
-        payload = self.fake.interaction(user, data)
-        self.bot._connection.parse_interaction_create(payload)
-        return payload
-
-    async def run(self, user: User, name: str, options=(), *, messages: int = 1, **kw):
-        """Send a command and wait for its answer: the callback, plus ``messages`` follow-ups when deferred."""
-        payload = self.send(user, name, options, **kw)
-
-        def settled():
-            calls = self.fake.calls_for(payload)
-            cb = [c for c in calls if c.path.endswith("/callback")]
-            if not cb:
-                return None
-            if cb[0].json["type"] != 5:
-                return calls
-            follow = [c for c in calls if c.path.startswith("/webhooks") and c.method == "POST"]
-            return calls if len(follow) >= messages else None
-
-        return await self.fake.wait(settled, what=f"/{name}")
-
-    def channel_posts(self) -> list:
-        return [c for c in self.fake.calls if c.method == "POST" and c.path == f"/channels/{CHANNEL_ID}/messages"]
-
-    def attachment_option(self, name: str, filename: str, content: bytes):
-        att = self.fake.attach(filename, content)
-        return option(name, ATTACHMENT, att["id"]), att
-
-
-def texts(calls) -> str:
-    return "\n".join(c.data.get("content") or "" for c in calls) + "\n" + json.dumps([c.data.get("embeds") for c in calls])
-
-
-@pytest.fixture
-async def env(tmp_path, settings_for, monkeypatch):
-    fake = FakeDiscord()
-    await fake.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", f"{fake.base}/api/v10")
-    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    settings.discord.guild_id = str(GUILD_ID)
-    settings.discord.instructor_role_id = "555"
-    settings.discord.progress_edit_seconds = 0.2
-    settings.discord.outbox_seconds = 0.2
-    settings.discord.max_upload_bytes = 200_000
-    bot = create_bot(settings)
-    await bot.login("fake-token")
-    yield Env(bot, fake)
-    await bot.close()
-    await fake.stop()
 
 
 COMMANDS = {"train", "check", "predict", "predict_file", "models", "jobs", "cancel", "report", "queue", "quota",
@@ -166,7 +98,9 @@ async def test_train_progress_report_and_predict_end_to_end(env):
 
     # /predict with autocomplete's value, and the "Classify message" context menu with the default model
     calls = await env.run(ALICE, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza and soup")])
-    out = [c for c in calls if c.path.startswith("/webhooks")][0].content
+    answer = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert calls[0].json["type"] == 5 and not answer.ephemeral  # the class sees predictions
+    out = answer.content
     assert "topics v1" in out and any(lab in out for lab in ("food", "sports", "weather")) and "█" in out
     target = env.fake.message(CHANNEL_ID, {"content": "rain and snow and wind today"}, {})
     target["author"] = {"id": str(BOB.id), "username": "bob", "discriminator": "0", "avatar": None}
@@ -178,8 +112,7 @@ async def test_train_progress_report_and_predict_end_to_end(env):
     calls = await env.run(ALICE, "report", [option("job", INTEGER, 1)], messages=2)
     assert any(c.files for c in calls)
     calls = await env.run(BOB, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza")])
-    denied = [c for c in calls if c.path.startswith("/webhooks")][0]
-    assert denied.ephemeral and "There is no model 1 you can use" in denied.content
+    assert len(calls) == 1 and calls[0].ephemeral and "There is no model 1 you can use" in calls[0].content
 
 
 async def test_autocomplete_offers_own_and_shared_models_only(env):

@@ -216,7 +216,7 @@ def test_one_long_document_is_a_warning_a_column_of_them_an_error(tmp_path):
     rows = _rows(40)
     rows[7] = ("word " * 6000, "sports")  # 30,000 characters: a long article, cut and kept
     ds = load_dataset(write_csv(tmp_path / "a.csv", rows), LIMITS)
-    long = [w for w in ds.warnings if w.code == "long_texts"][0]
+    long = [w for w in ds.warnings if w.code == "long_documents"][0]
     assert long.rows == [9] and "1 text is longer than 20,000" in long.message
     assert len(ds) == 80 and max(len(t) for t in ds.texts) == 20_000
     rows = [(str(i) + " word" * 6000, y) for i, (_, y) in enumerate(_rows(40))]

@@ -26,7 +26,7 @@ def test_chinese_through_an_english_vocabulary_is_flagged(tmp_path, minilm_token
     warnings, stats = tokenizer_warnings(ds, minilm_tokenizer, 128, "minilm-l6")
     assert stats["unk_char_share"] > 0.5
     (w,) = [w for w in warnings if w.code == "tokenizer_coverage"]
-    assert "Chinese" in w.message and "[UNK]" in w.message and "--base" in w.hint
+    assert "Chinese" in w.message and "[UNK]" in w.message and "choose it as the base" in w.hint
 
 
 def test_english_is_covered_and_long_texts_are_named(tmp_path, minilm_tokenizer):

@@ -426,7 +426,7 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
                                "the text column, or split long documents into passages.",
                                column=text_col, rows=too_long))
     elif too_long:
-        warnings.append(_problem("long_texts", f"{plural(len(too_long), 'text')} {'is' if len(too_long) == 1 else 'are'} "
+        warnings.append(_problem("long_documents", f"{plural(len(too_long), 'text')} {'is' if len(too_long) == 1 else 'are'} "
                                                f"longer than {limits.max_text_chars:,} characters",
                                  f"They are kept, cut to {limits.max_text_chars:,} characters; the model reads only "
                                  "the first max_length tokens of any text.", column=text_col, rows=too_long))

@@ -6,7 +6,7 @@ import unicodedata
 from collections import Counter
 
 from .data import Dataset, _problem
-from .errors import Problem
+from .errors import Problem, plural
 
 UNK_WARNING_SHARE = 0.05  # more than this share of characters unknown to the vocabulary is a warning
 FRAGMENT_WARNING = 3.0  # more word pieces per word than this: the vocabulary barely knows the language
@@ -60,7 +60,7 @@ def tokenizer_warnings(ds: Dataset, tokenizer, max_length: int, base_name: str) 
             f"About {share:.0%} of the characters in your texts are unknown to the base model '{base_name}': "
             f"its vocabulary does not cover {language}, so the model sees them only as [UNK]",
             "Use a base model made for this language (configure a local one under [base_models] in config.toml "
-            "and pass --base NAME); expect poor results otherwise.",
+            "and choose it as the base); expect poor results otherwise.",
             column=ds.text_column))
     elif stats["pieces_per_word"] > FRAGMENT_WARNING:
         warnings.append(_problem(
@@ -71,7 +71,7 @@ def tokenizer_warnings(ds: Dataset, tokenizer, max_length: int, base_name: str) 
             column=ds.text_column))
     if long_rows:
         warnings.append(_problem(
-            "long_texts", f"{len(long_rows)} texts are longer than max_length={max_length} tokens and will be cut",
-            "Raise --max-length (up to 512, slower) or put the important words first.",
+            "long_texts", f"{plural(len(long_rows), 'text')} {'is' if len(long_rows) == 1 else 'are'} longer than max_length={max_length} tokens and will be cut",
+            "Raise max_length (up to 512, slower) or put the important words first.",
             column=ds.text_column, rows=long_rows))
     return warnings, stats

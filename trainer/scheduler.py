@@ -30,10 +30,25 @@ log = logging.getLogger("tinytutor.scheduler")
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
-CRASHED = ("The training process stopped unexpectedly {n} times (most often it ran out of memory). "
-           "Try fewer rows, a smaller --max-length or --batch-size, or ask your instructor.")
+CRASHED = ("The training process stopped unexpectedly {times} (most often it ran out of memory). "
+           "Try fewer rows, a smaller max_length or batch_size, or ask your instructor.")
 TIMED_OUT = ("The job ran longer than this class's limit of {minutes:g} minutes and was stopped. Try fewer rows "
              "or epochs, or fewer layers.")
+
+
+class _SkippedRun(logging.Filter):
+    """APScheduler warns each time a periodic task is still running when its next turn comes (slow
+    delivery, a long dispatch). That is the intended behaviour of max_instances=1, not a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUN = _SkippedRun()
+
+
+def quiet_skipped_runs() -> None:
+    logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUN)
 
 
 def fair_order(state: q.QueueState) -> list[q.Candidate]:
@@ -122,6 +137,7 @@ class Scheduler:
 
         self._stopped = False
         await self.recover()
+        quiet_skipped_runs()
         self._aps = AsyncIOScheduler(timezone=UTC)
         opts = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self._aps.add_job(self.dispatch, "interval", seconds=self.queue_cfg.dispatch_seconds, id="dispatch",
@@ -286,7 +302,8 @@ class Scheduler:
 
     async def _requeue(self, session, job: Job) -> Job | None:
         self.store.remove_partial(self.store.model_rel(job.id, job.attempts))
-        return await q.requeue_or_fail(session, job.id, job.lease, CRASHED.format(n=job.attempts))
+        times = "once" if job.attempts == 1 else f"{job.attempts} times"
+        return await q.requeue_or_fail(session, job.id, job.lease, CRASHED.format(times=times))
 
     async def _end_process(self, r: _Running) -> None:
         """terminate(), then kill() after the grace period; never blocks the event loop."""

@@ -47,8 +47,26 @@ def check_size(attachment: discord.Attachment | None, settings) -> None:
                              f"{settings.discord.max_upload_bytes:,} bytes. Upload a sample of your data.")
 
 
+async def defer_public(interaction: discord.Interaction) -> None:
+    """Defer a command whose answer the channel sees. Discord shows the first follow-up with the defer's
+    visibility, so a refusal after this must first replace the public "thinking" message (send_ephemeral
+    does) before it can be private."""
+    await interaction.response.defer(thinking=True)
+    interaction.extras["public_thinking"] = True
+
+
+async def send_public(interaction: discord.Interaction, **kwargs) -> None:
+    """The public answer to a command deferred with ``defer_public``."""
+    interaction.extras.pop("public_thinking", None)
+    await interaction.followup.send(**kwargs)
+
+
 async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs) -> None:
-    """Answer privately, whether or not the interaction was already acknowledged; long text is split."""
+    """Answer privately, whether or not the interaction was already acknowledged (publicly or not); long
+    text is split."""
+    if interaction.extras.pop("public_thinking", False):
+        await interaction.edit_original_response(content="⚠️ No answer here: the reason was sent privately.",
+                                                 allowed_mentions=discord.AllowedMentions.none())
     chunks = render.split_text(text)
     for i, chunk in enumerate(chunks):
         extra = kwargs if i == len(chunks) - 1 else {}

@@ -1,5 +1,10 @@
-"""Instructors' commands: /queue (with cancel buttons), /quota, /queue_pause, /queue_resume,
-/class_report. The cog's check enforces the role in code; the service checks again."""
+"""Instructors' commands: /queue (paged, with cancel buttons), /quota, /queue_pause, /queue_resume,
+/class_report.
+
+Each is synced with ``default_member_permissions`` = Manage Server, so Discord hides them from
+students; a server grants them to a TA role in Server Settings → Integrations → TinyTutor. That is
+only what the client shows: the cog's check enforces the rule in code (Manage Server or the
+configured instructor role), and the service checks again."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from discord.ext import commands
 from .. import render
 from ._common import NotInstructor, caller_of, is_instructor, report_error
 
-MAX_BUTTONS = 20  # Discord allows 25 components a message; keep a row free
+PAGE_SIZE = 10  # jobs per /queue page: one cancel button each (two rows of five), plus the page buttons
 
 
 class CancelJobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"tt:cancel:(?P<job>[0-9]+)"):
@@ -38,6 +43,53 @@ class CancelJobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"tt:c
             await report_error(interaction, exc)
 
 
+class QueuePageButton(discord.ui.DynamicItem[discord.ui.Button], template=r"tt:queue:(?P<page>[0-9]+)"):
+    """Previous/next on /queue: the page lives in the custom id, so the buttons work after a restart."""
+
+    def __init__(self, page: int, label: str = "", disabled: bool = False):
+        super().__init__(discord.ui.Button(label=label or f"Page {page + 1}", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"tt:queue:{page}", disabled=disabled))
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match):
+        return cls(int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            bot = interaction.client
+            if not is_instructor(interaction, bot.settings):
+                raise NotInstructor("This button is for instructors.")
+            embed, view = await queue_page(bot, caller_of(interaction, bot.settings), self.page)
+            await interaction.response.edit_message(embed=embed, view=view)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+async def queue_page(bot, caller, page: int) -> tuple[discord.Embed, discord.ui.View | None]:
+    """One page of the class queue: its jobs, a cancel button for each, and previous/next."""
+    views = await bot.service.class_queue(caller)
+    q = await bot.service.quotas(caller)
+    pages = max(1, -(-len(views) // PAGE_SIZE))
+    page = min(max(0, page), pages - 1)
+    shown = views[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    title = "Class queue" + (" (paused: queued jobs wait)" if q["paused"] else "")
+    embed = render.lines_embed(title, [render.job_line(v) for v in shown], "Nothing queued or running.")
+    if not views:
+        return embed, None
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {len(views)} job{'s' if len(views) != 1 else ''}")
+    view = discord.ui.View(timeout=None)
+    for v in shown:
+        view.add_item(CancelJobButton(v.id))
+    if pages > 1:
+        prev = QueuePageButton(max(0, page - 1), "◀ Previous", disabled=page == 0)
+        nxt = QueuePageButton(min(pages - 1, page + 1), "Next ▶", disabled=page == pages - 1)
+        prev.row = nxt.row = 2
+        view.add_item(prev)
+        view.add_item(nxt)
+    return embed, view
+
+
 class Instructors(commands.Cog):
     def __init__(self, bot):
         self.bot = bot
@@ -53,21 +105,15 @@ class Instructors(commands.Cog):
 
     @app_commands.command(name="queue")
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     async def queue(self, interaction: discord.Interaction) -> None:
         """The class queue: running jobs, then queued ones in the order they will start."""
-        caller = self.caller(interaction)
-        views = await self.bot.service.class_queue(caller)
-        q = await self.bot.service.quotas(caller)
-        title = "Class queue" + (" (paused: queued jobs wait)" if q["paused"] else "")
-        embed = render.lines_embed(title, [render.job_line(v) for v in views], "Nothing queued or running.")
-        view = discord.ui.View(timeout=None)
-        for v in views[:MAX_BUTTONS]:
-            view.add_item(CancelJobButton(v.id))
-        await interaction.response.send_message(embed=embed, view=view if views else discord.utils.MISSING,
-                                                ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        embed, view = await queue_page(self.bot, self.caller(interaction), 0)
+        await interaction.response.send_message(embed=embed, view=view or discord.utils.MISSING, ephemeral=True)
 
     @app_commands.command(name="quota")
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     @app_commands.describe(max_queued_per_student="queued + running jobs a student may have",
                            max_running_per_student="jobs of one student running at once",
                            max_jobs_per_day="submissions per student per UTC day",
@@ -94,6 +140,7 @@ class Instructors(commands.Cog):
 
     @app_commands.command(name="queue_pause")
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     async def queue_pause(self, interaction: discord.Interaction) -> None:
         """Pause the class queue: running jobs finish, queued jobs wait."""
         await self.bot.service.set_paused(self.caller(interaction), True)
@@ -102,6 +149,7 @@ class Instructors(commands.Cog):
 
     @app_commands.command(name="queue_resume")
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     async def queue_resume(self, interaction: discord.Interaction) -> None:
         """Resume the class queue."""
         await self.bot.service.set_paused(self.caller(interaction), False)
@@ -109,6 +157,7 @@ class Instructors(commands.Cog):
 
     @app_commands.command(name="class_report")
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     async def class_report(self, interaction: discord.Interaction) -> None:
         """Jobs and best results per student, with every job as a CSV file."""
         caller = self.caller(interaction)

@@ -1,5 +1,9 @@
 """Students' commands: /train, /check, /predict, "Classify message", /predict_file, /models, /jobs,
-/cancel, /report. Each defers at once when it has work to do, then answers."""
+/cancel, /report. Each defers at once when it has work to do, then answers.
+
+Refusals are private on every command. The answers the channel sees (/predict, /predict_file,
+/report) check what they can before acknowledging, and anything refused after a public defer goes
+through ``send_ephemeral``, which first replaces the public "thinking" message."""
 
 from __future__ import annotations
 
@@ -10,25 +14,32 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from trainer.errors import plural
+
 from .. import render
 from ..errors import InvalidRequest
-from ._common import caller_of, check_size, model_choices, model_id, read_attachment, report_error
+from ._common import (
+    caller_of,
+    check_size,
+    defer_public,
+    model_choices,
+    model_id,
+    read_attachment,
+    send_public,
+)
 
 
 class Students(commands.Cog):
     def __init__(self, bot):
         self.bot = bot
+        # Its errors reach the tree's on_error like every command's (a handler here would answer twice).
         self.menu = app_commands.ContextMenu(name="Classify message", callback=self.classify_message)
-        self.menu.on_error = self._menu_error
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-
-    async def _menu_error(self, interaction, error):
-        await report_error(interaction, error)
 
     @property
     def service(self):
@@ -52,6 +63,8 @@ class Students(commands.Cog):
         validation="a separate validation file with the same columns (optional)",
         teacher="distill: one of your models (same labels) to learn from; default: fine-tune a full-size one first",
         augment="distill: extra perturbed copies of each text, labelled by the teacher (0-10)",
+        text_column="the column with the texts (found by name if empty)",
+        label_column="the column with the labels (found by name if empty)",
     )
     @app_commands.autocomplete(teacher=model_choices)
     async def train(self, interaction: discord.Interaction, dataset: discord.Attachment, name: str,
@@ -62,7 +75,8 @@ class Students(commands.Cog):
                     learning_rate: app_commands.Range[float, 1e-7, 0.5] | None = None,
                     max_length: app_commands.Range[int, 8, 512] | None = None,
                     validation: discord.Attachment | None = None, teacher: str | None = None,
-                    augment: app_commands.Range[int, 0, 10] | None = None) -> None:
+                    augment: app_commands.Range[int, 0, 10] | None = None, text_column: str | None = None,
+                    label_column: str | None = None) -> None:
         """Train a pruned BERT classifier on your labelled texts; the report is posted here when it is done."""
         caller = self.caller(interaction)
         teacher_id = model_id(teacher)
@@ -72,14 +86,15 @@ class Students(commands.Cog):
         content = await read_attachment(dataset, self.bot.settings)
         val = (await read_attachment(validation, self.bot.settings), validation.filename) if validation else None
         params = {"layers": layers, "strategy": strategy, "method": method, "epochs": epochs, "lr": learning_rate,
-                  "max_length": max_length, "teacher_model_id": teacher_id, "augment": augment}
+                  "max_length": max_length, "teacher_model_id": teacher_id, "augment": augment,
+                  "text_column": text_column, "label_column": label_column}
         sub = await self.service.submit(caller, content, dataset.filename, name=name, params=params, validation=val,
                                         channel_id=str(interaction.channel_id))
         job = sub.job
         lines = [f"Queued job **{job.id}** `{job.name}`: {sub.rows:,} examples, {len(sub.labels)} labels. "
-                 f"Position {job.position} in the queue; result expected in {render.eta(job.eta_seconds)}.",
+                 f"{render.queue_place(job)}.",
                  "Progress and the report will appear in this channel."]
-        lines += [f"⚠️ {w['message']}" for w in sub.warnings[:5]]
+        lines += [f"⚠️ {w['message']}" + (f" {w['hint']}" if w.get("hint") else "") for w in sub.warnings[:5]]
         await interaction.followup.send(render.truncate("\n".join(lines), render.CONTENT_LIMIT), ephemeral=True)
         try:
             msg = await interaction.channel.send(render.progress_text(job, interaction.user.mention),
@@ -122,10 +137,11 @@ class Students(commands.Cog):
         """Classify a text with one of your models."""
         caller = self.caller(interaction)
         mid = model_id(model)
-        await interaction.response.defer(thinking=True)
+        await self.service.model(caller, mid)  # refused privately, before anything is public
+        await defer_public(interaction)
         view, preds = await self.service.predict(caller, mid, [text])
-        await interaction.followup.send(f"Model **{render.truncate(view.label, 80)}**\n{render.prediction_lines(text, preds[0])}",
-                                        allowed_mentions=discord.AllowedMentions.none())
+        await send_public(interaction, content=f"Model **{render.truncate(view.label, 80)}**\n"
+                                               f"{render.prediction_lines(text, preds[0])}")
 
     async def classify_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Classify any chat message with your default model (private answer)."""
@@ -147,12 +163,13 @@ class Students(commands.Cog):
         caller = self.caller(interaction)
         check_size(dataset, self.bot.settings)
         mid = model_id(model)
-        await interaction.response.defer(thinking=True)
+        await self.service.model(caller, mid)
+        await defer_public(interaction)
         content = await read_attachment(dataset, self.bot.settings)
         view, csv_bytes, n = await self.service.predict_file(caller, mid, content, dataset.filename)
         stem = dataset.filename.rsplit(".", 1)[0][:60] or "predictions"
-        await interaction.followup.send(f"{n:,} rows classified with **{render.truncate(view.label, 80)}**.",
-                                        file=discord.File(io.BytesIO(csv_bytes), filename=f"{stem}-predictions.csv"))
+        await send_public(interaction, content=f"{plural(n, 'row')} classified with **{render.truncate(view.label, 80)}**.",
+                          file=discord.File(io.BytesIO(csv_bytes), filename=f"{stem}-predictions.csv"))
 
     # -- models --------------------------------------------------------------------------------------
     models = app_commands.Group(name="models", description="your models: list, default, rename, delete, share",
@@ -224,8 +241,8 @@ class Students(commands.Cog):
     @app_commands.describe(job="the job number")
     async def report(self, interaction: discord.Interaction, job: int) -> None:
         """Post a finished job's report here again."""
-        caller = self.caller(interaction)
-        await interaction.response.defer(thinking=True)
-        rep = await self.service.report(caller, job)
-        for kwargs in self.bot.announcer.report_messages(rep, interaction.user.mention):
+        rep = await self.service.report(self.caller(interaction), job)  # a quick read: refused privately
+        first, *rest = self.bot.announcer.report_messages(rep, interaction.user.mention, ping=False)
+        await interaction.response.send_message(**first)
+        for kwargs in rest:
             await interaction.followup.send(**kwargs)

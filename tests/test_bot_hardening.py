@@ -1,0 +1,218 @@
+"""The Discord surface under what a class meets in its first week: refusals that must stay private,
+names and labels that try to ping or break out of a code block, a locked or deleted channel, an
+outage in the middle of a result, a server that has never used the bot. All through the fake
+Discord, which behaves like Discord for deferred follow-ups, mentions and 403/404/5xx answers."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from datetime import timedelta
+
+from conftest import synthetic_rows
+from fake_discord import (
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    GUILD_ID,
+    INTEGER,
+    STRING,
+    option,
+    snowflake,
+)
+from test_bot import ALICE, BOB, GOOD, TEACHER, _caller
+from test_service import csv_bytes
+
+
+def posted(env, needle: str) -> list:
+    """Channel messages Discord accepted that contain ``needle``."""
+    return [c for c in env.channel_posts() if c.status == 200 and needle in c.content]
+
+
+def outside_code(content: str) -> str:
+    return re.sub(r"```.*?```", "", content, flags=re.S)
+
+
+async def test_a_result_named_to_ping_everyone_pings_only_its_student_and_survives_an_outage(env):
+    nasty = "food```\n@here <@&555>"
+    rows = [(t, nasty if y == "food" else y) for t, y in synthetic_rows(20)]
+    # Discord fails the third channel message (progress, completion, then the report's code block) once
+    env.fake.fail("POST", rf"^/channels/{CHANNEL_ID}/messages$", 503, after=2)
+    opt, att = env.attachment_option("dataset", "topics.csv", csv_bytes(rows))
+    await env.run(ALICE, "train", [opt, option("name", STRING, "@everyone news <@&555>"),
+                                   option("epochs", INTEGER, 2)], attachments=[att])
+    report = await env.fake.wait(lambda: posted(env, "precision"), timeout=120, what="the report, after a retry")
+    done = posted(env, "is ready")
+    assert len(done) == 1 and len(report) == 1  # the part sent before the outage was not sent again
+    assert [c.status for c in env.channel_posts()].count(503) == 1
+    assert done[0].pings == {f"user:{ALICE.id}"}  # not @everyone, not the role in the model's name
+    assert "@here" in report[0].content and "@here" not in outside_code(report[0].content)
+    assert report[0].pings == frozenset()
+    model = (await env.bot.service.jobs(_caller(ALICE)))[0].model_id
+
+    # /predict_file returns cells that start like formulas as text
+    table = csv_bytes([("=HYPERLINK(\"http://evil\",\"x\") pizza", ""), ("+cmd|' /C calc'!A0 rain", ""),
+                       ("@SUM(1+1) football", "")]).replace(b"text,label", b"text,note")
+    opt, att = env.attachment_option("dataset", "chat.csv", table)
+    calls = await env.run(ALICE, "predict_file", [opt, option("model", STRING, str(model))],
+                          attachments=[att])
+    out = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert not out.ephemeral and "3 rows classified" in out.content
+    cells = list(csv.DictReader(io.StringIO(out.files["chat-predictions.csv"].decode())))
+    assert [r["text"][:2] for r in cells] == ["'=", "'+", "'@"]
+    assert all(r["predicted_label"] for r in cells)
+    label_cells = {r["predicted_label"] for r in cells}
+    assert all(not lab.startswith(("=", "+", "@", "-")) for lab in label_cells)
+
+    # a file /predict_file refuses after its public "thinking": the channel sees no reason, the student does
+    opt, att = env.attachment_option("dataset", "notes.csv", b"a,b,c\n1,2,3\n4,5,6\n")
+    calls = await env.run(ALICE, "predict_file", [opt, option("model", STRING, str(model))], attachments=[att])
+    assert calls[0].json["type"] == 5 and not calls[0].ephemeral
+    public = [c for c in calls if c.path.startswith("/webhooks") and not c.ephemeral]
+    private = [c for c in calls if c.path.startswith("/webhooks") and c.ephemeral]
+    assert private and "No text column found" in private[-1].content
+    assert public and all("text column" not in c.content for c in public)
+
+    # another student's job: refused privately, at once
+    calls = await env.run(BOB, "report", [option("job", INTEGER, 1)])
+    assert len(calls) == 1 and calls[0].ephemeral and "belongs to another student" in calls[0].content
+
+
+async def test_the_first_command_in_a_server_never_seen_before_works(env):
+    calls = await env.run(ALICE, "models", sub="list")
+    assert calls[0].ephemeral and "No models yet" in calls[0].data["embeds"][0]["description"]
+
+
+async def test_autocomplete_and_classify_message_as_a_servers_first_interactions(env):
+    data = {"id": str(snowflake()), "name": "predict", "type": 1, "guild_id": str(GUILD_ID),
+            "options": [{"name": "model", "type": STRING, "value": "", "focused": True},
+                        {"name": "text", "type": STRING, "value": "x"}]}
+    payload = env.fake.interaction(ALICE, data, type_=4)
+    env.bot._connection.parse_interaction_create(payload)
+    calls = await env.fake.wait(lambda: env.fake.calls_for(payload), what="autocomplete")
+    assert calls[0].json == {"type": 8, "data": {"choices": []}}
+
+
+async def test_classify_message_in_a_new_server_and_its_errors_are_answered_once(env):
+    target = env.fake.message(CHANNEL_ID, {"content": "rain all day"}, {})
+    calls = await env.run(BOB, "Classify message", type_=3, target=target)
+    assert [c for c in calls if c.ephemeral and "no default model yet" in c.content]
+    empty = env.fake.message(CHANNEL_ID, {"content": "   "}, {})
+    payload = env.send(ALICE, "Classify message", type_=3, target=empty)
+    await env.fake.wait(lambda: env.fake.calls_for(payload), what="the answer")
+    await asyncio.sleep(1.0)  # time for a second handler to answer too, as it did
+    calls = env.fake.calls_for(payload)
+    assert len(calls) == 1 and calls[0].ephemeral and "no text to classify" in calls[0].content
+
+
+async def test_instructor_commands_are_hidden_from_students_in_the_client(env):
+    sync = next(c for c in env.fake.calls if c.method == "PUT")
+    perms = {c["name"]: c.get("default_member_permissions") for c in sync.json}
+    for name in ("queue", "quota", "queue_pause", "queue_resume", "class_report"):
+        assert str(perms[name]) == str(1 << 5), name  # Manage Server
+    assert perms["train"] is None and perms["predict"] is None
+
+
+async def test_train_takes_column_options_and_refusals_name_no_command_line_flags(env):
+    rows = "words,cat,notes\n" + "\n".join(f"{t},{y},x" for t, y in synthetic_rows(20))
+    opt, att = env.attachment_option("dataset", "odd.csv", rows.encode())
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "odd")], attachments=[att])
+    refusal = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert refusal.ephemeral and "No text column found" in refusal.content and "text_column" in refusal.content
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    opt, att = env.attachment_option("dataset", "odd.csv", rows.encode())
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "odd"), option("text_column", STRING, "words"),
+                                           option("label_column", STRING, "cat")], attachments=[att])
+    answer = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert "Queued job **1**" in answer.content and "60 examples, 3 labels" in answer.content
+    assert re.search(r"result expected <t:\d+:R>", answer.content)  # Discord's relative time, true without edits
+
+
+async def test_a_paused_queue_is_said_in_words(env):
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    await env.run(TEACHER, "queue_pause")
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "waits")], attachments=[att])
+    answer = [c for c in calls if c.path.startswith("/webhooks")][0].content
+    assert "The class queue is paused: it starts when an instructor resumes it" in answer
+    assert "None" not in answer and "unknown" not in answer
+    await env.run(ALICE, "cancel", [option("job", INTEGER, 1)])
+    calls = await env.run(ALICE, "cancel", [option("job", INTEGER, 1)])
+    assert "Job 1 has already been cancelled." in calls[0].content
+
+
+async def test_one_locked_channel_does_not_stop_progress_for_the_class(env):
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    for name in ("locked", "open"):
+        opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+        await env.run(ALICE if name == "locked" else BOB, "train", [opt, option("name", STRING, name)],
+                      attachments=[att])
+    for _ in range(100):  # each /train posts its progress message after answering
+        jobs = {j[0].name: j for j in await env.bot.service.progress_messages()}
+        if len(jobs) == 2:
+            break
+        await asyncio.sleep(0.1)
+    locked, other = jobs["locked"][2], jobs["open"][2]
+    env.fake.fail("PATCH", rf"/messages/{locked}$", 403, times=-1)
+    await env.run(ALICE, "cancel", [option("job", INTEGER, 1)])
+    await env.run(BOB, "cancel", [option("job", INTEGER, 2)])
+    edits = await env.fake.wait(lambda: [c for c in env.fake.calls if c.method == "PATCH" and c.status == 200
+                                         and c.path.endswith(f"/messages/{other}") and "cancelled" in c.content],
+                                what="the other job's progress message")
+    assert edits
+    await asyncio.sleep(1.0)  # several progress rounds
+    tries = [c for c in env.fake.calls if c.method == "PATCH" and c.path.endswith(f"/messages/{locked}")]
+    assert len(tries) == 1 and tries[0].status == 403  # given up at once, not retried every round
+    assert not [j for j in await env.bot.service.progress_messages() if j[0].name == "locked"]
+
+
+async def test_a_result_its_channel_refuses_reaches_the_student_by_direct_message_once(env):
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    env.bot.notifier.give_up_after = timedelta(0)
+    env.fake.fail("POST", rf"^/channels/{CHANNEL_ID}/messages$", 403, times=-1)
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "muted")], attachments=[att], messages=2)
+    assert any("I cannot post in this channel" in c.content and c.ephemeral for c in calls)
+    await env.run(ALICE, "cancel", [option("job", INTEGER, 1)])
+    dm = await env.fake.wait(lambda: [c for c in env.fake.calls if c.path == f"/channels/{DM_CHANNEL_ID}/messages"],
+                             what="the direct message")
+    assert "job **1**" in dm[0].content and "was cancelled" in dm[0].content and "could not post" in dm[0].content
+    await asyncio.sleep(1.0)  # several outbox rounds: given up, so not tried again
+    refused = [c for c in env.channel_posts() if c.status == 403]
+    assert len(refused) == 2  # the progress message and the notice, once each
+    assert len([c for c in env.fake.calls if c.path == f"/channels/{DM_CHANNEL_ID}/messages"]) == 1
+    calls = await env.run(ALICE, "jobs")
+    assert "could not be posted" in calls[0].data["embeds"][0]["description"]
+
+
+async def test_queue_pages_with_buttons_and_the_class_csv_is_safe_to_open(env):
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    svc = env.bot.service
+    await svc.set_quotas(_caller(TEACHER), max_queued_per_student=30, max_jobs_per_day=30)
+    for i in range(23):
+        name = '=HYPERLINK("http://evil","x")' if i == 0 else f"job{i}"
+        await svc.submit(_caller(ALICE), GOOD, "t.csv", name=name)
+    calls = await env.run(TEACHER, "queue")
+    embed = calls[0].data["embeds"][0]
+    assert embed["footer"]["text"] == "Page 1 of 3 · 23 jobs" and embed["description"].count("\n") == 9
+    rows = calls[0].data["components"]
+    assert [len(r["components"]) for r in rows] == [5, 5, 2]
+    nxt = rows[2]["components"][1]
+    assert nxt["label"] == "Next ▶" and not nxt.get("disabled")
+    message = env.fake.message(CHANNEL_ID, calls[0].data, {})
+    for user, ok in ((ALICE, False), (TEACHER, True)):
+        payload = env.fake.interaction(user, {"custom_id": nxt["custom_id"], "component_type": 2}, type_=3,
+                                       message=message)
+        env.bot._connection.parse_interaction_create(payload)
+        answer = (await env.fake.wait(lambda p=payload: env.fake.calls_for(p), what="the page button"))[0]
+        if ok:
+            assert answer.json["type"] == 7 and answer.data["embeds"][0]["footer"]["text"].startswith("Page 2 of 3")
+        else:
+            assert answer.ephemeral and "for instructors" in answer.content
+
+    calls = await env.run(TEACHER, "class_report")
+    body = [c for c in calls if c.path.startswith("/webhooks")][0].files["class-jobs.csv"].decode()
+    names = [r["model"] for r in csv.DictReader(io.StringIO(body))]
+    assert "'=HYPERLINK(\"http://evil\",\"x\")" in names and not any(n.startswith("=") for n in names)
+
