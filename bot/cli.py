@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from trainer.spec import METHODS
@@ -124,15 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.hub.allow_downloads:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # transformers reads these when (and only if) a command imports it: quiet, no progress bars
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from sqlalchemy.exc import SQLAlchemyError
-    from transformers.utils import logging as hf_logging
 
     from trainer.errors import DataError, TrainerError
 
     from .errors import InvalidDataset, ServiceError
-
-    hf_logging.set_verbosity_error()  # our own progress and messages say what matters
-    hf_logging.disable_progress_bar()
 
     try:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict, "speed": cmd_speed,
@@ -142,14 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         _print_problems(exc.problems)
         return EXIT_DATA
     except ServiceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA if isinstance(exc, InvalidDataset) else EXIT_FAIL
+        print(f"error: {as_flags(str(exc))}", file=sys.stderr)
+        refused_upload = isinstance(exc, InvalidDataset) or getattr(exc, "limit", None) in ("max_bytes", "max_rows")
+        return EXIT_DATA if refused_upload else EXIT_FAIL
     except SQLAlchemyError as exc:  # a database that cannot be opened or reached
         print(f"error: the database at {_safe_url(settings.database_url)} cannot be used: "
               f"{getattr(exc, 'orig', None) or exc}", file=sys.stderr)
         return EXIT_FAIL
     except (TrainerError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_FAIL
     except OSError as exc:  # a damaged model directory, a full disk, a file that vanished
         print(f"error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
@@ -159,11 +160,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+SETTING_FLAGS = re.compile(r"\b(text_column|label_column|max_length|batch_size)\b")
+
+
+def as_flags(text: str) -> str:
+    """Messages name settings as Discord's options do (``max_length``); here they are flags (``--max-length``)."""
+    return SETTING_FLAGS.sub(lambda m: "--" + m.group(1).replace("_", "-"), text)
+
+
 def _print_problems(problems, stream=None) -> None:
     stream = stream or sys.stderr
     print(f"The file cannot be trained on ({len(problems)} problem{'s' if len(problems) != 1 else ''}):", file=stream)
     for p in problems:
-        print(f"  - {p}", file=stream)
+        print(f"  - {as_flags(str(p))}", file=stream)
 
 
 def cmd_train(args, settings) -> int:
@@ -207,7 +216,7 @@ def cmd_train(args, settings) -> int:
 
 def cmd_check(args, settings) -> int:
     from trainer.errors import DataError
-    from trainer.pipeline import check_file
+    from trainer.check import check_file
 
     spec = settings.train_spec(args.file, text_column=args.text_column, label_column=args.label_column,
                                base=args.base, max_length=args.max_length)

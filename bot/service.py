@@ -307,7 +307,7 @@ class Service:
 
     def _check_sync(self, path: Path, params: dict, cls: Classroom):
         from trainer.errors import DataError, TrainerError
-        from trainer.pipeline import check_file
+        from trainer.check import check_file
 
         # [data] limits are the server's hard caps; the class's (lower) quotas are checked around this
         spec = self.settings.train_spec(str(path), **_spec_params(params))
@@ -322,8 +322,8 @@ class Service:
         """The file check, the validation file check and the layer choice, in a worker thread."""
         from trainer import data as data_mod
         from trainer.errors import DataError, TrainerError
-        from trainer.models import resolve_base
-        from trainer.pruning import num_layers, select_layers
+        from trainer.models import check_weights, layer_count, resolve_base
+        from trainer.pruning import select_layers
 
         ds, info = self._check_sync(staged, params, cls)
         val_info = None
@@ -337,11 +337,10 @@ class Service:
                         "encoding": val.encoding, "format": val.fmt}
         spec = self.settings.train_spec(str(staged), **_spec_params(params))
         try:
-            from transformers import AutoConfig
-
             base = resolve_base(spec.base, self.settings.base_models)
-            total = num_layers(AutoConfig.from_pretrained(base.source, local_files_only=base.local))
-            select_layers(total, spec.layers, spec.strategy, spec.layer_list)
+            if base.local:
+                check_weights(base.source, base.name)
+            select_layers(layer_count(base), spec.layers, spec.strategy, spec.layer_list)
         except (TrainerError, ValueError) as exc:
             raise InvalidRequest(str(exc)) from None
         return info, val_info

@@ -72,7 +72,7 @@ def test_submit_list_cancel(config, synthetic_csv, tmp_path, capsys):
     assert main(["queue", "cancel", "1"]) == 0
     assert "cancelled" in capsys.readouterr().out
     assert main(["queue", "cancel", "1"]) == 1
-    assert "already cancelled" in capsys.readouterr().err
+    assert "already been cancelled" in capsys.readouterr().err
     assert main(["queue", "list", "--guild", "g1"]) == 0
     out = capsys.readouterr().out
     assert "cancelled" in out and "ann" in out

@@ -145,7 +145,7 @@ async def test_students_see_and_steer_only_their_own_jobs(service):
         await service.job(MALLORY, a)  # another server: not even "belongs to someone else"
     assert {v.id for v in await service.jobs(TEACH, everyone=True)} == {a, b}
     assert (await service.cancel(TEACH, b)).status == "cancelled"
-    with pytest.raises(Conflict, match="already cancelled"):
+    with pytest.raises(Conflict, match="has already been cancelled"):
         await service.cancel(BOB, b)
 
 

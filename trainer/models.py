@@ -73,9 +73,54 @@ def load_tokenizer(base: BaseModel):
         raise BaseModelError(_load_hint(base, exc)) from None
 
 
+def layer_count(base: BaseModel) -> int:
+    """Encoder layers of a base model, from its config.json (no transformers import: the submission
+    check stays light)."""
+    import json
+
+    if not base.local:
+        from transformers import AutoConfig
+
+        return _layers_of(AutoConfig.from_pretrained(base.source).to_dict())
+    try:
+        config = json.loads((Path(base.source) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BaseModelError(f"Cannot read {base.name}'s config.json in {base.source}: {exc}") from None
+    return _layers_of(config)
+
+
+def _layers_of(config: dict) -> int:
+    n = config.get("num_hidden_layers") or config.get("n_layers")
+    if not isinstance(n, int) or n < 1:
+        raise BaseModelError("The base model's config.json does not say how many layers it has")
+    return n
+
+
+def check_weights(model_dir: str | Path, name: str | None = None) -> None:
+    """Refuse a local model directory whose safetensors files cannot be read (truncated, overwritten),
+    reading only their headers. Raises BaseModelError naming the file and what to do."""
+    from safetensors import SafetensorError, safe_open
+
+    model_dir = Path(model_dir)
+    files = sorted(model_dir.glob("*.safetensors"))
+    if model_dir.is_dir() and not files:
+        raise BaseModelError(f"{name or model_dir} has no model.safetensors weights in {model_dir}")
+    for f in files:
+        try:
+            with safe_open(str(f), framework="numpy") as st:
+                if not list(st.keys()):
+                    raise SafetensorError("no tensors")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise BaseModelError(f"The weights file {f} of {name or model_dir} is damaged ({exc}); copy or train "
+                                 "the model again.") from None
+
+
 def load_classifier(base: BaseModel, id2label: dict[int, str]):
     """A sequence classifier on the base encoder with a fresh head sized for these labels."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    if base.local:
+        check_weights(base.source, base.name)
 
     try:
         config = AutoConfig.from_pretrained(base.source, local_files_only=base.local, trust_remote_code=False)

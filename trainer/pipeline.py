@@ -24,12 +24,12 @@ from transformers import set_seed
 
 from . import data as data_mod
 from .augment import augment
+from .check import check_file
 from .batching import encode
 from .device import pick_device, set_threads
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
 from .export import build_serving
-from .lint import tokenizer_warnings
 from .losses import IGNORE, TinyBertLoss
 from .models import BaseModel, count_parameters, load_classifier, load_tokenizer, resolve_base
 from .predict import Predictor
@@ -71,23 +71,6 @@ def default_out_dir(data_path: str, runs_dir: str | Path = "runs") -> Path:
     """``runs/<file stem>-<UTC time>``: where a run goes when the caller names no directory."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path(runs_dir) / f"{Path(data_path).stem}-{stamp}"
-
-
-def check_file(spec: TrainSpec, registry: dict[str, str] | None = None, base: BaseModel | None = None,
-               tokenizer=None) -> tuple[data_mod.Dataset, dict]:
-    """Validation and lint only: the dataset and what ``tinytutor check --json`` prints. Raises DataError."""
-    ds = data_mod.load_dataset(spec.data_path, spec.limits, spec.text_column, spec.label_column)
-    base = base or resolve_base(spec.base, registry)
-    tokenizer = tokenizer or load_tokenizer(base)
-    tok_warnings, stats = tokenizer_warnings(ds, tokenizer, spec.max_length, base.name)
-    ds.warnings.extend(tok_warnings)
-    info = {
-        "rows": len(ds), "labels": ds.label_counts, "encoding": ds.encoding, "format": ds.fmt,
-        "text_column": ds.text_column, "label_column": ds.label_column,
-        "warnings": [w.to_dict() for w in ds.warnings], "errors": [],
-        "tokenizer": {k: round(v, 4) for k, v in stats.items()}, "base_model": base.name,
-    }
-    return ds, info
 
 
 def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[str, str] | None = None) -> TrainResult:

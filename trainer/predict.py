@@ -68,6 +68,9 @@ class Predictor:
         else:
             from transformers import AutoModelForSequenceClassification
 
+            from .models import check_weights
+
+            check_weights(model_dir)
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 model_dir, local_files_only=True, use_safetensors=True, trust_remote_code=False
             ).to(self.device).eval()

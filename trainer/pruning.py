@@ -6,8 +6,6 @@ layout and records the choice in the model's config so it survives ``save_pretra
 
 from __future__ import annotations
 
-from torch import nn
-
 from .errors import PruningError
 
 
@@ -44,8 +42,10 @@ def select_layers(total: int, keep: int | None = None, strategy: str = "alternat
     raise PruningError(f"Unknown pruning strategy {strategy!r}; use alternate, bottom or top")
 
 
-def encoder_layers(model) -> nn.ModuleList:
+def encoder_layers(model):
     """The encoder's ModuleList for BERT, RoBERTa, ELECTRA (``encoder.layer``) and DistilBERT (``transformer.layer``)."""
+    from torch import nn
+
     base = model.base_model
     for path in ("encoder.layer", "transformer.layer"):
         obj = base
@@ -64,6 +64,8 @@ def num_layers(config) -> int:
 
 def prune_layers(model, keep: list[int], base_name: str, strategy: str) -> None:
     """Keep only ``keep`` encoder layers, in place, and record the choice in ``model.config``."""
+    from torch import nn
+
     layers = encoder_layers(model)
     total = len(layers)
     select_layers(total, explicit=keep)  # validates
