@@ -215,8 +215,8 @@ def cmd_train(args, settings) -> int:
 
 
 def cmd_check(args, settings) -> int:
-    from trainer.errors import DataError
     from trainer.check import check_file
+    from trainer.errors import DataError
 
     spec = settings.train_spec(args.file, text_column=args.text_column, label_column=args.label_column,
                                base=args.base, max_length=args.max_length)

@@ -306,8 +306,8 @@ class Service:
                                 f"You have submitted {today} job(s) today (UTC); try again tomorrow")
 
     def _check_sync(self, path: Path, params: dict, cls: Classroom):
-        from trainer.errors import DataError, TrainerError
         from trainer.check import check_file
+        from trainer.errors import DataError, TrainerError
 
         # [data] limits are the server's hard caps; the class's (lower) quotas are checked around this
         spec = self.settings.train_spec(str(path), **_spec_params(params))

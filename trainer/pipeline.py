@@ -24,14 +24,14 @@ from transformers import set_seed
 
 from . import data as data_mod
 from .augment import augment
-from .check import check_file
 from .batching import encode
+from .check import check_file
 from .device import pick_device, set_threads
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
 from .export import build_serving
 from .losses import IGNORE, TinyBertLoss
-from .models import BaseModel, count_parameters, load_classifier, load_tokenizer, resolve_base
+from .models import count_parameters, load_classifier, load_tokenizer, resolve_base
 from .predict import Predictor
 from .progress import Progress, ProgressFn, ignore
 from .pruning import num_layers, prune_layers, select_layers
