@@ -152,14 +152,20 @@ class ReportView:
 
 class Service:
     def __init__(self, db: Database, settings, predictors=None, slots: int | None = None):
-        from trainer.predict import PredictorCache
-
         self.db, self.settings = db, settings
         self.store = ArtefactStore(settings.storage.data_dir)
-        self.predictors = predictors or PredictorCache(settings.queue.predict_cache_size,
-                                                       threads=settings.queue.predict_threads)
+        self._predictors = predictors  # built on the first prediction: a submission never imports torch
         self.batcher = MicroBatcher(self._predict_batch, settings.queue.predict_batch_ms / 1000)
         self.slots = slots or max(1, settings.queue.cpu_slots)
+
+    @property
+    def predictors(self):
+        if self._predictors is None:
+            from trainer.predict import PredictorCache
+
+            self._predictors = PredictorCache(self.settings.queue.predict_cache_size,
+                                              threads=self.settings.queue.predict_threads)
+        return self._predictors
 
     # -- classes and members -----------------------------------------------------------------------
     async def ensure_class(self, guild_id: str, name: str = "") -> Classroom:
@@ -546,7 +552,8 @@ class Service:
             m = await self._owned_model(s, caller, model_id)
             view, path = self._model_view(m), m.path
             await s.delete(m)
-        self.predictors.forget(self.store.path(path))
+        if self._predictors is not None:
+            self._predictors.forget(self.store.path(path))
         await asyncio.to_thread(self.store.remove_tree, path)
         return view
 

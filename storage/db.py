@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATION_LOCK = 7_246_117_301  # the PostgreSQL advisory lock key migrations hold ("tinytutor" on a phone pad)
 SQLITE_BUSY_MS = 30_000
 
 
@@ -85,9 +86,24 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    async def current_revision(self) -> str | None:
+        """The schema's Alembic revision; None for a database never migrated (new, or emptied)."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_current_revision)
+
     async def upgrade(self, revision: str = "head") -> None:
-        """Bring the schema to ``revision`` with Alembic (the app does this at start)."""
+        """Bring the schema to ``revision`` with Alembic (every process does this at start).
+
+        Any number of processes may start at once: the migration scripts are read outside any lock, a
+        database already at head is left alone after one short read, and an upgrade that does run holds
+        the database's lock for the whole migration (PostgreSQL: an advisory lock, so two processes never
+        create the same table; SQLite: the BEGIN IMMEDIATE write lock), the second finding nothing to do."""
+        head = _head_revision()
+        if revision == "head" and await self.current_revision() == head:
+            return
         async with self.engine.begin() as conn:
+            if self.is_postgres:
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             await conn.run_sync(_run_alembic, "upgrade", revision)
 
     async def downgrade(self, revision: str = "base") -> None:
@@ -105,6 +121,18 @@ def alembic_config(connection=None):
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
+
+
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current_revision(connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _run_alembic(connection, action: str, revision: str) -> None:

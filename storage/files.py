@@ -67,6 +67,27 @@ class ArtefactStore:
             for leftover in target.parent.glob(f".{target.name}.*"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
+    def remove_model(self, model_rel: str) -> None:
+        """Remove one attempt's model directory and its temporaries: for an attempt that did not succeed
+        (a worker killed while saving leaves the renamed directory without a model row)."""
+        self.remove_partial(model_rel)
+        self.remove_tree(model_rel)
+
+    def sweep_models(self, keep: set[str]) -> list[str]:
+        """Remove model directories (and temporaries) under ``models/`` that are not in ``keep`` (relative
+        paths of stored models and of running attempts); returns the names removed."""
+        root = self.root / "models"
+        if not root.is_dir():
+            return []
+        names = {Path(k).name for k in keep}
+        removed = []
+        for entry in sorted(root.iterdir()):
+            owner = entry.name.lstrip(".").split(".")[0]  # ".job-3-a2.x7k" belongs to "job-3-a2"
+            if entry.is_dir() and owner.startswith("job-") and owner not in names:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+        return removed
+
     def copy_plots(self, job_id: int, files: list[Path]) -> list[str]:
         """Copy a finished job's plots to ``reports/job-N/`` (temp dir, then rename); their relative paths."""
         final = self.root / "reports" / f"job-{job_id}"

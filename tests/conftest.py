@@ -141,3 +141,27 @@ def settings_for(tmp_path, tiny_base):
         return s
 
     return make
+
+
+@pytest.fixture
+def make(db, db_url, settings_for):
+    """Build a service and a scheduler on the test database; stops every scheduler at the end."""
+    made = []
+
+    from bot.service import Service
+    from trainer.scheduler import Scheduler
+
+    def build(target=None, **queue):
+        settings = settings_for(db_url, **queue)
+        sched = Scheduler(db, settings, target=target, slots=1)
+        made.append(sched)
+        return Service(db, settings), sched
+
+    yield build
+    for sched in made:
+        for r in list(sched.running.values()):
+            if r.process.is_alive():
+                r.process.kill()
+                r.process.join(5)
+        if sched._aps is not None:
+            sched._aps.shutdown(wait=False)

@@ -8,16 +8,13 @@ import os
 import signal
 import time
 
-import pytest
 from queue_helpers import crashing_run_job, slow_run_job
 from sqlalchemy import select
 from test_service import ALICE, BOB, GOOD, TEACH
 
 from bot.notifier import Notifier
-from bot.service import Service
 from storage.db import Database
 from storage.models import Job, Model, Outbox, Report
-from trainer.scheduler import Scheduler
 
 
 async def wait_for(predicate, timeout: float = 90, every: float = 0.2):
@@ -52,27 +49,6 @@ def training(db, job_id):
 
     check.__name__ = f"job {job_id} training"
     return check
-
-
-@pytest.fixture
-def make(db, db_url, settings_for):
-    """Build a service and a scheduler on the test database; stops every scheduler at the end."""
-    made = []
-
-    def build(target=None, **queue):
-        settings = settings_for(db_url, **queue)
-        sched = Scheduler(db, settings, target=target, slots=1)
-        made.append(sched)
-        return Service(db, settings), sched
-
-    yield build
-    for sched in made:
-        for r in list(sched.running.values()):
-            if r.process.is_alive():
-                r.process.kill()
-                r.process.join(5)
-        if sched._aps is not None:
-            sched._aps.shutdown(wait=False)
 
 
 async def test_a_job_runs_in_its_own_process_and_finishes_in_one_transaction(make, db):

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from storage import queue as q
 from storage.db import Database
 from storage.files import ArtefactStore
-from storage.models import Job
+from storage.models import Job, Model
 
 log = logging.getLogger("tinytutor.scheduler")
 
@@ -88,12 +90,16 @@ def next_job(state: q.QueueState) -> list[q.Candidate]:
 
 def count_slots(cpu_slots: int, gpu_slots_per_device: int) -> int:
     """One job per GPU (or a configured number per GPU), else the configured number on CPU."""
-    try:
-        import torch
+    gpus = 0
+    # Without an NVIDIA driver there is no GPU to count: do not import torch (seconds, hundreds of MB)
+    # for it, so a command that only queues a job stays light.
+    if os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0"):
+        try:
+            import torch
 
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # no usable torch build: CPU
-        gpus = 0
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        except Exception:  # no usable torch build: CPU
+            gpus = 0
     return gpus * gpu_slots_per_device if gpus else cpu_slots
 
 
@@ -122,6 +128,9 @@ class Scheduler:
         self.host = host or socket.gethostname()
         self._ctx = multiprocessing.get_context("spawn")
         self._running: dict[int, _Running] = {}
+        # Workers of this host that a previous scheduler started and that still run (it was killed, they
+        # were not): they finish their jobs themselves and hold their slots until they exit.
+        self._orphans: dict[int, int] = {}  # job id -> pid
         self._aps = None
         self._lock = asyncio.Lock()  # dispatch and reap never interleave
         self._stopped = False  # set by stop(): a dispatch already waiting for the lock must not start jobs
@@ -163,26 +172,45 @@ class Scheduler:
 
     async def recover(self) -> None:
         """After a restart: a job left running by a process of this host that no longer exists is
-        requeued (or failed) now; other hosts' jobs wait for the heartbeat timeout."""
+        requeued (or failed) now; one whose worker still runs keeps its slot until it exits; other
+        hosts' jobs wait for the heartbeat timeout. Then model directories no job or model owns (a
+        worker killed while saving) are removed."""
         async with self.db.transaction() as s:
-            for job in await q.running_jobs(s):
+            running = await q.running_jobs(s)
+            for job in running:
                 if job.id in self._running or job.worker_host != self.host:
                     continue
                 if job.worker_pid is None or not _pid_alive(job.worker_pid):
                     log.warning("job %s was running when the service stopped; its worker is gone", job.id)
                     await self._requeue(s, job)
+                else:
+                    log.warning("job %s: its worker (pid %s) outlived the previous scheduler; it keeps its slot",
+                                job.id, job.worker_pid)
+                    self._orphans[job.id] = job.worker_pid
+            kept = set((await s.execute(select(Model.path))).scalars())
+            kept |= {self.store.model_rel(j.id, j.attempts) for j in await q.running_jobs(s)}
+        removed = await asyncio.to_thread(self.store.sweep_models, kept)
+        if removed:
+            log.warning("removed %d model director%s no job or model owns: %s", len(removed),
+                        "y" if len(removed) == 1 else "ies", ", ".join(removed[:10]))
+
+    def busy_slots(self) -> int:
+        """Slots in use on this host: our workers, and live workers of a previous scheduler."""
+        for job_id, pid in list(self._orphans.items()):
+            if not _pid_alive(pid):
+                del self._orphans[job_id]
+        return len(self._running) + len(self._orphans)
 
     # -- dispatcher --------------------------------------------------------------------------------
     async def dispatch(self) -> int:
         """Start queued jobs while slots are free. Returns how many started."""
         started = 0
         async with self._lock:
-            while len(self._running) < self.slots and not self._stopped:
+            while self.busy_slots() < self.slots and not self._stopped:
                 job = await self.claim_next()
                 if job is None:
                     break
-                await self._spawn(job)
-                started += 1
+                started += await self._spawn(job)
         return started
 
     async def claim_next(self) -> Job | None:
@@ -217,7 +245,8 @@ class Scheduler:
             "nice": self.queue_cfg.worker_nice,
         }
 
-    async def _spawn(self, job: Job) -> None:
+    async def _spawn(self, job: Job) -> bool:
+        """Start a worker process for a claimed job; False when the job could not start (and was failed)."""
         from storage.models import Dataset, Model
 
         async with self.db.transaction() as s:
@@ -229,21 +258,38 @@ class Scheduler:
             async with self.db.transaction() as s:
                 await q.fail(s, job.id, job.lease, f"The teacher model {teacher_id} was deleted before this job "
                                                    "started; submit again with another teacher, or none.")
-            return
+            return False
         try:
             payload = self.payload(job, ds.path, val.path if val else None, teacher.path if teacher else None)
         except (ValueError, TypeError) as exc:  # parameters stored by an older version that no longer validate
             async with self.db.transaction() as s:
                 await q.fail(s, job.id, job.lease, f"The job's settings cannot be used: {exc}")
-            return
-        proc = self._ctx.Process(target=self.target, args=(payload,), name=f"tinytutor-job-{job.id}", daemon=False)
-        proc.start()
+            return False
+        except OSError as exc:  # the log folder cannot be made: a read-only or full data directory
+            await self._failed_start(job, exc)
+            return False
+        try:
+            proc = self._ctx.Process(target=self.target, args=(payload,), name=f"tinytutor-job-{job.id}", daemon=False)
+            proc.start()
+        except OSError as exc:  # no memory or process slots for another process
+            await self._failed_start(job, exc)
+            return False
         self._running[job.id] = _Running(job.id, job.lease, job.guild_id, proc,
                                          time.monotonic() + self.queue_cfg.time_limit_minutes * 60,
                                          payload["model_rel"])
         async with self.db.transaction() as s:
             await q.set_worker_pid(s, job.id, job.lease, proc.pid)
         log.info("job %s started (attempt %d) in process %s", job.id, job.attempts, proc.pid)
+        return True
+
+    async def _failed_start(self, job: Job, exc: OSError) -> None:
+        """A worker that cannot start fails its job now, with the real reason (not a heartbeat timeout
+        later, counted as an attempt and blamed on memory)."""
+        log.error("job %s: the worker could not start: %s", job.id, exc)
+        async with self.db.transaction() as s:
+            await q.fail(s, job.id, job.lease, f"The training process could not start on {self.host} "
+                                               f"({exc.__class__.__name__}: {exc.strerror or exc}); the server's "
+                                               "data directory or resources need your instructor. Submit again later.")
 
     # -- reaper ------------------------------------------------------------------------------------
     async def reap(self) -> None:
@@ -269,18 +315,20 @@ class Scheduler:
             if job.cancel_requested:
                 r.stopping = "cancel"
                 await self._end_process(r)
+                self.store.remove_model(r.model_rel)
                 async with self.db.transaction() as s:
                     await q.cancel(s, r.job_id, r.lease, by="request")
                 self._finished(r, "cancelled")
             elif now > r.deadline and alive:
                 r.stopping = "timeout"
                 await self._end_process(r)
+                self.store.remove_model(r.model_rel)
                 async with self.db.transaction() as s:
                     await q.fail(s, r.job_id, r.lease, TIMED_OUT.format(minutes=self.queue_cfg.time_limit_minutes))
                 self._finished(r, "failed (time limit)")
             elif not alive:  # exited without recording an outcome: killed, out of memory, crashed
                 log.error("job %s: worker process %s died (exit code %s); see %s", r.job_id, r.process.pid,
-                          r.process.exitcode, self.store.log_path(r.job_id))
+                          r.process.exitcode, self.store.root / "logs" / f"job-{r.job_id}.log")
                 async with self.db.transaction() as s:
                     after = await self._requeue(s, job)
                 self._finished(r, after.status if after else "gone")
@@ -301,7 +349,7 @@ class Scheduler:
                 log.info("job %s is now %s", job.id, after.status if after else "gone")
 
     async def _requeue(self, session, job: Job) -> Job | None:
-        self.store.remove_partial(self.store.model_rel(job.id, job.attempts))
+        self.store.remove_model(self.store.model_rel(job.id, job.attempts))
         times = "once" if job.attempts == 1 else f"{job.attempts} times"
         return await q.requeue_or_fail(session, job.id, job.lease, CRASHED.format(times=times))
 
