@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install fonts demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,21 +14,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Plots label classes in any script: Chinese, Japanese and Korean labels need a font DejaVu lacks
+# (Debian's fonts-noto-cjk, installed here when missing and we may; a quick check otherwise).
+fonts:
+	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing fonts-noto-cjk (CJK labels in plots)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null; \
+	  else echo "note: install a CJK font (Debian: sudo apt-get install fonts-noto-cjk) or CJK labels draw as boxes"; fi; }
+
+install: fonts $(STAMP)
 
 # The whole class flow offline: a fresh database, a demo class with two students and an instructor,
 # jobs queued through the service and run by the scheduler in worker processes, then the report,
 # plots and predictions (embedded MiniLM pruned to 3 of 6 layers; real chat lines from chatterbot-corpus).
-demo: $(STAMP)
+demo: install
 	$(VENV)/bin/tinytutor demo
 
-lint: $(STAMP)
+lint: install
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP) lint
+test: install lint
 	$(PY) -m pytest -q -ra
 
-bench: $(STAMP)
+bench: install
 	$(PY) benchmarks/bench_trainer.py
 	$(PY) benchmarks/bench_serving.py
 	$(PY) benchmarks/bench_distill.py

@@ -46,3 +46,21 @@ def test_progress_text_for_each_state():
 def test_a_job_waiting_in_a_paused_queue_says_so():
     assert "paused" in render.progress_text(view("queued", position=None), "<@42>")
     assert "queue paused" in render.job_line(view("queued", position=None))
+
+
+def test_chinese_japanese_and_korean_labels_are_drawn_not_boxes(tmp_path):
+    """matplotlib warns for every glyph its fonts lack (drawn as an empty box): there must be none."""
+    import warnings
+
+    from trainer.evaluate import Evaluation, fallback_fonts, plot_confusion
+
+    labels = ["正面", "负面", "ポジティブ", "긍정", "neutral"]
+    ev = Evaluation(0.8, 0.75, {}, "", [[3, 1, 0, 0, 0], [0, 4, 0, 0, 0], [0, 0, 2, 0, 0], [0, 0, 0, 2, 0],
+                                        [0, 0, 0, 0, 5]], labels)
+    assert fallback_fonts(), "no CJK font installed: make install adds Debian's fonts-noto-cjk"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_confusion(ev, tmp_path / "cm.png")
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert not missing, missing[:3]
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

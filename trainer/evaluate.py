@@ -60,12 +60,44 @@ def tfidf_baseline(train_texts, train_y, test_texts, test_y, seed: int) -> dict:
     }
 
 
-def plot_confusion(ev: Evaluation, path: Path) -> None:
+# Fonts matplotlib falls back to for what DejaVu Sans lacks (Chinese, Japanese, Korean labels), in
+# order; `make install` installs Debian's fonts-noto-cjk. Without one, such labels are empty boxes.
+FALLBACK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK KR", "Noto Sans CJK TC",
+                  "WenQuanYi Micro Hei", "Droid Sans Fallback")
+_FALLBACK_FILES = ("NotoSansCJK", "wqy-microhei", "DroidSansFallback")
+_fallbacks: list[str] | None = None
+
+
+def fallback_fonts() -> list[str]:
+    """The installed fallback fonts, registered with matplotlib (its font cache may predate them)."""
+    global _fallbacks
+    if _fallbacks is None:
+        from matplotlib import font_manager as fm
+
+        known = {f.name for f in fm.fontManager.ttflist}
+        if not known.intersection(FALLBACK_FONTS):
+            for path in fm.findSystemFonts():
+                if any(k in Path(path).name for k in _FALLBACK_FILES):
+                    fm.fontManager.addfont(path)
+            known = {f.name for f in fm.fontManager.ttflist}
+        _fallbacks = [f for f in FALLBACK_FONTS if f in known]
+    return _fallbacks
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    plt.rcParams["font.family"] = ["DejaVu Sans", *fallback_fonts()]
+    return plt
+
+
+def plot_confusion(ev: Evaluation, path: Path) -> None:
     from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
 
     n = len(ev.labels)
     size = max(4.5, 0.6 * n + 2.5)
@@ -80,10 +112,7 @@ def plot_confusion(ev: Evaluation, path: Path) -> None:
 
 def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, path: Path,
                   loss_name: str = "cross-entropy") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
     steps = np.arange(1, len(step_loss) + 1)
