@@ -216,3 +216,16 @@ async def test_queue_pages_with_buttons_and_the_class_csv_is_safe_to_open(env):
     names = [r["model"] for r in csv.DictReader(io.StringIO(body))]
     assert "'=HYPERLINK(\"http://evil\",\"x\")" in names and not any(n.startswith("=") for n in names)
 
+
+
+async def test_a_rate_limited_notice_is_retried_and_posted_once(env):
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    await env.run(ALICE, "train", [opt, option("name", STRING, "busy")], attachments=[att])
+    await env.fake.wait(lambda: posted(env, "job **1**"), what="the progress message")
+    env.fake.fail("POST", rf"^/channels/{CHANNEL_ID}/messages$", 429)
+    await env.run(ALICE, "cancel", [option("job", INTEGER, 1)])
+    await env.fake.wait(lambda: posted(env, "was cancelled"), what="the notice after the 429")
+    await asyncio.sleep(0.6)  # outbox rounds that must not send it again
+    assert len(posted(env, "was cancelled")) == 1
+    assert [c.status for c in env.channel_posts()].count(429) == 1

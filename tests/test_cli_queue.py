@@ -64,6 +64,10 @@ def test_submit_list_cancel(config, synthetic_csv, tmp_path, capsys):
     assert main(["queue", "submit", str(bad), "--guild", "g1", "--user", "ann"]) == 2
     err = capsys.readouterr().err
     assert "row 3" in err and "nothing was stored" in err
+    with open(config, "a", encoding="utf-8") as f:
+        f.write("\n[quotas]\nmax_bytes = 100\n")  # a class quota the file is over: refused like bad data
+    assert main(["queue", "submit", str(synthetic_csv), "--guild", "g2", "--user", "ann"]) == 2
+    assert "class quota max_bytes = 100" in capsys.readouterr().err
     assert main(["queue", "list", "--guild", "g1", "--json"]) == 0
     jobs = last_json(capsys)
     assert [(j["id"], j["owner_id"], j["status"]) for j in jobs] == [(1, "ann", "queued")]
