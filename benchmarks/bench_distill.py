@@ -84,7 +84,7 @@ def main() -> int:
     datasets = {"chat": ("chatterbot example, 5 topics", write_chatterbot_csv(work / "chat.csv")),
                 "all-topics": ("chatterbot-corpus, all 21 English topics",
                                write_chatterbot_csv(work / "all-topics.csv", english_topics()))}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; defaults from {settings.source} "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; defaults from config.toml "
           f"(epochs {settings.training.get('epochs')}, teacher epochs {args.teacher_epochs or settings.training.get('epochs')}, "
           f"augment {settings.training.get('augment', 0)}); "
           f"seeds {list(SEEDS[:args.seeds])}\n")

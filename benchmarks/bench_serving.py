@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from bot.microbatch import MicroBatcher  # noqa: E402
+from service.microbatch import MicroBatcher  # noqa: E402
 from trainer.examples import write_chatterbot_csv  # noqa: E402
 from trainer.export import export_onnx, quantize_int8  # noqa: E402
 from trainer.pipeline import run_training  # noqa: E402

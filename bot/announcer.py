@@ -6,10 +6,16 @@ import logging
 
 import discord
 
+from service import ReportView
+
 from . import render
-from .service import ReportView
 
 log = logging.getLogger("tinytutor.announcer")
+
+def refused(exc: Exception) -> bool:
+    """Discord answered that this channel will not take the message (not a passing outage)."""
+    return isinstance(exc, discord.Forbidden | discord.NotFound)
+
 
 FAILED_HINT = "Check the file with /check, or try fewer rows, layers or epochs; /jobs shows all your jobs."
 
@@ -90,7 +96,7 @@ class Announcer:
         """Edit each job's progress message when its text changed; returns how many were edited.
         One job's message failing (deleted, channel locked, Discord briefly down) never holds up another's."""
         edited = 0
-        for view, channel_id, message_id in await self.bot.service.progress_messages():
+        for view, channel_id, message_id in await self.bot.progress.pending():
             text = render.progress_text(view, f"<@{view.owner_id}>")
             finished = view.status in ("succeeded", "failed", "cancelled")
             if self._last.get(view.id) != text:
@@ -108,6 +114,6 @@ class Announcer:
                                 exc.status, exc.text)
                     continue
             if finished:
-                await self.bot.service.clear_progress_message(view.id)
+                await self.bot.progress.forget(view.id)
                 self._last.pop(view.id, None)
         return edited

@@ -1,23 +1,23 @@
 """The Discord bot: ``create_bot(settings)`` returns it configured, not started.
 
 ``setup_hook`` (run by ``login``) opens the database (upgrading it), adds the cogs, syncs the
-commands (to the configured guild, else globally), and starts the scheduler, the outbox notifier and
-the progress editor; ``close`` stops them all.
+commands (to the configured guild, else globally), and starts the scheduler, the outbox pump and
+the progress editor on the runtime's periodic tasks; ``close`` stops them all.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 import discord
 from discord.ext import commands
 
-from .announcer import Announcer
+from jobs.outbox import OutboxPump
+
+from .announcer import Announcer, refused
 from .cogs._common import TutorTree
-from .notifier import Notifier
+from .progress import ProgressMessages
 from .runtime import Runtime
 
 log = logging.getLogger("tinytutor.bot")
@@ -35,8 +35,8 @@ class TinyTutorBot(commands.Bot):
         self.settings = settings
         self.runtime = runtime
         self.announcer = Announcer(self)
-        self.notifier: Notifier | None = None
-        self._progress_task: asyncio.Task | None = None
+        self.outbox: OutboxPump | None = None
+        self.progress: ProgressMessages | None = None
         self.synced: list = []
 
     @property
@@ -49,6 +49,7 @@ class TinyTutorBot(commands.Bot):
 
         if self.runtime is None:
             self.runtime = await Runtime.open(self.settings)
+        self.progress = ProgressMessages(self.runtime.db, self.runtime.service)
         await self.add_cog(Students(self))
         await self.add_cog(Instructors(self))
         self.add_dynamic_items(CancelJobButton, QueuePageButton)
@@ -60,27 +61,21 @@ class TinyTutorBot(commands.Bot):
         else:
             self.synced = await self.tree.sync()
         log.info("synced %d commands %s", len(self.synced), f"to guild {guild_id}" if guild_id else "globally")
-        await self.runtime.scheduler.start()
-        self.notifier = Notifier(self.runtime.db, self.announcer.deliver, undeliverable=self.announcer.tell_directly,
+        # the scheduler, the outbox pump and the progress editor share the process's periodic tasks
+        await self.runtime.start_jobs()
+        self.outbox = OutboxPump(self.runtime.db, self.announcer.deliver, refused=refused,
+                                 undeliverable=self.announcer.tell_directly,
                                  give_up_after=timedelta(minutes=self.settings.discord.give_up_minutes))
-        self.notifier.start(self.settings.discord.outbox_seconds)
-        self._progress_task = asyncio.create_task(self._progress_loop(), name="tinytutor-progress")
+        self.outbox.start(self.runtime.periodic, self.settings.discord.outbox_seconds)
+        self.runtime.periodic.every(self.settings.discord.progress_edit_seconds, self._progress_round, "progress")
 
-    async def _progress_loop(self) -> None:
-        while True:
-            try:
-                await self.announcer.update_progress()
-            except Exception:  # Discord or the database briefly unavailable: try again next round
-                log.exception("progress update failed")
-            await asyncio.sleep(self.settings.discord.progress_edit_seconds)
+    async def _progress_round(self) -> None:
+        try:
+            await self.announcer.update_progress()
+        except Exception:  # Discord or the database briefly unavailable: try again next round
+            log.exception("progress update failed")
 
     async def close(self) -> None:
-        if self._progress_task is not None:
-            self._progress_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._progress_task
-        if self.notifier is not None:
-            self.notifier.stop()
         if self.runtime is not None:
             await self.runtime.close()
         await super().close()

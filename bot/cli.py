@@ -97,13 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bot", help="run the Discord bot, with the scheduler and workers (token from DISCORD_TOKEN)")
 
-    sub.add_parser("scheduler", help="run the scheduler and its worker processes (no Discord) until Ctrl-C")
+    p = sub.add_parser("scheduler", help="run the scheduler and its workers (no Discord) until Ctrl-C")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="where jobs run: local processes, or Ray tasks ([ray] in config.toml); default [queue].executor")
 
     p = sub.add_parser("db", help="the database schema")
     dsub = p.add_subparsers(dest="db_command", required=True)
     dsub.add_parser("upgrade", help="migrate the database to the newest schema (the app also does this at start)")
 
     p = sub.add_parser("demo", help="the whole flow offline: a demo class, students, queued jobs, reports, predictions")
+    p.add_argument("--executor", choices=("local", "ray"), help="run the demo's jobs as local processes or Ray tasks")
     p.add_argument("--dir", help="where to put the demo's fresh database and files (default: runs/demo-<time>)")
     p.add_argument("--epochs", type=int, help="epochs per demo job (default: the [training] setting)")
 
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
+    if getattr(args, "executor", None):
+        settings.queue.executor = args.executor
     if not settings.hub.allow_downloads:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -130,9 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from sqlalchemy.exc import SQLAlchemyError
 
-    from trainer.errors import DataError, TrainerError
-
-    from .errors import InvalidDataset, ServiceError
+    from service.errors import InvalidDataset, ServiceError
+    from trainer.errors import DataError, TinyTutorError
 
     try:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict, "speed": cmd_speed,
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the database at {_safe_url(settings.database_url)} cannot be used: "
               f"{getattr(exc, 'orig', None) or exc}", file=sys.stderr)
         return EXIT_FAIL
-    except (TrainerError, ValueError) as exc:
+    except TinyTutorError as exc:  # the project's error root: a message a person can act on
         print(f"error: {as_flags(str(exc))}", file=sys.stderr)
         return EXIT_FAIL
     except OSError as exc:  # a damaged model directory, a full disk, a file that vanished
@@ -322,8 +326,9 @@ def _run(coro):
 
 
 def cmd_queue(args, settings) -> int:
+    from service import Caller
+
     from .runtime import Runtime
-    from .service import Caller
 
     async def go() -> int:
         rt = await Runtime.open(settings)
@@ -390,8 +395,8 @@ def cmd_scheduler(args, settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await rt.scheduler.start()
-        print(f"scheduler running with {rt.scheduler.slots} slot(s) on {settings.database_url.split('///')[-1]}; "
+        await rt.start_jobs()
+        print(f"scheduler running with {rt.scheduler.slots} slot(s), {rt.scheduler.executor.name} executor, on {settings.database_url.split('///')[-1]}; "
               "Ctrl-C stops it (running jobs go back to the queue)", file=sys.stderr)
         await stop.wait()
         await rt.close()

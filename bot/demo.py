@@ -19,11 +19,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service import Caller
+from service.errors import InvalidDataset, InvalidRequest, NotFound
 from trainer.progress import TRAINING_STAGES, epoch_label
 
-from .errors import InvalidDataset, NotFound
 from .runtime import Runtime
-from .service import Caller
 
 CLASS = "demo-class"
 ALICE = Caller(CLASS, "alice", name="Alice")
@@ -44,7 +44,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     root = Path(directory or Path(settings.paths.runs_dir) / f"demo-{stamp}").resolve()
     if root.exists() and any(root.iterdir()):
-        raise ValueError(f"{root} is not empty; the demo needs a fresh directory (or leave out --dir)")
+        raise InvalidRequest(f"{root} is not empty; the demo needs a fresh directory (or leave out --dir)")
     settings = copy.deepcopy(settings)
     settings.storage.data_dir = str(root / "data")
     settings.storage.database_url = f"sqlite+aiosqlite:///{root / 'data' / 'tinytutor.db'}"
@@ -81,7 +81,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
             _say(f"   #{v.position} job {v.id} {v.owner_id:<6} {v.name:<12} {v.status}")
 
         _say("\n4. The scheduler runs the jobs, each in its own process:")
-        from .notifier import Notifier
+        from jobs.outbox import OutboxPump
 
         announced = []
 
@@ -94,8 +94,8 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
             else:
                 _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} {row.kind.removeprefix('job_')}: {p.get('error', '')}")
 
-        notifier = Notifier(rt.db, deliver)
-        await rt.scheduler.start()
+        outbox = OutboxPump(rt.db, deliver)
+        await rt.start_jobs()
         last = {}
         while True:
             views = await svc.jobs(RIVERA, everyone=True)
@@ -104,7 +104,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
                 if key != last.get(v.id):  # a line per stage and epoch, not per heartbeat
                     last[v.id] = key
                     _say(f"   job {v.id} ({v.owner_id}): {_progress_line(v)}")
-            await notifier.deliver_once()
+            await outbox.deliver_once()
             if all(v.status in ("succeeded", "failed", "cancelled") for v in views) and len(announced) >= len(views):
                 break
             await asyncio.sleep(1.0)

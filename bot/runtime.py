@@ -1,16 +1,17 @@
-"""The one place that builds the database, the service and the scheduler from settings, so the bot,
-the command line and the demo start (and stop) the same way."""
+"""The one place that builds the database, the service, the scheduler and the process's periodic
+tasks from settings, so the bot, the command line and the demo start (and stop) the same way."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.executor import Executor
+from jobs.periodic import Periodic
+from jobs.scheduler import Scheduler
+from service import Service
+from service.errors import ServiceError
 from storage.db import Database
-from trainer.scheduler import Scheduler
-
-from .errors import ServiceError
-from .service import Service
 
 
 class EmptyDatabase(ServiceError):
@@ -37,11 +38,13 @@ class Runtime:
     db: Database
     service: Service
     scheduler: Scheduler
+    periodic: Periodic
 
     @classmethod
-    async def open(cls, settings, database_url: str | None = None, **scheduler_kwargs) -> Runtime:
+    async def open(cls, settings, database_url: str | None = None, *, executor: Executor | None = None,
+                   **scheduler_kwargs) -> Runtime:
         """Connect (to ``database_url``, else the configured database), upgrade the schema to head (the
-        app always does at start), build the parts."""
+        app always does at start), build the parts. The executor defaults to ``[queue].executor``."""
         db = Database(database_url or settings.database_url)
         try:
             if await db.current_revision() is None:
@@ -50,9 +53,16 @@ class Runtime:
         except BaseException:
             await db.close()
             raise
-        scheduler = Scheduler(db, settings, **scheduler_kwargs)
-        return cls(settings, db, Service(db, settings, slots=scheduler.slots), scheduler)
+        from jobs import make_executor
+
+        scheduler = Scheduler(db, settings, executor=executor or make_executor(settings), **scheduler_kwargs)
+        return cls(settings, db, Service(db, settings, slots=scheduler.slots), scheduler, Periodic())
+
+    async def start_jobs(self) -> None:
+        """Start dispatching and reaping on this process's periodic tasks."""
+        await self.scheduler.start(self.periodic)
 
     async def close(self) -> None:
+        await self.periodic.stop()  # no periodic turn may outlive the database
         await self.scheduler.stop()
         await self.db.close()

@@ -1,200 +1,262 @@
-"""Settings from config.toml, validated at start: an unknown or ill-typed key is an error naming it.
+"""Settings from config.toml and the environment, as pydantic models checked at start.
 
-Secrets (the Discord token) come from the environment, never from this file.
+Every section refuses unknown keys, wrong types (strictly: ``true`` is not a number), values out of
+range and non-finite numbers, with a one-line message naming the key: ``config.toml: [queue].cpu_slots:
+Input should be greater than or equal to 1 (got 0)``. Environment variables override the file
+(``TINYTUTOR_QUEUE__CPU_SLOTS=2``, through pydantic-settings); ``TINYTUTOR_DATABASE_URL`` is read in
+``Settings.database_url`` and nowhere else. Secrets (the Discord token) come from the environment,
+never from this file.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-import types
-import typing
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal
 
-from trainer.spec import METHODS, STRATEGIES, DataLimits, TrainSpec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trainer.errors import TinyTutorError
+from trainer.spec import DataLimits, SpecError, TrainSpec
 
 # TrainSpec fields that describe one run, not a class-wide default.
 _PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_path", "layer_list", "limits",
             "teacher"}
-_CHOICES = {"strategy": STRATEGIES, "method": METHODS, "device": ("auto", "cpu", "cuda")}
+PG_INT_MAX = 2**31 - 1  # PostgreSQL's integer: a quota above it would make every submission fail
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
-class ConfigError(Exception):
-    """config.toml cannot be used; the message names the file and the key."""
+class ConfigError(TinyTutorError):
+    """config.toml (or the environment) cannot be used; the message names the file and the key."""
 
 
-@dataclass
-class Paths:
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True)
+
+
+class Paths(Section):
     runs_dir: str = "runs"  # where `tinytutor train` writes when --out is not given
 
 
-@dataclass
-class Hub:
+class Hub(Section):
     allow_downloads: bool = False  # True lets a hub id as --base download (needs network)
 
 
-@dataclass
-class Storage:
+class Storage(Section):
     data_dir: str = "tinytutor-data"  # datasets, models, plots, logs and the SQLite file
     database_url: str = ""  # empty: SQLite in data_dir; or postgresql+asyncpg://user@host/db
 
-
-@dataclass
-class Queue:
-    cpu_slots: int = 1  # jobs at once on a machine without a GPU (one per GPU otherwise)
-    gpu_slots_per_device: int = 1
-    dispatch_seconds: float = 1.0  # how often the dispatcher looks for work
-    reap_seconds: float = 5.0  # how often dead or silent workers are looked for
-    heartbeat_seconds: float = 2.0  # how often a worker writes its heartbeat and progress
-    heartbeat_timeout_seconds: float = 60.0  # a running job silent this long has lost its worker
-    max_attempts: int = 2  # a job whose worker dies is retried until this many attempts
-    time_limit_minutes: float = 60.0  # a job running longer is stopped and failed
-    kill_grace_seconds: float = 5.0  # after terminate(), wait this long before kill()
-    instructor_priority: int = 10  # priority of jobs instructors submit (students: 0)
-    predict_cache_size: int = 4  # loaded models kept for /predict
-    predict_threads: int = 1  # ONNX Runtime threads per prediction (beside training workers: 1)
-    worker_nice: int = 10  # training workers run at this lower CPU priority (0-19) so predictions stay fast
-    predict_batch_ms: float = 5.0  # predictions arriving within this window share one forward pass
+    @field_validator("database_url")
+    @classmethod
+    def _supported(cls, url: str) -> str:
+        return check_database_url(url) if url else url
 
 
-@dataclass
-class Quotas:
+def check_database_url(url: str) -> str:
+    """The URL if TinyTutor can use it; ValueError naming the supported drivers otherwise."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"{url!r} is not a database URL; use {' or '.join(d + '://...' for d in DATABASE_DRIVERS)}"
+                         ) from None
+    if u.drivername not in DATABASE_DRIVERS:
+        raise ValueError(f"the driver {u.drivername!r} is not supported; use sqlite+aiosqlite:///PATH or "
+                         "postgresql+asyncpg://USER@HOST:5432/DB")
+    return url
+
+
+class Queue(Section):
+    executor: Literal["local", "ray"] = "local"  # where jobs run: processes here, or Ray tasks ([ray])
+    cpu_slots: int = Field(1, ge=1, le=1024)  # jobs at once on a machine without a GPU (one per GPU otherwise)
+    gpu_slots_per_device: int = Field(1, ge=1, le=64)
+    dispatch_seconds: float = Field(1.0, gt=0, le=3600)  # how often the dispatcher looks for work
+    reap_seconds: float = Field(5.0, gt=0, le=3600)  # how often dead or silent workers are looked for
+    heartbeat_seconds: float = Field(2.0, gt=0, le=3600)  # how often a worker writes its heartbeat and progress
+    heartbeat_timeout_seconds: float = Field(60.0, gt=0)  # a running job silent this long has lost its worker
+    max_attempts: int = Field(2, ge=1, le=100)  # a job whose worker dies is retried until this many attempts
+    time_limit_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)  # a job running longer is stopped and failed
+    kill_grace_seconds: float = Field(5.0, ge=0, le=600)  # after terminate(), wait this long before kill()
+    instructor_priority: int = Field(10, ge=-1000, le=1000)  # priority of instructors' jobs (students: 0)
+    predict_cache_size: int = Field(4, ge=1, le=256)  # loaded models kept for /predict
+    predict_threads: int = Field(1, ge=1, le=256)  # ONNX Runtime threads per prediction (beside training: 1)
+    worker_nice: int = Field(10, ge=0, le=19)  # training workers' CPU priority (Unix nice) so predictions stay fast
+    predict_batch_ms: float = Field(5.0, ge=0, le=1000)  # predictions within this window share a forward pass
+
+    @model_validator(mode="after")
+    def _timeout_outlasts_heartbeats(self):
+        if self.heartbeat_timeout_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError(f"heartbeat_timeout_seconds ({self.heartbeat_timeout_seconds:g}) must be at least 3 "
+                             f"heartbeats ({3 * self.heartbeat_seconds:g} s), or healthy workers are declared dead")
+        return self
+
+
+class Ray(Section):
+    address: str = ""  # empty: start a local Ray runtime; else join that cluster ("ray://head:10001" or "auto")
+    cpus_per_job: float = Field(1.0, gt=0, le=1024)  # CPUs a job asks for on a cluster without GPUs
+    slots: int = Field(0, ge=0, le=10_000)  # jobs at once; 0: one per GPU in the cluster, else CPUs / cpus_per_job
+    local_cpus: int = Field(0, ge=0, le=1024)  # CPUs of a local runtime; 0: all of this machine's
+
+
+class Quotas(Section):
     """Defaults for a new class; instructors change their class's values (/quota)."""
 
-    max_queued_per_student: int = 3  # queued and running jobs at once
-    max_running_per_student: int = 1
-    max_jobs_per_day: int = 10
-    max_rows: int = 20000
-    max_bytes: int = 5000000
-    max_epochs: int = 20
+    max_queued_per_student: int = Field(3, ge=1, le=PG_INT_MAX)  # queued and running jobs at once
+    max_running_per_student: int = Field(1, ge=1, le=PG_INT_MAX)
+    max_jobs_per_day: int = Field(10, ge=1, le=PG_INT_MAX)
+    max_rows: int = Field(20000, ge=1, le=PG_INT_MAX)
+    max_bytes: int = Field(5000000, ge=1, le=PG_INT_MAX)
+    max_epochs: int = Field(20, ge=1, le=PG_INT_MAX)
 
 
-@dataclass
-class DiscordSettings:
-    guild_id: str = ""  # a server id: commands are synced there at start (instant); empty: globally
-    instructor_role_id: str = ""  # members with this role are instructors (besides Manage Server)
-    max_upload_bytes: int = 5000000  # attachments larger than this are refused before download
-    progress_edit_seconds: float = 5.0  # how often progress messages are edited (at most)
-    outbox_seconds: float = 2.0  # how often finished jobs are looked for and announced
-    give_up_minutes: float = 30.0  # a result its channel refuses (403/404) this long goes to the student's DMs
+class DiscordSettings(Section):
+    guild_id: str = Field("", pattern=r"^\d*$")  # a server id: commands sync there at start; empty: globally
+    instructor_role_id: str = Field("", pattern=r"^\d*$")  # members with this role are instructors too
+    max_upload_bytes: int = Field(5000000, ge=1, le=PG_INT_MAX)  # larger attachments are refused before download
+    progress_edit_seconds: float = Field(5.0, gt=0, le=3600)  # how often progress messages are edited (at most)
+    outbox_seconds: float = Field(2.0, gt=0, le=3600)  # how often finished jobs are looked for and announced
+    give_up_minutes: float = Field(30.0, ge=0)  # a result its channel refuses (403/404) this long goes to DMs
 
 
-@dataclass
-class Settings:
-    data: DataLimits = field(default_factory=DataLimits)
-    training: dict = field(default_factory=dict)  # TrainSpec defaults, validated
-    base_models: dict[str, str] = field(default_factory=dict)
-    paths: Paths = field(default_factory=Paths)
-    hub: Hub = field(default_factory=Hub)
-    storage: Storage = field(default_factory=Storage)
-    queue: Queue = field(default_factory=Queue)
-    quotas: Quotas = field(default_factory=Quotas)
-    discord: DiscordSettings = field(default_factory=DiscordSettings)
-    source: str = "built-in defaults"
+class Settings(BaseSettings):
+    """All of config.toml. The file's values are given as keyword arguments; environment variables
+    (``TINYTUTOR_<SECTION>__<KEY>``) override them."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True,  # each section is strict
+                                      env_prefix="TINYTUTOR_", env_nested_delimiter="__")
+
+    data: DataLimits = Field(default_factory=DataLimits)
+    training: dict = Field(default_factory=dict)  # TrainSpec defaults, checked against TrainSpec
+    base_models: dict[str, str] = Field(default_factory=dict)  # name -> local model directory
+    paths: Paths = Field(default_factory=Paths)
+    hub: Hub = Field(default_factory=Hub)
+    storage: Storage = Field(default_factory=Storage)
+    queue: Queue = Field(default_factory=Queue)
+    ray: Ray = Field(default_factory=Ray)
+    quotas: Quotas = Field(default_factory=Quotas)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        def environment() -> dict:  # values as TOML would give them: 3 is a number, true a boolean
+            return _typed(env_settings())
+
+        return environment, init_settings  # the environment beats the file
+
+    @field_validator("training")
+    @classmethod
+    def _training_keys(cls, values: dict) -> dict:
+        per_run = sorted(set(values) & _PER_RUN)
+        if per_run:
+            raise ValueError(f"{per_run[0]} is not a setting here: it is chosen per run")
+        TrainSpec.make(data_path="config-check", **values)  # raises SpecError naming the key (see load_settings)
+        return values
+
+    @model_validator(mode="after")
+    def _quotas_within_caps(self):
+        for key in ("max_rows", "max_bytes"):  # a class quota cannot go past the server's hard cap
+            if getattr(self.quotas, key) > getattr(self.data, key):
+                if key in self.quotas.model_fields_set:
+                    raise ValueError(f"[quotas].{key} ({getattr(self.quotas, key):,}) is above [data].{key} "
+                                     f"({getattr(self.data, key):,}); lower it or raise [data].{key}")
+                setattr(self.quotas, key, getattr(self.data, key))  # the default follows a lower cap
+        return self
 
     @property
     def database_url(self) -> str:
         """$TINYTUTOR_DATABASE_URL, else [storage].database_url, else SQLite in the data directory."""
-        url = os.environ.get("TINYTUTOR_DATABASE_URL") or self.storage.database_url
+        url = os.environ.get("TINYTUTOR_DATABASE_URL")
         if url:
-            return url
+            try:
+                return check_database_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"TINYTUTOR_DATABASE_URL: {exc}") from None
+        if self.storage.database_url:
+            return self.storage.database_url
         return f"sqlite+aiosqlite:///{(Path(self.storage.data_dir) / 'tinytutor.db').resolve()}"
 
     def train_spec(self, data_path: str, **overrides) -> TrainSpec:
-        """A spec from the configured defaults, with the caller's (non-None) choices on top."""
+        """A spec from the configured defaults, with the caller's (non-None) choices on top. SpecError
+        names a setting that cannot work."""
         values = dict(self.training)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return TrainSpec(data_path=data_path, limits=self.data, **values)
-
-
-def _type_name(tp) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
-
-
-def _check_value(where: str, key: str, value, tp):
-    """Return the value converted to ``tp`` or raise ConfigError naming ``where.key``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        tp = inner[0]
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
-    if not ok:
-        raise ConfigError(f"{where}.{key} must be {_type_name(tp)}, got {value!r}")
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise ConfigError(f"{where}.{key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
-    if tp in (int, float) and value < 0:
-        raise ConfigError(f"{where}.{key} must not be negative, got {value!r}")
-    return value
-
-
-def _section(where: str, table, cls, exclude=frozenset()) -> dict:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table, like [{where.split(']')[0].strip('[')}]")
-    hints = typing.get_type_hints(cls)
-    allowed = {f.name for f in fields(cls)} - set(exclude)
-    out = {}
-    for key, value in table.items():
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key} is not a setting; the settings there are: {', '.join(sorted(allowed))}")
-        out[key] = _check_value(where, key, value, hints[key])
-    return out
+        return TrainSpec.make(data_path=data_path, limits=self.data, **values)
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read config.toml: the given path, else $TINYTUTOR_CONFIG, else ./config.toml, else defaults."""
     explicit = path or os.environ.get("TINYTUTOR_CONFIG")
     path = Path(explicit) if explicit else Path("config.toml")
-    if not path.is_file():
-        if explicit:
-            raise ConfigError(f"Config file {path} does not exist")
-        return Settings()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw: dict = {}
     name = path.name
-    known = {"data", "training", "base_models", "paths", "hub", "storage", "queue", "quotas", "discord"}
-    for key in raw:
-        if key not in known:
-            raise ConfigError(f"{name}: [{key}] is not a section; the sections are {', '.join(sorted(known))}")
-    data = DataLimits(**_section(f"{name}: [data]", raw.get("data", {}), DataLimits))
-    training = _section(f"{name}: [training]", raw.get("training", {}), TrainSpec, _PER_RUN)
-    base_models = {}
-    for key, value in raw.get("base_models", {}).items():
-        if not isinstance(value, str):
-            raise ConfigError(f"{name}: [base_models].{key} must be a directory path string, got {value!r}")
-        p = Path(value).expanduser()
-        base_models[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    paths = Paths(**_section(f"{name}: [paths]", raw.get("paths", {}), Paths))
-    hub = Hub(**_section(f"{name}: [hub]", raw.get("hub", {}), Hub))
-    storage = Storage(**_section(f"{name}: [storage]", raw.get("storage", {}), Storage))
-    data_dir = Path(storage.data_dir).expanduser()
-    storage.data_dir = str(data_dir if data_dir.is_absolute() else (path.parent / data_dir).resolve())
-    queue = Queue(**_section(f"{name}: [queue]", raw.get("queue", {}), Queue))
-    if queue.max_attempts < 1:
-        raise ConfigError(f"{name}: [queue].max_attempts must be at least 1, got {queue.max_attempts}")
-    if not 0 <= queue.worker_nice <= 19:
-        raise ConfigError(f"{name}: [queue].worker_nice must be 0 to 19 (a Unix nice value), got {queue.worker_nice}")
-    if queue.predict_threads < 1:
-        raise ConfigError(f"{name}: [queue].predict_threads must be at least 1, got {queue.predict_threads}")
-    quotas = Quotas(**_section(f"{name}: [quotas]", raw.get("quotas", {}), Quotas))
-    for key in ("max_rows", "max_bytes"):  # a class quota cannot go past the server's hard cap
-        if key not in raw.get("quotas", {}):
-            setattr(quotas, key, min(getattr(quotas, key), getattr(data, key)))  # default: follow a lower cap
-        elif getattr(quotas, key) > getattr(data, key):
-            raise ConfigError(f"{name}: [quotas].{key} ({getattr(quotas, key):,}) is above [data].{key} "
-                              f"({getattr(data, key):,}); lower it or raise [data].{key}")
-    disc = DiscordSettings(**_section(f"{name}: [discord]", raw.get("discord", {}), DiscordSettings))
-    for key in ("guild_id", "instructor_role_id"):
-        if getattr(disc, key) and not getattr(disc, key).isdigit():
-            raise ConfigError(f"{name}: [discord].{key} must be a Discord id (digits only), got {getattr(disc, key)!r}")
-    settings = Settings(data=data, training=training, base_models=base_models, paths=paths, hub=hub,
-                        storage=storage, queue=queue, quotas=quotas, discord=disc, source=str(path))
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"Config file {path} does not exist")
+    else:
+        name = "environment"
+    sections = sorted(Settings.model_fields)
+    for key, value in raw.items():
+        if key not in Settings.model_fields:
+            raise ConfigError(f"{name}: [{key}] is not a section; the sections are {', '.join(sections)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: [{key}] must be a table, like [{key}] on a line of its own")
     try:
-        settings.train_spec("config-check").validate()
-    except ValueError as exc:
-        raise ConfigError(f"{name}: [training]: {exc}") from None
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{name}: {_describe(exc)}") from None
+    except SpecError as exc:  # from the [training] check
+        raise ConfigError(f"{name}: [training].{exc}") from None
+    base = path.parent
+    for key, value in settings.base_models.items():
+        p = Path(value).expanduser()
+        settings.base_models[key] = str(p if p.is_absolute() else (base / p).resolve())
+    data_dir = Path(settings.storage.data_dir).expanduser()
+    settings.storage.data_dir = str(data_dir if data_dir.is_absolute() else (base / data_dir).resolve())
     return settings
+
+
+def _typed(value):
+    """An environment variable's text read as a TOML value would be ("3" -> 3, "true" -> True), else kept."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, str):
+        try:
+            return tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            return value
+    return value
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first problem, one line, naming ``[section].key``."""
+    e = exc.errors()[0]
+    loc = [str(x) for x in e["loc"]]
+    msg = e["msg"].removeprefix("Value error, ")
+    if not loc:
+        return msg
+    where = f"[{loc[0]}]" + "".join(f".{x}" for x in loc[1:])
+    if e["type"] == "extra_forbidden" and len(loc) == 2:
+        allowed = sorted(_fields_of(loc[0]))
+        return f"{where} is not a setting; the settings there are: {', '.join(allowed)}"
+    if e["type"] in ("unexpected_keyword_argument",):
+        return f"{where} is not a setting; the settings there are: {', '.join(sorted(_fields_of(loc[0])))}"
+    got = "" if e["type"] in ("value_error", "missing") else f" (got {e['input']!r})"
+    return f"{where}: {msg}{got}"
+
+
+def _fields_of(section: str) -> set[str]:
+    from dataclasses import fields, is_dataclass
+
+    tp = Settings.model_fields[section].annotation
+    if is_dataclass(tp):
+        return {f.name for f in fields(tp)}
+    return set(getattr(tp, "model_fields", {}))

@@ -1,9 +1,8 @@
 """Alembic environment (async template). The app passes its own connection in
 ``config.attributes["connection"]``; the ``alembic`` command line builds an engine from
-``sqlalchemy.url`` (or $TINYTUTOR_DATABASE_URL) and runs the same migrations through it."""
+``sqlalchemy.url`` (or TinyTutor's settings: $TINYTUTOR_DATABASE_URL, config.toml) and runs the same migrations through it."""
 
 import asyncio
-import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -27,7 +26,11 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    url = os.environ.get("TINYTUTOR_DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:  # the alembic command line: the database TinyTutor's settings name
+        from bot.settings import load_settings
+
+        url = load_settings().database_url
     engine = create_engine(url, pooled=False)
     async with engine.begin() as connection:
         await connection.run_sync(do_run_migrations)

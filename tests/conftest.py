@@ -144,24 +144,22 @@ def settings_for(tmp_path, tiny_base):
 
 
 @pytest.fixture
-def make(db, db_url, settings_for):
+async def make(db, db_url, settings_for):
     """Build a service and a scheduler on the test database; stops every scheduler at the end."""
     made = []
 
-    from bot.service import Service
-    from trainer.scheduler import Scheduler
+    from jobs.executor import LocalExecutor
+    from jobs.scheduler import Scheduler
+    from service import Service
 
-    def build(target=None, **queue):
+    def build(target=None, executor=None, **queue):
+        """``target``: the local worker's entry point (a slowed or broken one); ``executor``: another
+        executor's class, built with these settings (``RayExecutor``)."""
         settings = settings_for(db_url, **queue)
-        sched = Scheduler(db, settings, target=target, slots=1)
+        sched = Scheduler(db, settings, executor=executor(settings) if executor else LocalExecutor(target), slots=1)
         made.append(sched)
         return Service(db, settings), sched
 
     yield build
     for sched in made:
-        for r in list(sched.running.values()):
-            if r.process.is_alive():
-                r.process.kill()
-                r.process.join(5)
-        if sched._aps is not None:
-            sched._aps.shutdown(wait=False)
+        await sched.stop(requeue=False)  # ends its workers (and a Ray runtime it started)

@@ -8,7 +8,7 @@ import time
 def slow_run_job(payload: dict) -> None:
     """The real worker, with each training step slowed down so a test can act mid-training."""
     import trainer.pipeline as pipeline
-    from trainer.worker import run_job
+    from jobs.worker import run_job
 
     real = pipeline.run_training
 
@@ -27,7 +27,7 @@ def slow_run_job(payload: dict) -> None:
 def crashing_run_job(payload: dict) -> None:
     """The real worker, with a bug in training: the student must get a plain message, the log the traceback."""
     import trainer.pipeline as pipeline
-    from trainer.worker import run_job
+    from jobs.worker import run_job
 
     def broken(spec, progress, registry=None):
         raise RuntimeError("secret internals: tensor shape mismatch at layer 3")

@@ -51,7 +51,8 @@ async def test_login_runs_setup_and_syncs_every_command_to_the_configured_guild(
     # discord.py cuts descriptions over Discord's 100 characters with "…": none may need cutting
     assert not [o["name"] for c in sync[0].json for o in c.get("options", []) if o["description"].endswith("…")]
     assert not [c["name"] for c in sync[0].json if c.get("description", "").endswith("…")]
-    assert env.bot.runtime.scheduler._aps is not None  # the scheduler started with the bot
+    assert env.bot.runtime.scheduler.started  # the scheduler started with the bot, on its periodic tasks
+    assert {"dispatch", "reap", "outbox", "progress"} <= set(env.bot.runtime.periodic.names)
 
 
 async def test_train_progress_report_and_predict_end_to_end(env):
@@ -270,7 +271,7 @@ async def test_unexpected_errors_are_logged_with_an_id_the_student_can_quote(env
 
 
 def _caller(user: User):
-    from bot.service import Caller
+    from service import Caller
 
     return Caller(str(GUILD_ID), str(user.id), instructor=user.manage_guild)
 

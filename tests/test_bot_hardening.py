@@ -149,7 +149,7 @@ async def test_one_locked_channel_does_not_stop_progress_for_the_class(env):
         await env.run(ALICE if name == "locked" else BOB, "train", [opt, option("name", STRING, name)],
                       attachments=[att])
     for _ in range(100):  # each /train posts its progress message after answering
-        jobs = {j[0].name: j for j in await env.bot.service.progress_messages()}
+        jobs = {j[0].name: j for j in await env.bot.progress.pending()}
         if len(jobs) == 2:
             break
         await asyncio.sleep(0.1)
@@ -164,12 +164,12 @@ async def test_one_locked_channel_does_not_stop_progress_for_the_class(env):
     await asyncio.sleep(1.0)  # several progress rounds
     tries = [c for c in env.fake.calls if c.method == "PATCH" and c.path.endswith(f"/messages/{locked}")]
     assert len(tries) == 1 and tries[0].status == 403  # given up at once, not retried every round
-    assert not [j for j in await env.bot.service.progress_messages() if j[0].name == "locked"]
+    assert not [j for j in await env.bot.progress.pending() if j[0].name == "locked"]
 
 
 async def test_a_result_its_channel_refuses_reaches_the_student_by_direct_message_once(env):
     await env.bot.runtime.scheduler.stop(requeue=True)
-    env.bot.notifier.give_up_after = timedelta(0)
+    env.bot.outbox.give_up_after = timedelta(0)
     env.fake.fail("POST", rf"^/channels/{CHANNEL_ID}/messages$", 403, times=-1)
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
     calls = await env.run(ALICE, "train", [opt, option("name", STRING, "muted")], attachments=[att], messages=2)

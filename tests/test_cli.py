@@ -92,7 +92,7 @@ def test_train_without_out_writes_under_the_configured_runs_dir(synthetic_csv, t
 
 def test_bad_flags_are_refused_before_any_work(synthetic_csv, tmp_path, capsys):
     assert main(["train", str(synthetic_csv), "--epochs", "0", "--out", str(tmp_path / "o")]) == 1
-    assert "epochs must be at least 1" in capsys.readouterr().err
+    assert "epochs: Input should be greater than or equal to 1 (got 0)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert main(["train", str(synthetic_csv), "--base", "no/such/dir/here", "--out", str(tmp_path / "o")]) == 1
     assert "does not exist" in capsys.readouterr().err
@@ -104,7 +104,7 @@ def test_bad_flags_are_refused_before_any_work(synthetic_csv, tmp_path, capsys):
 def test_bad_config_stops_with_the_key(synthetic_csv, tmp_path, capsys):
     (tmp_path / "config.toml").write_text("[training]\nepochs = 'six'\n")
     assert main(["check", str(synthetic_csv)]) == 1
-    assert "[training].epochs must be an integer" in capsys.readouterr().err
+    assert "[training].epochs: Input should be a valid integer (got 'six')" in capsys.readouterr().err
 
 
 def test_console_script_is_installed(tmp_path):

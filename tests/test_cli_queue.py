@@ -102,5 +102,5 @@ def test_scheduler_command_runs_queued_jobs_and_stops_on_ctrl_c(config, syntheti
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
-    assert "job 1 started (attempt 1) in process" in out and "scheduler running with 1 slot(s)" in out
+    assert "job 1 started (attempt 1): process" in out and "scheduler running with 1 slot(s)" in out
     assert list((config.parent / "class-data" / "models").glob("job-1-a1/model.safetensors"))

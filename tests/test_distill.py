@@ -160,5 +160,7 @@ def test_a_teacher_with_other_labels_is_refused_plainly(synthetic_csv, tiny_base
 
 
 def test_a_teacher_needs_method_distill(synthetic_csv, tiny_base, tmp_path):
-    with pytest.raises(ValueError, match="distill method"):
-        run_training(_spec(synthetic_csv, tiny_base, tmp_path / "s", method="full", teacher=str(tmp_path)))
+    from trainer.spec import SpecError, TrainSpec
+
+    with pytest.raises(SpecError, match="a teacher is for the distill method"):
+        TrainSpec.make(data_path=str(synthetic_csv), base=str(tiny_base), method="full", teacher=str(tmp_path))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from jobs.fairness import fair_order, next_job
 from storage.queue import Candidate, QueueState
-from trainer.scheduler import fair_order, next_job
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 

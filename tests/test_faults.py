@@ -78,7 +78,7 @@ async def test_a_live_worker_of_a_killed_scheduler_keeps_its_slot(make, db):
     finally:
         survivor.kill()
         for r in list(restarted.running.values()):
-            r.process.kill()
+            await r.handle.stop(0)
 
 
 async def test_a_worker_that_cannot_start_fails_its_job_at_once_with_the_reason(make, db, tmp_path):

@@ -52,25 +52,37 @@ def test_repository_config_loads_and_matches_the_defaults():
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[training]\nepochs = 'four'\n", "[training].epochs must be an integer, got 'four'"),
-    ("[training]\nepoch = 3\n", "[training].epoch is not a setting"),
-    ("[training]\nmethod = 'qlora'\n", "[training].method must be one of full, lora, head"),
-    ("[data]\nmax_rows = true\n", "[data].max_rows must be an integer, got True"),
-    ("[data]\nval_fraction = -0.1\n", "[data].val_fraction must not be negative"),
+    ("[training]\nepochs = 'four'\n", "[training].epochs: Input should be a valid integer (got 'four')"),
+    ("[training]\nepoch = 3\n", "[training].epoch: Unexpected keyword argument"),
+    ("[training]\nmethod = 'qlora'\n", "[training].method: Input should be 'full', 'lora', 'head' or 'distill'"),
+    ("[data]\nmax_rows = true\n", "[data].max_rows: Input should be a valid integer (got True)"),
+    ("[data]\nval_fraction = -0.1\n", "[data].val_fraction: Input should be greater than 0 (got -0.1)"),
+    ("[data]\nval_fraction = 0.5\ntest_fraction = 0.5\n", "val_fraction + test_fraction is 1"),
     ("[trainig]\n", "[trainig] is not a section"),
-    ("[training]\ndata_path = 'x.csv'\n", "[training].data_path is not a setting"),
-    ("[training]\nmax_length = 4096\n", "max_length must be at most 512"),
-    ("[base_models]\nzh = 3\n", "[base_models].zh must be a directory path string"),
+    ("[training]\ndata_path = 'x.csv'\n", "data_path is not a setting here: it is chosen per run"),
+    ("[training]\nmax_length = 4096\n", "[training].max_length: Input should be less than or equal to 512"),
+    ("[base_models]\nzh = 3\n", "[base_models].zh: Input should be a valid string (got 3)"),
     ("[training\n", "not valid TOML"),
     ("[quotas]\nmax_rows = 60000\n", "[quotas].max_rows (60,000) is above [data].max_rows (50,000)"),
-    ("[queue]\nmax_attempts = 0\n", "[queue].max_attempts must be at least 1"),
-    ("[queue]\nworker_nice = 25\n", "[queue].worker_nice must be 0 to 19"),
-    ("[queue]\npredict_threads = 0\n", "[queue].predict_threads must be at least 1"),
-    ("[training]\ntemperature = 0\n", "temperature must be above 0"),
-    ("[training]\naugment = 50\n", "augment must be between 0 and 20"),
-    ("[training]\nteacher = 'x'\n", "[training].teacher is not a setting"),
-    ("[discord]\nguild_id = 'my class'\n", "[discord].guild_id must be a Discord id"),
+    ("[queue]\nmax_attempts = 0\n", "[queue].max_attempts: Input should be greater than or equal to 1"),
+    ("[queue]\nworker_nice = 25\n", "[queue].worker_nice: Input should be less than or equal to 19"),
+    ("[queue]\npredict_threads = 0\n", "[queue].predict_threads: Input should be greater than or equal to 1"),
+    ("[queue]\ncpu_slots = 0\n", "[queue].cpu_slots: Input should be greater than or equal to 1"),
+    ("[queue]\nheartbeat_seconds = 0\n", "[queue].heartbeat_seconds: Input should be greater than 0"),
+    ("[queue]\ntime_limit_minutes = nan\n", "[queue].time_limit_minutes: Input should be a finite number"),
+    ("[queue]\ntime_limit_minutes = inf\n", "[queue].time_limit_minutes: Input should be a finite number"),
+    ("[queue]\nheartbeat_timeout_seconds = 1.0\n", "heartbeat_timeout_seconds (1) must be at least 3 heartbeats"),
+    ("[queue]\nexecutor = 'slurm'\n", "[queue].executor: Input should be 'local' or 'ray'"),
+    ("[data]\ntest_fraction = 1.5\n", "[data].test_fraction: Input should be less than 1"),
+    ("[quotas]\nmax_epochs = 3000000000\n", "[quotas].max_epochs: Input should be less than or equal to 2147483647"),
+    ("[storage]\ndatabase_url = 'mysql://root@db/class'\n", "the driver 'mysql' is not supported"),
+    ("[storage]\ndatabase_url = 'not a url at all'\n", "is not a database URL"),
+    ("[training]\ntemperature = 0\n", "[training].temperature: Input should be greater than 0"),
+    ("[training]\naugment = 50\n", "[training].augment: Input should be less than or equal to 20"),
+    ("[training]\nteacher = 'x'\n", "teacher is not a setting here: it is chosen per run"),
+    ("[discord]\nguild_id = 'my class'\n", "[discord].guild_id: String should match pattern"),
     ("[discord]\ntoken = 'x'\n", "[discord].token is not a setting"),
+    ("[ray]\ncpus_per_job = 0\n", "[ray].cpus_per_job: Input should be greater than 0"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, message):
     path = tmp_path / "config.toml"
@@ -94,10 +106,24 @@ def test_config_overrides_and_relative_base_model_paths(tmp_path):
 def test_train_spec_round_trips_through_json():
     import json
 
-    from trainer.spec import TrainSpec
+    from trainer.spec import SpecError, TrainSpec
 
     spec = TrainSpec(data_path="d.csv", layer_list=[0, 2], method="lora", limits=DataLimits(max_rows=9))
     again = TrainSpec.from_dict(json.loads(spec.to_json()))
     assert again == spec and again.limits.max_rows == 9
-    with pytest.raises(ValueError, match="unknown training settings: colour"):
+    with pytest.raises(SpecError, match="unknown training settings: colour"):
         TrainSpec.from_dict({**spec.to_dict(), "colour": "red"})
+
+
+def test_the_environment_overrides_the_file_and_a_bad_database_url_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    path.write_text("[queue]\ncpu_slots = 2\n")
+    monkeypatch.setenv("TINYTUTOR_QUEUE__CPU_SLOTS", "3")
+    assert load_settings(path).queue.cpu_slots == 3
+    monkeypatch.setenv("TINYTUTOR_QUEUE__CPU_SLOTS", "0")
+    with pytest.raises(ConfigError, match=r"\[queue\].cpu_slots: Input should be greater than or equal to 1"):
+        load_settings(path)
+    monkeypatch.delenv("TINYTUTOR_QUEUE__CPU_SLOTS")
+    monkeypatch.setenv("TINYTUTOR_DATABASE_URL", "mysql://root@db/class")
+    with pytest.raises(ConfigError, match="TINYTUTOR_DATABASE_URL: the driver 'mysql' is not supported"):
+        _ = load_settings(path).database_url

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from bot.microbatch import MicroBatcher
+from service.microbatch import MicroBatcher
 
 
 class Recorder:

@@ -12,7 +12,7 @@ from queue_helpers import crashing_run_job, slow_run_job
 from sqlalchemy import select
 from test_service import ALICE, BOB, GOOD, TEACH
 
-from bot.notifier import Notifier
+from jobs.outbox import OutboxPump
 from storage.db import Database
 from storage.models import Job, Model, Outbox, Report
 
@@ -128,14 +128,9 @@ async def test_after_a_restart_no_job_is_left_running_without_a_worker(make, db,
     await first.start()
     job = await wait_for(training(db, sub.job.id))
     # the whole service dies: scheduler and worker gone, nothing recorded
-    first._stopped = True
-    first._aps.shutdown(wait=False)
-    first._aps = None
-    async with first._lock:  # no dispatch or reap of the dead service runs after this
-        proc = first.running[job.id].process
-        proc.kill()
-        proc.join(10)
-        first.running.clear()
+    first.halt()
+    await first.running[job.id].handle.stop(0)  # SIGTERM, at once SIGKILL: the worker records nothing
+    first.running.clear()
     assert (await get_job(db, job.id)).status == "running"
 
     other_db = Database(db_url)  # a new process would have its own engine
@@ -188,7 +183,7 @@ async def test_cancel_of_a_running_job_ends_its_process(make, db):
     await sched.start()
     try:
         job = await wait_for(training(db, sub.job.id))
-        pid = sched.running[job.id].process.pid
+        pid = sched.running[job.id].handle.pid
         view = await service.cancel(ALICE, job.id)
         assert view.status in ("running", "cancelled")  # the scheduler ends the process within a second
         job = await wait_for(status_is(db, job.id, "cancelled"), timeout=30)
@@ -265,7 +260,7 @@ async def test_outbox_rows_survive_a_restart_and_are_delivered_once(make, db, db
             raise ConnectionError("Discord is down")
         sent.append((row.id, row.kind, row.job_id))
 
-    assert await Notifier(db, deliver).deliver_once() == 0  # Discord down: nothing delivered, all kept
+    assert await OutboxPump(db, deliver).deliver_once() == 0  # Discord down: nothing delivered, all kept
     async with db.transaction() as s:
         rows = list((await s.execute(select(Outbox))).scalars())
         for r in rows:
@@ -274,7 +269,7 @@ async def test_outbox_rows_survive_a_restart_and_are_delivered_once(make, db, db
     fail["on"] = False
     restarted = Database(db_url)  # the bot restarts
     try:
-        notifiers = [Notifier(restarted, deliver), Notifier(db, deliver)]
+        notifiers = [OutboxPump(restarted, deliver), OutboxPump(db, deliver)]
         counts = await asyncio.gather(*(n.deliver_once() for n in notifiers))
         assert sum(counts) == 3
         assert await notifiers[0].deliver_once() == 0
@@ -313,7 +308,7 @@ async def test_a_periodic_task_still_running_at_its_next_turn_is_not_a_warning(c
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from trainer.scheduler import quiet_skipped_runs
+    from jobs.periodic import quiet_skipped_runs
 
     calls = []
 

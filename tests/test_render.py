@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot import render
-from bot.service import JobView
+from service import JobView
 
 
 def view(status, progress=None, **kw):

@@ -11,7 +11,8 @@ import pytest
 from conftest import synthetic_rows
 from sqlalchemy import func, select
 
-from bot.errors import (
+from service import Caller, Service
+from service.errors import (
     Conflict,
     InvalidDataset,
     InvalidRequest,
@@ -19,7 +20,6 @@ from bot.errors import (
     PermissionDenied,
     QuotaExceeded,
 )
-from bot.service import Caller, Service
 from storage.models import Dataset, Job, Model, Outbox
 
 ALICE = Caller("class-a", "alice", name="Alice")
@@ -194,7 +194,7 @@ async def test_model_rules_own_shared_and_never_across_classes(service, db):
 
 
 async def test_pause_keeps_jobs_queued_and_resume_lets_them_start(service, db, settings_for, db_url):
-    from trainer.scheduler import Scheduler
+    from jobs.scheduler import Scheduler
 
     await service.submit(ALICE, GOOD, "t.csv", name="a")
     await service.set_paused(TEACH, True)
@@ -206,7 +206,7 @@ async def test_pause_keeps_jobs_queued_and_resume_lets_them_start(service, db, s
 
 
 async def test_instructor_jobs_go_first_then_students_take_turns(service, db, settings_for, db_url):
-    from trainer.scheduler import Scheduler
+    from jobs.scheduler import Scheduler
 
     await service.set_quotas(TEACH, max_queued_per_student=5, max_running_per_student=5)
     ids = {}

@@ -10,8 +10,18 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
 
 
-class TrainerError(Exception):
-    """Something a student can fix; the message says what and how."""
+class TinyTutorError(Exception):
+    """The project's one error root: something a student, instructor or operator can fix; the message
+    says what and how. The command line and the bot catch it (and its subclasses) by type; anything
+    else is a bug, logged with its traceback."""
+
+
+class TrainerError(TinyTutorError):
+    """Something a student can fix in their data or settings; the message says what and how."""
+
+
+class SpecError(TrainerError):
+    """A training setting that cannot work (a value out of range, an unknown key); the message names it."""
 
 
 @dataclass(frozen=True)

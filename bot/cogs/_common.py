@@ -8,9 +8,10 @@ import uuid
 import discord
 from discord import app_commands
 
+from service import Caller
+from service.errors import InvalidRequest, ServiceError
+
 from .. import render
-from ..errors import InvalidRequest, ServiceError
-from ..service import Caller
 
 log = logging.getLogger("tinytutor.bot")
 

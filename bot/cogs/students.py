@@ -14,10 +14,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from service.errors import InvalidRequest
 from trainer.errors import plural
 
 from .. import render
-from ..errors import InvalidRequest
 from ._common import (
     caller_of,
     check_size,
@@ -104,7 +104,7 @@ class Students(commands.Cog):
                                             "appear here; ask your instructor to let TinyTutor send messages. "
                                             "/jobs and /report still work.", ephemeral=True)
             return
-        await self.service.set_progress_message(job.id, str(interaction.channel_id), str(msg.id))
+        await self.bot.progress.remember(job.id, str(interaction.channel_id), str(msg.id))
 
     # -- /check ------------------------------------------------------------------------------------
     @app_commands.command(name="check")

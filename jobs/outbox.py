@@ -1,13 +1,15 @@
-"""Delivers outbox rows (finished, failed and cancelled jobs) and marks them delivered.
+"""The outbox pump: delivers outbox rows (finished, failed and cancelled jobs) and marks them delivered.
 
 The row is written in the same transaction as the job's outcome, so a result is never lost when
 Discord or the bot is down: delivery is retried with a growing delay until it succeeds. A row is
 claimed before sending so a second notifier does not send it too. A notice of several messages
 records each one as it is sent, so a retry after an outage sends only the rest, never a part twice.
 
-A channel that refuses the notice (403: the bot may not post there; 404: it was deleted) is retried
-for ``give_up_after`` (someone may fix the permission), then the row is marked given up and
-``undeliverable`` is called once (the bot tells the student directly).
+A destination that refuses the notice for good (``refused(exc)``; in Discord 403: the bot may not
+post there, 404: the channel was deleted) is retried for ``give_up_after`` (someone may fix the
+permission), then the row is marked given up and ``undeliverable`` is called once (the bot tells the
+student directly). How to deliver, and what counts as refused, come from the caller: this layer
+knows nothing of Discord.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-import discord
-
 from storage import queue as q
 from storage.db import Database
 from storage.models import Outbox, utcnow
-from trainer.scheduler import quiet_skipped_runs
+
+from .periodic import Periodic
 
 log = logging.getLogger("tinytutor.notifier")
 
@@ -30,17 +31,16 @@ Deliver = Callable[[Outbox, PartSent], Awaitable[None]]
 Undeliverable = Callable[[Outbox, str], Awaitable[None]]
 
 
-def refused(exc: Exception) -> bool:
-    """Discord answered that this channel will not take the message (not a passing outage)."""
-    return isinstance(exc, discord.Forbidden | discord.NotFound)
+def never_refused(exc: Exception) -> bool:
+    return False
 
 
-class Notifier:
-    def __init__(self, db: Database, deliver: Deliver, *, undeliverable: Undeliverable | None = None,
-                 give_up_after: timedelta = timedelta(minutes=30), max_backoff_seconds: float = 300.0):
-        self.db, self.deliver, self.undeliverable = db, deliver, undeliverable
+class OutboxPump:
+    def __init__(self, db: Database, deliver: Deliver, *, refused: Callable[[Exception], bool] = never_refused,
+                 undeliverable: Undeliverable | None = None, give_up_after: timedelta = timedelta(minutes=30),
+                 max_backoff_seconds: float = 300.0):
+        self.db, self.deliver, self.refused, self.undeliverable = db, deliver, refused, undeliverable
         self.give_up_after, self.max_backoff = give_up_after, max_backoff_seconds
-        self._aps = None
 
     async def deliver_once(self, limit: int = 20) -> int:
         """Send what is due; returns how many were delivered."""
@@ -56,7 +56,7 @@ class Notifier:
                 await self.deliver(row, part_sent)
             except Exception as exc:  # Discord down, channel gone, ...: try again later
                 error = f"{exc.__class__.__name__}: {exc}"
-                if refused(exc) and utcnow() - row.created_at >= self.give_up_after:
+                if self.refused(exc) and utcnow() - row.created_at >= self.give_up_after:
                     await self._give_up(row, error)
                     continue
                 backoff = min(self.max_backoff, 5.0 * 2 ** row.attempts)
@@ -82,18 +82,5 @@ class Notifier:
                 log.warning("outbox %s: the direct message to %s failed too: %s", row.id,
                             row.payload.get("owner_id"), exc)
 
-    def start(self, seconds: float = 2.0) -> None:
-        from datetime import UTC, datetime
-
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-        quiet_skipped_runs()
-        self._aps = AsyncIOScheduler(timezone=UTC)
-        self._aps.add_job(self.deliver_once, "interval", seconds=seconds, id="outbox", max_instances=1,
-                          coalesce=True, next_run_time=datetime.now(UTC))
-        self._aps.start()
-
-    def stop(self) -> None:
-        if self._aps is not None:
-            self._aps.shutdown(wait=False)
-            self._aps = None
+    def start(self, periodic: Periodic, seconds: float = 2.0) -> None:
+        periodic.every(seconds, self.deliver_once, "outbox")

@@ -3,8 +3,10 @@ the bot shows it as is (ephemeral), the command line prints it."""
 
 from __future__ import annotations
 
+from trainer.errors import TinyTutorError
 
-class ServiceError(Exception):
+
+class ServiceError(TinyTutorError):
     """A request the service refuses; the message says why and what to do."""
 
 

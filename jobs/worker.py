@@ -43,11 +43,10 @@ async def _run(payload: dict) -> None:
     from storage import queue as q
     from storage.db import Database
     from storage.files import ArtefactStore
-
-    from .errors import DataError, TrainerError
-    from .pipeline import CONFUSION_PNG, CURVE_PNG, run_training
-    from .progress import Progress
-    from .spec import TrainSpec
+    from trainer.errors import DataError, TrainerError
+    from trainer.pipeline import CONFUSION_PNG, CURVE_PNG, run_training
+    from trainer.progress import Progress
+    from trainer.spec import TrainSpec
 
     job_id, lease = payload["job_id"], payload["lease"]
     db = Database(payload["database_url"], pooled=False)
@@ -81,7 +80,7 @@ async def _run(payload: dict) -> None:
                     await q.cancel(s, job_id, lease, by="request")
                 await leave("cancel requested")
             if time.time() > payload["deadline_unix"]:
-                from .scheduler import TIMED_OUT
+                from .messages import TIMED_OUT
 
                 async with db.transaction() as s:
                     await q.fail(s, job_id, lease, TIMED_OUT.format(minutes=payload["time_limit_minutes"]))

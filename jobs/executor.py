@@ -1,0 +1,107 @@
+"""Where a claimed job runs: the executor seam.
+
+The scheduler decides what runs (the jobs table is the source of truth) and hands each claimed job
+to an executor, which returns a ``Handle``: something that is alive while the job runs, can be
+stopped (cancel, time limit, shutdown) and, when it ends without recording an outcome, counts as a
+worker that died (the reaper requeues its job). Two executors:
+
+- ``LocalExecutor``: a spawned OS process on this machine per job (``jobs.worker.run_job``), which
+  writes its heartbeat, progress and outcome to the database itself.
+- ``RayExecutor`` (``jobs.ray_executor``): a Ray task on a cluster; a coroutine on this host is its
+  database side (heartbeat, progress, outcome), so Ray workers need neither the database nor this
+  machine's files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Handle(Protocol):
+    job_id: int
+    pid: int | None  # an OS process on this host, if the job has one (recorded for restarts)
+
+    def alive(self) -> bool: ...
+
+    async def stop(self, grace_seconds: float) -> None:
+        """End the job's worker (politely, then by force after ``grace_seconds``); never blocks the loop."""
+
+    def describe_end(self) -> str:
+        """How it ended, for the log (an exit code, an exception)."""
+
+    def close(self) -> None: ...
+
+
+class Executor(Protocol):
+    name: str
+
+    async def launch(self, payload: dict) -> Handle:
+        """Start a job's worker. Raises OSError when it cannot start (the job then fails with the reason)."""
+
+    async def close(self) -> None: ...
+
+
+class ProcessHandle:
+    def __init__(self, job_id: int, process: multiprocessing.process.BaseProcess):
+        self.job_id, self.process = job_id, process
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    async def stop(self, grace_seconds: float) -> None:
+        """terminate(), then kill() after the grace period."""
+        p = self.process
+        if p.is_alive():
+            p.terminate()
+            await asyncio.to_thread(p.join, grace_seconds)
+        if p.is_alive():
+            p.kill()
+            await asyncio.to_thread(p.join, 5)
+
+    def describe_end(self) -> str:
+        return f"process {self.process.pid} exit code {self.process.exitcode}"
+
+    def close(self) -> None:
+        if self.process.exitcode is not None:
+            self.process.close()
+
+
+class LocalExecutor:
+    """One spawned process per job on this machine (spawn, not fork: no inherited event loop or
+    database connections)."""
+
+    name = "local"
+
+    def __init__(self, target: Callable[[dict], None] | None = None):
+        from .worker import run_job
+
+        self.target = target or run_job
+        self._ctx = multiprocessing.get_context("spawn")
+
+    async def launch(self, payload: dict) -> ProcessHandle:
+        os.makedirs(os.path.dirname(payload["log_path"]), exist_ok=True)  # OSError: read-only data directory
+        proc = self._ctx.Process(target=self.target, args=(payload,), name=f"tinytutor-job-{payload['job_id']}",
+                                 daemon=False)
+        proc.start()
+        return ProcessHandle(payload["job_id"], proc)
+
+    async def close(self) -> None:
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

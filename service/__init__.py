@@ -1,0 +1,28 @@
+"""The use cases, for the bot and the command line alike. No ``discord`` import: callers pass ids and
+plain values and get plain results; refusals are ``service.errors`` exceptions with readable messages.
+
+Who may do what:
+- a student sees, cancels and uses their own jobs and models, and models shared with their class;
+- an instructor (Discord's Manage Server or the configured role; decided by the caller) also sees
+  and steers the whole class's queue and quotas;
+- nothing crosses from one class (guild) to another: a job or model of another class is "not found".
+
+One module per use case: ``submissions`` (check and queue a file), ``jobs`` (see, cancel, reports),
+``models`` (models and predictions), ``admin`` (quotas, pause, the class report); ``base`` holds what
+they share. ``Service`` is all of them on one database.
+"""
+
+from __future__ import annotations
+
+from .admin import Admin
+from .base import Caller, JobView, ModelView, ReportView, Submitted, csv_cell
+from .jobs import Jobs
+from .models import Models
+from .submissions import Submissions
+
+
+class Service(Submissions, Jobs, Models, Admin):
+    """Every use case, sharing one database, artefact store and prediction cache."""
+
+
+__all__ = ["Caller", "JobView", "ModelView", "ReportView", "Service", "Submitted", "csv_cell"]

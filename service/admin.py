@@ -1,0 +1,73 @@
+"""Class administration for instructors: quotas, pausing the queue, the class report."""
+
+from __future__ import annotations
+
+from .base import QUOTA_NAMES, Caller, ServiceBase, csv_cell
+from .errors import InvalidRequest, PermissionDenied
+
+
+class Admin(ServiceBase):
+    # -- quotas and the queue ----------------------------------------------------------------------
+    async def quotas(self, caller: Caller) -> dict:
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+            return {k: getattr(cls, k) for k in QUOTA_NAMES} | {"paused": cls.paused}
+
+    async def set_quotas(self, caller: Caller, **values) -> dict:
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can change the class's quotas.")
+        values = {k: v for k, v in values.items() if v is not None}
+        for k, v in values.items():
+            if k not in QUOTA_NAMES:
+                raise InvalidRequest(f"{k} is not a quota; the quotas are {', '.join(QUOTA_NAMES)}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InvalidRequest(f"{k} must be a whole number of at least 1, got {v!r}")
+        if "max_bytes" in values and values["max_bytes"] > self.settings.data.max_bytes:
+            raise InvalidRequest(f"max_bytes cannot exceed the server's limit of {self.settings.data.max_bytes:,} "
+                                 "([data].max_bytes in config.toml)")
+        if "max_rows" in values and values["max_rows"] > self.settings.data.max_rows:
+            raise InvalidRequest(f"max_rows cannot exceed the server's limit of {self.settings.data.max_rows:,} "
+                                 "([data].max_rows in config.toml)")
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+            for k, v in values.items():
+                setattr(cls, k, v)
+        return await self.quotas(caller)
+
+    async def set_paused(self, caller: Caller, paused: bool) -> dict:
+        """Pause or resume the class's queue: running jobs go on, queued ones wait."""
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can pause or resume the class queue.")
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+            cls.paused = paused
+        return await self.quotas(caller)
+
+    async def class_report(self, caller: Caller) -> tuple[list[dict], bytes]:
+        """Instructors: per student, jobs by outcome and their best model; and every job as CSV."""
+        import csv
+        import io
+
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can see the class report.")
+        views = await self.jobs(caller, everyone=True, limit=100_000)
+        students: dict[str, dict] = {}
+        for v in sorted(views, key=lambda v: v.id):
+            st = students.setdefault(v.owner_id, {"student": v.owner_id, "jobs": 0, "succeeded": 0, "failed": 0,
+                                                  "cancelled": 0, "open": 0, "best_macro_f1": None,
+                                                  "best_model": None})
+            st["jobs"] += 1
+            key = v.status if v.status in ("succeeded", "failed", "cancelled") else "open"
+            st[key] += 1
+            if v.macro_f1 is not None and (st["best_macro_f1"] is None or v.macro_f1 > st["best_macro_f1"]):
+                st["best_macro_f1"], st["best_model"] = v.macro_f1, v.name
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["job", "student", "model", "status", "macro_f1", "attempts", "created_at", "started_at",
+                    "finished_at", "error"])
+        for v in sorted(views, key=lambda v: v.id):
+            d = v.to_dict()
+            w.writerow([v.id, v.owner_id, csv_cell(v.name), v.status, "" if v.macro_f1 is None else f"{v.macro_f1:.4f}",
+                        v.attempts, d["created_at"], d["started_at"] or "", d["finished_at"] or "", csv_cell(v.error or "")])
+        ranked = sorted(students.values(), key=lambda s: -(s["best_macro_f1"] or -1))
+        return ranked, buf.getvalue().encode("utf-8")

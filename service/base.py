@@ -1,0 +1,278 @@
+"""What every use case shares: who is asking (``Caller``), the views callers get back, and the
+service's access to the database, the artefact store, classes, members, jobs and models."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from storage import queue as q
+from storage.db import Database
+from storage.files import ArtefactStore
+from storage.models import (
+    CLASS,
+    FINISHED,
+    INSTRUCTOR,
+    STUDENT,
+    SUCCEEDED,
+    Classroom,
+    Job,
+    Member,
+    Model,
+    Report,
+    utcnow,
+)
+from storage.queue import insert_if_absent
+
+from .errors import NotFound, PermissionDenied
+from .microbatch import MicroBatcher
+
+# Settings a student may choose per job (the rest come from config.toml).
+JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max_length", "batch_size",
+              "base", "text_column", "label_column", "seed", "augment", "teacher_model_id")
+QUOTA_NAMES = ("max_queued_per_student", "max_running_per_student", "max_jobs_per_day", "max_rows", "max_bytes",
+               "max_epochs")
+MAX_NAME = 100
+MAX_PREDICT_TEXTS = 500
+MAX_PREDICT_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, in which class. ``operator`` is the server's own command line (all rights)."""
+
+    guild_id: str
+    user_id: str
+    instructor: bool = False
+    name: str = ""
+    operator: bool = False
+
+    @property
+    def steers(self) -> bool:
+        return self.instructor or self.operator
+
+
+@dataclass
+class JobView:
+    id: int
+    owner_id: str
+    name: str
+    status: str
+    position: int | None  # 1 = next to start; None unless queued
+    eta_seconds: float | None  # until the result is expected (queued: the wait plus a typical job)
+    progress: dict | None
+    attempts: int
+    priority: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    model_id: int | None = None
+    macro_f1: float | None = None
+    not_posted: str | None = None  # why the outcome could not be posted in its channel (after retries)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("created_at", "started_at", "finished_at"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+
+@dataclass
+class Submitted:
+    job: JobView
+    dataset_id: int
+    rows: int
+    labels: dict[str, int]
+    warnings: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ModelView:
+    id: int
+    owner_id: str
+    name: str
+    version: int
+    visibility: str
+    labels: list[str]
+    base_model: str
+    layers_kept: list[int]
+    layers_base: int
+    params: int
+    params_base: int
+    metrics: dict
+    job_id: int | None
+    created_at: datetime
+    is_default: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+@dataclass
+class ReportView:
+    job_id: int
+    owner_id: str
+    name: str
+    model_id: int | None
+    metrics: dict
+    report_text: str
+    confusion_png: Path
+    curve_png: Path
+    version: int | None = None  # the model's version, while the model exists
+    not_posted: str | None = None  # as JobView.not_posted
+
+
+class ServiceBase:
+    def __init__(self, db: Database, settings, predictors=None, slots: int | None = None):
+        self.db, self.settings = db, settings
+        self.store = ArtefactStore(settings.storage.data_dir)
+        self._predictors = predictors  # built on the first prediction: a submission never imports torch
+        self.batcher = MicroBatcher(self._predict_batch, settings.queue.predict_batch_ms / 1000)
+        self.slots = slots or max(1, settings.queue.cpu_slots)
+
+    @property
+    def predictors(self):
+        if self._predictors is None:
+            from trainer.predict import PredictorCache
+
+            self._predictors = PredictorCache(self.settings.queue.predict_cache_size,
+                                              threads=self.settings.queue.predict_threads)
+        return self._predictors
+
+    # -- classes and members -----------------------------------------------------------------------
+    async def ensure_class(self, guild_id: str, name: str = "") -> Classroom:
+        async with self.db.transaction() as s:
+            return await self._class(s, guild_id, name)
+
+    async def _class(self, s, guild_id: str, name: str = "") -> Classroom:
+        cls = await s.get(Classroom, str(guild_id))
+        if cls is None:  # concurrent first requests of a class: one insert wins, the others read it
+            await insert_if_absent(s, Classroom, dict(guild_id=str(guild_id), name=name, paused=False,
+                                                      created_at=utcnow(), **self.settings.quotas.model_dump()))
+            cls = await s.get(Classroom, str(guild_id))
+        if name and cls.name != name:
+            cls.name = name
+        return cls
+
+    async def _member(self, s, caller: Caller, lock: bool = False) -> Member:
+        """The caller's member row, created on first use; ``lock`` serialises one student's submissions
+        on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
+        role = INSTRUCTOR if caller.instructor else STUDENT
+        await self._class(s, caller.guild_id)  # a command may be the first this class ever sends
+        await insert_if_absent(s, Member, dict(guild_id=caller.guild_id, user_id=caller.user_id,
+                                               display_name=caller.name, role=role, created_at=utcnow()))
+        stmt = select(Member).where(Member.guild_id == caller.guild_id, Member.user_id == caller.user_id)
+        m = (await s.execute(stmt.with_for_update() if lock else stmt)).scalar_one()
+        m.role = role
+        if caller.name:
+            m.display_name = caller.name
+        return m
+
+    async def _visible_job(self, s, caller: Caller, job_id: int) -> Job:
+        job = await s.get(Job, int(job_id)) if _valid_id(job_id) else None
+        if job is None or job.guild_id != caller.guild_id and not caller.operator:
+            raise NotFound(f"There is no job {job_id} in this class.")
+        if job.owner_id != caller.user_id and not caller.steers:
+            raise PermissionDenied(f"Job {job_id} belongs to another student; you can only see your own jobs.")
+        return job
+
+    async def _views(self, s, jobs: list[Job]) -> list[JobView]:
+        from jobs.eta import standings
+
+        where = await standings(s, jobs, self.slots)
+        models = {}
+        done = [j.id for j in jobs if j.status == SUCCEEDED]
+        if done:
+            for m in (await s.execute(select(Model).where(Model.job_id.in_(done)))).scalars():
+                models[m.job_id] = m
+        gone = await q.undelivered(s, [j.id for j in jobs if j.status in FINISHED])
+        out = []
+        for j in jobs:
+            m = models.get(j.id)
+            out.append(JobView(j.id, j.owner_id, j.name, j.status, where[j.id].position, where[j.id].eta_seconds,
+                               j.progress, j.attempts, j.priority, j.error, j.created_at, j.started_at,
+                               j.finished_at, m.id if m else None, m.metrics.get("macro_f1") if m else None,
+                               _not_posted(gone.get(j.id))))
+        return out
+
+    async def _report_view(self, s, job: Job, rep: Report) -> ReportView:
+        model = await s.get(Model, rep.model_id) if rep.model_id else None
+        gone = (await q.undelivered(s, [job.id])).get(job.id)
+        return ReportView(job.id, job.owner_id, job.name, rep.model_id, rep.metrics, rep.report_text,
+                          self.store.path(rep.confusion_png), self.store.path(rep.curve_png),
+                          model.version if model else None, _not_posted(gone))
+
+    def _model_view(self, m: Model, default_id: int | None = None) -> ModelView:
+        return ModelView(m.id, m.owner_id, m.name, m.version, m.visibility, m.labels, m.base_model, m.layers_kept,
+                         m.layers_base, m.params, m.params_base, m.metrics, m.job_id, m.created_at,
+                         m.id == default_id)
+
+    async def _usable_model(self, s, caller: Caller, model_id: int) -> Model:
+        m = await s.get(Model, int(model_id)) if _valid_id(model_id) else None
+        if m is None or m.guild_id != caller.guild_id or (m.owner_id != caller.user_id and m.visibility != CLASS):
+            raise NotFound(f"There is no model {model_id} you can use in this class (yours, or shared with the class).")
+        return m
+
+    async def _owned_model(self, s, caller: Caller, model_id: int) -> Model:
+        if caller.steers:
+            m = await s.get(Model, int(model_id)) if _valid_id(model_id) else None
+        else:
+            m = await self._usable_model(s, caller, model_id)
+        if m is None or m.guild_id != caller.guild_id:
+            raise NotFound(f"There is no model {model_id} in this class.")
+        if m.owner_id != caller.user_id and not caller.steers:
+            raise PermissionDenied(f"Model {m.name} belongs to another student; only they can change it.")
+        return m
+
+    async def _model_to_use(self, s, caller: Caller, model_id: int | None) -> Model:
+        if model_id is None:
+            member = await self._member(s, caller)
+            if member.default_model_id is None:
+                raise NotFound("You have no default model yet: train one with /train, or pick one with /models.")
+            model_id = member.default_model_id
+        return await self._usable_model(s, caller, model_id)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value) -> str:
+    """A cell a spreadsheet will show as text, never run (OWASP, CSV injection): one that starts like a
+    formula (= + - @, a tab or a line break, or their full-width forms) gets a leading apostrophe."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _not_posted(row) -> str | None:
+    """Why a given-up outbox row never reached its channel, for the student."""
+    if row is None:
+        return None
+    why = "the bot may not post there" if "Forbidden" in (row.last_error or "") else "the channel is gone"
+    return f"the result could not be posted in <#{row.channel_id}> ({why})"
+
+
+def _spec_params(params: dict) -> dict:
+    """A job's parameters as TrainSpec fields: the teacher is stored as a model id and becomes a
+    directory only when the job starts (the scheduler resolves it)."""
+    return {k: v for k, v in params.items() if k != "teacher_model_id"}
+
+
+def _valid_id(value) -> bool:
+    """A row id the database can hold (a 32-bit integer on PostgreSQL); anything else is simply not found."""
+    try:
+        return 0 < int(value) < 2**31
+    except (TypeError, ValueError):
+        return False
+def _text_column(columns: list[str]) -> str | None:
+    """The column to classify: one with a usual text name, or the only column."""
+    from trainer.data import TEXT_NAMES
+
+    for c in columns:
+        if c.strip().lower() in TEXT_NAMES:
+            return c
+    return columns[0] if len(columns) == 1 else None

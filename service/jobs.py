@@ -1,0 +1,87 @@
+"""Jobs: what a student (or the class, for instructors) has queued, running and finished; cancel,
+priority and reports."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage import queue as q
+from storage.models import FINISHED, QUEUED, RUNNING, Job, Report
+
+from .base import Caller, JobView, ReportView, ServiceBase
+from .errors import Conflict, PermissionDenied
+
+
+class Jobs(ServiceBase):
+    async def job(self, caller: Caller, job_id: int) -> JobView:
+        async with self.db.transaction() as s:
+            job = await self._visible_job(s, caller, job_id)
+            return (await self._views(s, [job]))[0]
+
+    async def jobs(self, caller: Caller, everyone: bool = False, statuses: tuple[str, ...] | None = None,
+                   limit: int = 50) -> list[JobView]:
+        """The caller's jobs, newest first; ``everyone`` (instructors) lists the whole class."""
+        if everyone and not caller.steers:
+            raise PermissionDenied("Only instructors can see the whole class's jobs.")
+        async with self.db.transaction() as s:
+            stmt = select(Job).where(Job.guild_id == caller.guild_id)
+            if not everyone:
+                stmt = stmt.where(Job.owner_id == caller.user_id)
+            if statuses:
+                stmt = stmt.where(Job.status.in_(statuses))
+            jobs = list((await s.execute(stmt.order_by(Job.id.desc()).limit(limit))).scalars())
+            return await self._views(s, jobs)
+
+    async def class_queue(self, caller: Caller) -> list[JobView]:
+        """Instructors: the class's running jobs, then its queued jobs in the order they will start."""
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can see the class queue.")
+        views = await self.jobs(caller, everyone=True, statuses=(QUEUED, RUNNING), limit=1000)
+        return sorted(views, key=lambda v: (v.status != RUNNING, v.position or 0, v.id))
+
+    async def cancel(self, caller: Caller, job_id: int) -> JobView:
+        """A queued job is cancelled at once; a running one is stopped by the scheduler within seconds."""
+        async with self.db.transaction() as s:
+            job = await self._visible_job(s, caller, job_id)
+            if job.status in FINISHED:
+                done = {"succeeded": "finished", "failed": "failed", "cancelled": "been cancelled"}[job.status]
+                raise Conflict(f"Job {job_id} has already {done}.")
+            who = caller.user_id if not caller.operator else "operator"
+            if job.status == QUEUED:
+                if await q.cancel(s, job.id, None, by=who) is None:
+                    raise Conflict(f"Job {job_id} just started; try again to stop it.")
+            else:
+                job.cancel_requested = True
+        return await self.job(caller, job_id)
+
+    async def set_priority(self, caller: Caller, job_id: int, priority: int) -> JobView:
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can change a job's priority.")
+        async with self.db.transaction() as s:
+            job = await self._visible_job(s, caller, job_id)
+            job.priority = int(priority)
+        return await self.job(caller, job_id)
+
+    async def report(self, caller: Caller, job_id: int) -> ReportView:
+        async with self.db.transaction() as s:
+            job = await self._visible_job(s, caller, job_id)
+            rep = (await s.execute(select(Report).where(Report.job_id == job.id))).scalar_one_or_none()
+            if rep is None:
+                state = f"failed: {job.error}" if job.error and job.status != QUEUED else job.status
+                raise Conflict(f"Job {job_id} has no report yet ({state}).")
+            return await self._report_view(s, job, rep)
+
+    async def job_report(self, job_id: int) -> ReportView | None:
+        """The report of a job, for the outbox pump (no caller: it posts where the job was submitted)."""
+        async with self.db.transaction() as s:
+            job = await s.get(Job, int(job_id))
+            rep = (await s.execute(select(Report).where(Report.job_id == int(job_id)))).scalar_one_or_none()
+            if job is None or rep is None:
+                return None
+            return await self._report_view(s, job, rep)
+
+    async def views(self, job_ids: list[int]) -> list[JobView]:
+        """Views of these jobs, whoever owns them (for the bot's own bookkeeping, not for a caller)."""
+        async with self.db.transaction() as s:
+            jobs = list((await s.execute(select(Job).where(Job.id.in_(job_ids)).order_by(Job.id))).scalars())
+            return await self._views(s, jobs)

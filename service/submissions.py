@@ -1,0 +1,192 @@
+"""Checking a file and queueing a training job: quotas first, then the file, then the settings; on
+any refusal nothing is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from storage.models import QUEUED, RUNNING, Classroom, Dataset, Job, utcnow
+
+from .base import JOB_PARAMS, MAX_NAME, Caller, ServiceBase, Submitted, _spec_params
+from .errors import InvalidDataset, InvalidRequest, QuotaExceeded
+
+
+class Submissions(ServiceBase):
+    # -- checking and submitting -------------------------------------------------------------------
+    async def check(self, caller: Caller, content: bytes, filename: str, params: dict | None = None) -> dict:
+        """Validate and lint a file without storing anything (``/check``). Raises InvalidDataset.
+        ``params`` may name the text and label columns, the base model and max_length."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        unknown = set(params) - {"text_column", "label_column", "base", "max_length"}
+        if unknown:
+            raise InvalidRequest(f"Unknown check settings: {', '.join(sorted(unknown))}")
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+        self._check_bytes(cls, len(content))
+        staged = self.store.staging_file(content, filename)
+        try:
+            _, info = await asyncio.to_thread(self._check_sync, staged, params, cls)
+        finally:
+            staged.unlink(missing_ok=True)
+        self._check_rows(cls, info["rows"])
+        return info
+
+    async def submit(self, caller: Caller, content: bytes, filename: str, *, name: str, params: dict | None = None,
+                     validation: tuple[bytes, str] | None = None, channel_id: str | None = None) -> Submitted:
+        """Queue a training job. Quotas and the file are checked first; on any refusal nothing is stored."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        unknown = set(params) - set(JOB_PARAMS)
+        if unknown:
+            raise InvalidRequest(f"Unknown training settings: {', '.join(sorted(unknown))}")
+        name = (name or "").strip()
+        if not name or len(name) > MAX_NAME:
+            raise InvalidRequest(f"Give the model a name of 1 to {MAX_NAME} characters.")
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+            await self._check_job_quotas(s, cls, caller)
+        self._check_bytes(cls, len(content))
+        if validation is not None:
+            self._check_bytes(cls, len(validation[0]))
+        epochs = params.get("epochs", self.settings.training.get("epochs", 6))
+        if epochs > cls.max_epochs:
+            raise QuotaExceeded("max_epochs", cls.max_epochs, f"{epochs} epochs is more than this class allows")
+        teacher_labels = None
+        if params.get("teacher_model_id") is not None:
+            params.setdefault("method", "distill")  # a teacher means distillation
+            if params["method"] != "distill":
+                raise InvalidRequest(f"A teacher is for the distill method, not {params['method']}; choose method "
+                                     "distill, or leave the teacher out.")
+            async with self.db.transaction() as s:
+                teacher = await self._usable_model(s, caller, params["teacher_model_id"])
+                params["teacher_model_id"], teacher_labels = teacher.id, list(teacher.labels)
+        if params.get("augment") and params.get("method", self.settings.training.get("method")) != "distill":
+            raise InvalidRequest("Augmented copies are labelled by a teacher, so augment is for the distill "
+                                 "method; choose method distill, or leave augment out.")
+        from trainer.errors import SpecError
+
+        try:
+            self.settings.train_spec("upload", **_spec_params(params))
+        except SpecError as exc:
+            raise InvalidRequest(f"That training setting cannot work: {exc}") from None
+
+        staged = self.store.staging_file(content, filename)
+        staged_val = self.store.staging_file(*validation) if validation else None
+        created: list[Path] = []
+        try:
+            info, val_info = await asyncio.to_thread(self._check_submission, staged, staged_val, params, cls)
+            self._check_rows(cls, info["rows"])
+            if teacher_labels is not None:
+                from trainer.pipeline import teacher_label_mismatch
+
+                mismatch = teacher_label_mismatch(teacher_labels, list(info["labels"]))
+                if mismatch:
+                    raise InvalidRequest(mismatch)
+            async with self.db.transaction() as s:
+                cls = await self._class(s, caller.guild_id)
+                await self._member(s, caller, lock=True)
+                await self._check_job_quotas(s, cls, caller)  # again: another submission may have landed
+                ds = await self._dataset(s, caller, staged, filename, info, created)
+                val = await self._dataset(s, caller, staged_val, validation[1], val_info, created) if validation else None
+                job = Job(guild_id=caller.guild_id, owner_id=caller.user_id, dataset_id=ds.id,
+                          validation_dataset_id=val.id if val else None, name=name, params=params, status=QUEUED,
+                          priority=self.settings.queue.instructor_priority if caller.steers else 0,
+                          max_attempts=self.settings.queue.max_attempts, channel_id=channel_id, attempts=0,
+                          cancel_requested=False)
+                s.add(job)
+                await s.flush()
+                job_id, ds_id = job.id, ds.id
+        except BaseException:
+            for p in created:  # moved into place for a transaction that did not commit
+                p.unlink(missing_ok=True)
+            raise
+        finally:
+            staged.unlink(missing_ok=True)
+            if staged_val:
+                staged_val.unlink(missing_ok=True)
+        view = await self.job(caller, job_id)
+        return Submitted(view, ds_id, info["rows"], info["labels"], info["warnings"])
+
+    def _check_bytes(self, cls: Classroom, n: int) -> None:
+        if n > cls.max_bytes:
+            raise QuotaExceeded("max_bytes", cls.max_bytes, f"The file is {n:,} bytes")
+
+    def _check_rows(self, cls: Classroom, rows: int) -> None:
+        if rows > cls.max_rows:
+            raise QuotaExceeded("max_rows", cls.max_rows, f"The file has {rows:,} examples")
+
+    async def _check_job_quotas(self, s, cls: Classroom, caller: Caller) -> None:
+        open_jobs = (await s.execute(select(func.count()).select_from(Job).where(
+            Job.guild_id == caller.guild_id, Job.owner_id == caller.user_id,
+            Job.status.in_((QUEUED, RUNNING))))).scalar_one()
+        if open_jobs >= cls.max_queued_per_student:
+            raise QuotaExceeded("max_queued_per_student", cls.max_queued_per_student,
+                                f"You already have {open_jobs} job(s) queued or running; wait for one to finish or cancel one")
+        day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        today = (await s.execute(select(func.count()).select_from(Job).where(
+            Job.guild_id == caller.guild_id, Job.owner_id == caller.user_id, Job.created_at >= day))).scalar_one()
+        if today >= cls.max_jobs_per_day:
+            raise QuotaExceeded("max_jobs_per_day", cls.max_jobs_per_day,
+                                f"You have submitted {today} job(s) today (UTC); try again tomorrow")
+
+    def _check_sync(self, path: Path, params: dict, cls: Classroom):
+        from trainer.check import check_file
+        from trainer.errors import DataError, TrainerError
+
+        # [data] limits are the server's hard caps; the class's (lower) quotas are checked around this
+        spec = self.settings.train_spec(str(path), **_spec_params(params))
+        try:
+            return check_file(spec, self.settings.base_models)
+        except DataError as exc:
+            raise InvalidDataset(exc.problems) from None
+        except TrainerError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+    def _check_submission(self, staged: Path, staged_val: Path | None, params: dict, cls: Classroom):
+        """The file check, the validation file check and the layer choice, in a worker thread."""
+        from trainer import data as data_mod
+        from trainer.errors import DataError, TrainerError
+        from trainer.models import check_weights, layer_count, resolve_base
+        from trainer.pruning import select_layers
+
+        ds, info = self._check_sync(staged, params, cls)
+        val_info = None
+        if staged_val is not None:
+            try:
+                val = data_mod.load_dataset(str(staged_val), self.settings.data, ds.text_column, ds.label_column,
+                                            for_training=False)
+            except DataError as exc:
+                raise InvalidDataset(exc.problems) from None
+            val_info = {"rows": len(val), "labels": val.label_counts, "warnings": [w.to_dict() for w in val.warnings],
+                        "encoding": val.encoding, "format": val.fmt}
+        spec = self.settings.train_spec(str(staged), **_spec_params(params))
+        try:
+            base = resolve_base(spec.base, self.settings.base_models)
+            if base.local:
+                check_weights(base.source, base.name)
+            select_layers(layer_count(base), spec.layers, spec.strategy, spec.layer_list)
+        except TrainerError as exc:
+            raise InvalidRequest(str(exc)) from None
+        return info, val_info
+
+    async def _dataset(self, s, caller: Caller, staged: Path, filename: str, info: dict, created: list[Path]) -> Dataset:
+        from storage.files import sha256_file
+
+        digest = await asyncio.to_thread(sha256_file, staged)
+        existing = (await s.execute(select(Dataset).where(
+            Dataset.guild_id == caller.guild_id, Dataset.owner_id == caller.user_id, Dataset.sha256 == digest)
+        )).scalars().first()
+        if existing is not None and self.store.path(existing.path).is_file():
+            return existing
+        size = staged.stat().st_size
+        final, new = self.store.keep_dataset(staged, digest)
+        if new:
+            created.append(final)
+        ds = Dataset(guild_id=caller.guild_id, owner_id=caller.user_id, name=Path(filename).name[:200] or "upload",
+                     sha256=digest, path=self.store.rel(final), rows=info["rows"], bytes=size,
+                     labels=info["labels"], lint=info)
+        s.add(ds)
+        await s.flush()
+        return ds
