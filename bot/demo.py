@@ -80,7 +80,8 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         for v in await svc.class_queue(RIVERA):
             _say(f"   #{v.position} job {v.id} {v.owner_id:<6} {v.name:<12} {v.status}")
 
-        _say("\n4. The scheduler runs the jobs, each in its own process:")
+        where = "each as a Ray task" if rt.scheduler.executor.name == "ray" else "each in its own process"
+        _say(f"\n4. The scheduler runs the jobs, {where}:")
         from jobs.outbox import OutboxPump
 
         announced = []

@@ -147,8 +147,8 @@ def advice(ev: Evaluation, baseline: dict, label_counts: dict[str, int], warning
     gap = ev.macro_f1 - baseline["macro_f1"]
     if gap < -0.01:
         tips.append(f"The simple TF-IDF baseline scores higher (macro-F1 {baseline['macro_f1']:.3f} vs "
-                    f"{ev.macro_f1:.3f}). With this little data, try more epochs, all {layers[1]} "
-                    "layers (layers {layers[1]}), or more examples.")
+                    f"{ev.macro_f1:.3f}). With this little data, try more epochs, all {layers[1]} layers "
+                    f"(layers {layers[1]}), or more examples.")
     elif gap <= 0.01:
         tips.append(f"The model is level with the TF-IDF baseline (macro-F1 {ev.macro_f1:.3f} vs "
                     f"{baseline['macro_f1']:.3f}): the task may hinge on keywords; more varied examples would show "
