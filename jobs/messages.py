@@ -6,3 +6,5 @@ TIMED_OUT = ("The job ran longer than this class's limit of {minutes:g} minutes 
              "or epochs, or fewer layers.")
 START_FAILED = ("The training process could not start on {host} ({why}); the server's data directory or resources "
                 "need your instructor. Submit again later.")
+INTERNAL = ("TinyTutor hit an internal error while training (job {job_id}). It has been logged; "
+            "your instructor can look it up. Trying again with other settings may work.")

@@ -2,7 +2,7 @@
 
 The row is written in the same transaction as the job's outcome, so a result is never lost when
 Discord or the bot is down: delivery is retried with a growing delay until it succeeds. A row is
-claimed before sending so a second notifier does not send it too. A notice of several messages
+claimed before sending so a second pump does not send it too. A notice of several messages
 records each one as it is sent, so a retry after an outage sends only the rest, never a part twice.
 
 A destination that refuses the notice for good (``refused(exc)``; in Discord 403: the bot may not
@@ -24,7 +24,7 @@ from storage.models import Outbox, utcnow
 
 from .periodic import Periodic
 
-log = logging.getLogger("tinytutor.notifier")
+log = logging.getLogger("tinytutor.outbox")
 
 PartSent = Callable[[int], Awaitable[None]]
 Deliver = Callable[[Outbox, PartSent], Awaitable[None]]

@@ -34,10 +34,9 @@ from storage import queue as q
 from storage.db import Database
 from storage.files import ArtefactStore
 
-log = logging.getLogger("tinytutor.ray")
+from .messages import INTERNAL
 
-INTERNAL = ("TinyTutor hit an internal error while training (job {job_id}). It has been logged; "
-            "your instructor can look it up. Trying again with other settings may work.")
+log = logging.getLogger("tinytutor.ray")
 
 
 # -- the task (runs on a Ray worker) -----------------------------------------------------------------

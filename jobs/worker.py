@@ -14,10 +14,9 @@ import os
 import sys
 import time
 
-log = logging.getLogger("tinytutor.worker")
+from .messages import INTERNAL
 
-INTERNAL = ("TinyTutor hit an internal error while training (job {job_id}). It has been logged; "
-            "your instructor can look it up. Trying again with other settings may work.")
+log = logging.getLogger("tinytutor.worker")
 
 
 def run_job(payload: dict) -> None:
