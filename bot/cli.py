@@ -8,7 +8,7 @@ import os
 import re
 import sys
 
-from trainer.spec import METHODS
+from trainer.spec import METHODS, STRATEGIES
 
 EXIT_OK, EXIT_FAIL, EXIT_DATA = 0, 1, 2
 
@@ -30,7 +30,7 @@ def _add_train_flags(p: argparse.ArgumentParser, queued: bool = False) -> None:
     p.add_argument("--validation", metavar="FILE", help="a separate validation file (same columns)")
     p.add_argument("--base", help="base model: minilm-l6 (embedded), a [base_models] name, or a directory")
     p.add_argument("--layers", type=_layers, help="encoder layers to keep: a count (3) or a list (0,2,4)")
-    p.add_argument("--strategy", choices=("alternate", "bottom", "top"), help="which layers a count keeps")
+    p.add_argument("--strategy", choices=STRATEGIES, help="which layers a count keeps")
     p.add_argument("--method", choices=METHODS,
                    help="what to train: full, lora, head, or distill (TinyBERT distillation from a fine-tuned teacher)")
     p.add_argument("--epochs", type=int)

@@ -25,7 +25,9 @@ _SKIPPED_RUN = _SkippedRun()
 
 
 def quiet_skipped_runs() -> None:
+    """Skipped turns are dropped; so are APScheduler's INFO lines for every turn (several a second)."""
     logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUN)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 class Periodic:

@@ -8,7 +8,6 @@ through ``send_ephemeral``, which first replaces the public "thinking" message."
 from __future__ import annotations
 
 import io
-from typing import Literal
 
 import discord
 from discord import app_commands
@@ -16,6 +15,7 @@ from discord.ext import commands
 
 from service.errors import InvalidRequest
 from trainer.errors import plural
+from trainer.spec import Method, Strategy
 
 from .. import render
 from ._common import (
@@ -69,8 +69,8 @@ class Students(commands.Cog):
     @app_commands.autocomplete(teacher=model_choices)
     async def train(self, interaction: discord.Interaction, dataset: discord.Attachment, name: str,
                     layers: app_commands.Range[int, 1, 48] | None = None,
-                    strategy: Literal["alternate", "bottom", "top"] | None = None,
-                    method: Literal["full", "lora", "head", "distill"] | None = None,
+                    strategy: Strategy | None = None,
+                    method: Method | None = None,
                     epochs: app_commands.Range[int, 1, 100] | None = None,
                     learning_rate: app_commands.Range[float, 1e-7, 0.5] | None = None,
                     max_length: app_commands.Range[int, 8, 512] | None = None,
