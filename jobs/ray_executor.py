@@ -235,8 +235,12 @@ class RayExecutor:
             progress = await self._board.take.remote(lease)
             if progress is not None:
                 handle.worker_pid = progress.pop("pid", handle.worker_pid)
-            async with db.transaction() as s:
-                ours, _ = await q.heartbeat(s, job_id, lease, progress)
+            try:
+                async with db.transaction() as s:
+                    ours, _ = await q.heartbeat(s, job_id, lease, progress)
+            except Exception:  # the database briefly unreachable: the task trains on; try next beat
+                log.exception("job %s: heartbeat not written", job_id)
+                continue
             if not ours:  # cancelled or handed to another worker: the reaper ends the task
                 return
         handle.end = "finished"
