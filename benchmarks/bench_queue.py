@@ -53,11 +53,9 @@ def pct(values, q):
 
 async def fill_queue(db: Database, settings: Settings, n_jobs: int, dataset_path: str = "datasets/x.csv") -> int:
     """A class with 30 students and ``n_jobs`` queued jobs, submitted round the class."""
-    from dataclasses import asdict
-
     async with db.transaction() as s:
         if await s.get(Classroom, GUILD) is None:
-            s.add(Classroom(guild_id=GUILD, name="bench", paused=False, **asdict(settings.quotas)))
+            s.add(Classroom(guild_id=GUILD, name="bench", paused=False, **settings.quotas.model_dump()))
             await s.flush()
         ds = Dataset(guild_id=GUILD, owner_id="s0", name="x.csv", sha256="0" * 64, path=dataset_path, rows=1,
                      bytes=1, labels={}, lint={})
@@ -143,6 +141,7 @@ async def part2(tmp: Path, seconds: float, epochs: int) -> list[tuple]:
     settings.storage.data_dir = str(tmp / "data")
     settings.storage.database_url = f"sqlite+aiosqlite:///{tmp / 'data' / 'lag.db'}"
     settings.training["epochs"] = epochs
+    settings.training["patience"] = epochs  # no early stop: the worker must train through both measurements
     settings.queue.dispatch_seconds = 0.5
     settings.queue.reap_seconds = 1.0
     db = Database(settings.database_url)
@@ -187,7 +186,8 @@ async def part2(tmp: Path, seconds: float, epochs: int) -> list[tuple]:
         n, lags = await measure_lag(service, predictor, model_id, texts, in_thread, seconds)
         state = (await service.job(TEACHER, job.job.id)).status
         results.append((label, n, statistics.median(lags), pct(lags, 99), max(lags), state))
-    await service.cancel(TEACHER, job.job.id)
+    if (await service.job(TEACHER, job.job.id)).status == "running":
+        await service.cancel(TEACHER, job.job.id)
     await asyncio.sleep(2 * settings.queue.dispatch_seconds + settings.queue.reap_seconds)
     await sched.stop(requeue=False)
     await db.close()
@@ -244,7 +244,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=200, help="claims measured per row")
     ap.add_argument("--seconds", type=float, default=20, help="lag measured per row, while a job trains")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=20, help="epochs of the job that trains meanwhile (no early stop)")
     ap.add_argument("--claims-only", action="store_true", help="part 1 only (seconds)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
