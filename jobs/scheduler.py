@@ -193,7 +193,6 @@ class Scheduler:
             str(self.store.path(dataset_path)), out_dir=str(self.store.path(model_rel)),
             validation_path=str(self.store.path(validation_path)) if validation_path else None,
             **params)
-        spec.validate()
         return {
             "job_id": job.id, "lease": job.lease, "database_url": self.db.url, "data_dir": str(self.store.root),
             "spec": spec.to_dict(), "registry": dict(self.settings.base_models), "model_rel": model_rel,

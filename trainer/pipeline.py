@@ -74,7 +74,6 @@ def default_out_dir(data_path: str, runs_dir: str | Path = "runs") -> Path:
 
 
 def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[str, str] | None = None) -> TrainResult:
-    spec.validate()
     out_dir = Path(spec.out_dir) if spec.out_dir else default_out_dir(spec.data_path)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TrainerError(f"The output directory {out_dir} already has files in it; choose another --out")

@@ -127,9 +127,6 @@ class TrainSpec:
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.method]
 
-    def validate(self) -> None:
-        """Checked when made; kept for callers that validate a spec they were handed."""
-
     def to_dict(self) -> dict:
         return asdict(self)
 
