@@ -257,3 +257,20 @@ async def undelivered(session: AsyncSession, job_ids: list[int]) -> dict[int, Ou
         return {}
     rows = (await session.execute(select(Outbox).where(Outbox.job_id.in_(job_ids), Outbox.gave_up_at.is_not(None))))
     return {r.job_id: r for r in rows.scalars()}
+
+
+# -- progress messages (the bot edits one channel message per job; the job row keeps its id) ----------
+
+async def set_progress_message(session: AsyncSession, job_id: int, channel_id: str, message_id: str) -> None:
+    await session.execute(update(Job).where(Job.id == job_id).values(channel_id=channel_id, message_id=message_id))
+
+
+async def progress_message_rows(session: AsyncSession) -> list[tuple[int, str, str]]:
+    """(job id, channel id, message id) of jobs whose progress message still needs edits."""
+    rows = await session.execute(select(Job.id, Job.channel_id, Job.message_id)
+                                 .where(Job.message_id.is_not(None)).order_by(Job.id))
+    return [tuple(r) for r in rows.all()]
+
+
+async def clear_progress_message(session: AsyncSession, job_id: int) -> None:
+    await session.execute(update(Job).where(Job.id == job_id).values(message_id=None))
