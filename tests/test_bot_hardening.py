@@ -162,8 +162,9 @@ async def test_one_locked_channel_does_not_stop_progress_for_the_class(env):
                                 what="the other job's progress message")
     assert edits
     await asyncio.sleep(1.0)  # several progress rounds
-    tries = [c for c in env.fake.calls if c.method == "PATCH" and c.path.endswith(f"/messages/{locked}")]
-    assert len(tries) == 1 and tries[0].status == 403  # given up at once, not retried every round
+    refused = [c for c in env.fake.calls if c.method == "PATCH" and c.path.endswith(f"/messages/{locked}")
+               and c.status == 403]
+    assert len(refused) == 1  # given up at once, not retried every round (an edit before the lock may have passed)
     assert not [j for j in await env.bot.progress.pending() if j[0].name == "locked"]
 
 
