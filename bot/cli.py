@@ -24,7 +24,11 @@ def _layers(value: str):
 
 
 def _add_train_flags(p: argparse.ArgumentParser, queued: bool = False) -> None:
-    p.add_argument("file", help="CSV, TSV, JSONL, JSON or XLSX with a text and a label column")
+    if queued:
+        p.add_argument("file", nargs="?", help="CSV, TSV, JSONL, JSON or XLSX with a text and a label column "
+                                               "(optional with --assignment or --like: their file is used)")
+    else:
+        p.add_argument("file", help="CSV, TSV, JSONL, JSON or XLSX with a text and a label column")
     p.add_argument("--text-column", help="the column holding the texts (found by name when not given)")
     p.add_argument("--label-column", help="the column holding the labels (found by name when not given)")
     p.add_argument("--validation", metavar="FILE", help="a separate validation file (same columns)")
@@ -87,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--instructor", action="store_true", help="submit as an instructor (runs before students' jobs)")
     s.add_argument("--teacher-model", type=int, metavar="MODEL_ID",
                    help="distill from this model of the class (same labels); implies --method distill")
+    s.add_argument("--assignment", metavar="NAME", help="submit to this assignment (scored on its hidden test set)")
+    s.add_argument("--like", type=int, metavar="JOB_ID",
+                   help="start from this job's settings (flags given here override them); without FILE, its file")
     s.add_argument("--json", action="store_true")
     s = qsub.add_parser("list", help="a class's jobs: running, then queued in start order, then finished")
     s.add_argument("--guild", required=True)
@@ -95,11 +102,44 @@ def build_parser() -> argparse.ArgumentParser:
     s = qsub.add_parser("cancel", help="cancel a queued job, or stop a running one")
     s.add_argument("job_id", type=int)
 
+    p = sub.add_parser("assignment", help="assignments: a hidden test set every submission is scored on")
+    asub = p.add_subparsers(dest="assignment_command", required=True)
+    s = asub.add_parser("create", help="set an assignment (the test file is checked, stored, and never shown)")
+    s.add_argument("--guild", required=True, help="the class (Discord server id)")
+    s.add_argument("--name", required=True)
+    s.add_argument("--test", required=True, metavar="FILE", help="the hidden, labelled test file")
+    s.add_argument("--train", metavar="FILE", help="a training file students may use (optional)")
+    s.add_argument("--deadline", metavar="ISO", help="e.g. 2026-12-15 or 2026-12-15T18:00 (UTC unless an offset is given)")
+    s.add_argument("--max-submissions", type=int, metavar="N", help="per student (cancelled and failed jobs do not count)")
+    s.add_argument("--description", default="")
+    s.add_argument("--user", default="operator", help="the instructor setting it (default: operator)")
+    s.add_argument("--json", action="store_true")
+    s = asub.add_parser("list", help="a class's assignments")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--json", action="store_true")
+    s = asub.add_parser("close", help="stop taking submissions (queued ones still run; the board stays)")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--name", required=True)
+
+    p = sub.add_parser("leaderboard", help="an assignment's board: each student's best submission on the hidden set")
+    p.add_argument("--guild", required=True)
+    p.add_argument("--assignment", required=True, metavar="NAME")
+    p.add_argument("--all", action="store_true", help="every submission, not only each student's best")
+    p.add_argument("--csv", metavar="FILE", help="also write every submission as CSV to FILE")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("compare", help="two finished jobs side by side: settings that differ, scores, per-class F1")
+    p.add_argument("job_a", type=int)
+    p.add_argument("job_b", type=int)
+    p.add_argument("--json", action="store_true")
+
     sub.add_parser("bot", help="run the Discord bot, with the scheduler and workers (token from DISCORD_TOKEN)")
 
     p = sub.add_parser("scheduler", help="run the scheduler and its workers (no Discord) until Ctrl-C")
     p.add_argument("--executor", choices=("local", "ray"),
                    help="where jobs run: local processes, or Ray tasks ([ray] in config.toml); default [queue].executor")
+    p.add_argument("--until-idle", action="store_true",
+                   help="exit once no job is running or queued (a paused class's jobs wait): for scripts")
 
     p = sub.add_parser("db", help="the database schema")
     dsub = p.add_subparsers(dest="db_command", required=True)
@@ -141,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict, "speed": cmd_speed,
                 "example-data": cmd_example_data, "queue": cmd_queue, "scheduler": cmd_scheduler,
+                "assignment": cmd_assignment, "leaderboard": cmd_leaderboard, "compare": cmd_compare,
                 "db": cmd_db, "demo": cmd_demo, "bot": cmd_bot}[args.command](args, settings)
     except DataError as exc:
         _print_problems(exc.problems)
@@ -345,10 +386,15 @@ def cmd_queue(args, settings) -> int:
                 caller = Caller(args.guild, args.user, instructor=args.instructor)
                 from pathlib import Path
 
-                path = Path(args.file)
+                path = Path(args.file) if args.file else None
+                if path is None and not (args.assignment or args.like):
+                    print("error: give a FILE to train on (or --assignment / --like to use theirs)", file=sys.stderr)
+                    return EXIT_FAIL
                 validation = (Path(args.validation).read_bytes(), Path(args.validation).name) if args.validation else None
-                sub = await svc.submit(caller, path.read_bytes(), path.name, name=args.name or path.stem,
-                                       params=params, validation=validation)
+                name = args.name or (path.stem if path else args.assignment or f"like-{args.like}")
+                sub = await svc.submit(caller, path.read_bytes() if path else None, path.name if path else None,
+                                       name=name, params=params, validation=validation, assignment=args.assignment,
+                                       like=args.like)
                 if args.json:
                     print(json.dumps({**sub.job.to_dict(), "rows": sub.rows, "labels": sub.labels,
                                       "warnings": sub.warnings}, ensure_ascii=False))
@@ -380,8 +426,158 @@ def cmd_queue(args, settings) -> int:
     return _run(go())
 
 
+def _operator(guild: str, user: str = "operator"):
+    from service import Caller
+
+    return Caller(guild, user, instructor=True, operator=True)
+
+
+def _service_command(settings, work) -> int:
+    """Run ``await work(service)`` on the configured database (no scheduler started)."""
+    from .runtime import Runtime
+
+    async def go() -> int:
+        rt = await Runtime.open(settings)
+        try:
+            return await work(rt.service)
+        finally:
+            await rt.close()
+
+    return _run(go())
+
+
+def _when(dt) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
+
+
+def cmd_assignment(args, settings) -> int:
+    from pathlib import Path
+
+    async def work(svc) -> int:
+        if args.assignment_command == "create":
+            test = Path(args.test)
+            train = Path(args.train) if args.train else None
+            view = await svc.create_assignment(
+                _operator(args.guild, args.user), args.name, (test.read_bytes(), test.name),
+                train=(train.read_bytes(), train.name) if train else None, deadline=args.deadline,
+                max_submissions=args.max_submissions, description=args.description)
+            if args.json:
+                print(json.dumps(view.to_dict(), ensure_ascii=False))
+                return EXIT_OK
+            print(f"assignment '{view.name}' set: {view.test_rows} hidden test examples, labels "
+                  f"{', '.join(view.labels)}; deadline {_when(view.deadline)}; "
+                  f"{view.max_submissions or 'unlimited'} submission(s) per student")
+            if view.baseline_macro_f1 is not None:
+                print(f"TF-IDF baseline on the hidden set (trained on the training file): macro-F1 "
+                      f"{view.baseline_macro_f1:.3f}")
+            for w in view.warnings or []:
+                print(f"  warning: {w}")
+        elif args.assignment_command == "list":
+            views = await svc.assignments(_operator(args.guild))
+            if args.json:
+                print(json.dumps([v.to_dict() for v in views], ensure_ascii=False))
+                return EXIT_OK
+            print(f"{'assignment':<24} {'state':<7} {'deadline':<21} {'test rows':>9} {'labels':>6}  training file")
+            for v in views:
+                print(f"{v.name:<24.24} {'open' if v.is_open else 'closed':<7} {_when(v.deadline):<21} "
+                      f"{v.test_rows:>9} {len(v.labels):>6}  {f'{v.train_rows} rows' if v.train_rows else '-'}")
+        else:  # close
+            view = await svc.close_assignment(_operator(args.guild), args.name)
+            print(f"assignment '{view.name}' closed at {_when(view.closed_at)}")
+        return EXIT_OK
+
+    return _service_command(settings, work)
+
+
+def board_lines(board, everything: bool = False) -> list[str]:
+    """The leaderboard as a terminal table, with the baseline's reference line in its place."""
+    rows = board.everything if everything else board.best
+    lines = [f"{'rank':>4}  {'student':<14} {'model':<20} {'macro-F1':>8} {'acc':>6} {'layers':>6} "
+             f"{'params':>8} {'ms/msg':>7}  job"]
+    ref = board.reference
+    for r in rows:
+        if ref is not None and r.macro_f1 < ref:
+            lines.append(f"{'':>4}  {'— baseline —':<14} {'TF-IDF':<20} {ref:>8.3f}")
+            ref = None
+        lines.append(f"{r.rank or '':>4}  {r.owner_id or '':<14.14} {r.model_name:<20.20} {r.macro_f1:>8.3f} "
+                     f"{r.accuracy:>6.3f} {r.layers:>6} {r.params / 1e6:>7.1f}M {r.ms_per_message:>7.2f}  "
+                     f"{r.job_id or ''}")
+    if ref is not None:
+        lines.append(f"{'':>4}  {'— baseline —':<14} {'TF-IDF':<20} {ref:>8.3f}")
+    lines.append(f"baseline: {board.reference_source}")
+    return lines
+
+
+def cmd_leaderboard(args, settings) -> int:
+    async def work(svc) -> int:
+        caller = _operator(args.guild)
+        board = await svc.leaderboard(caller, args.assignment)
+        if args.csv:
+            from pathlib import Path
+
+            Path(args.csv).write_bytes(await svc.leaderboard_csv(caller, args.assignment))
+        if args.json:
+            print(json.dumps(board.to_dict(), ensure_ascii=False))
+            return EXIT_OK
+        a = board.assignment
+        print(f"{a.name}: {a.test_rows} hidden test examples, {len(a.labels)} labels; "
+              f"{'open' if a.is_open else 'closed'}, deadline {_when(a.deadline)}")
+        print("\n".join(board_lines(board, args.all)))
+        return EXIT_OK
+
+    return _service_command(settings, work)
+
+
+def cmd_compare(args, settings) -> int:
+    async def work(svc) -> int:
+        c = await svc.compare(_operator("*"), args.job_a, args.job_b)
+        if args.json:
+            print(json.dumps(c.to_dict(), ensure_ascii=False))
+            return EXIT_OK
+        print("\n".join(comparison_lines(c)))
+        return EXIT_OK
+
+    return _service_command(settings, work)
+
+
+def comparison_lines(c) -> list[str]:
+    a, b = c.a, c.b
+    out = [f"A: job {a['job_id']} {a['name']} ({a['owner_id']})   B: job {b['job_id']} {b['name']} ({b['owner_id']})", ""]
+    out.append("settings that differ:" if c.settings else "settings: the same")
+    for name, x, y in c.settings:
+        out.append(f"  {name:<18} {_short(x):>20} -> {_short(y)}")
+    out += ["", f"{'':<20} {'A':>10} {'B':>10} {'change':>10}"]
+    for name, x, y in c.scores + ([(f"hidden set ({c.hidden[0]})", c.hidden[1], c.hidden[2])] if c.hidden else []):
+        out.append(f"{name:<20.20} {_num(x):>10} {_num(y):>10} {_num(_delta(x, y), sign=True):>10}")
+    out += ["", "per-class F1:"]
+    for name, x, y in c.per_class:
+        out.append(f"  {name:<18.18} {_num(x):>10} {_num(y):>10} {_num(_delta(x, y), sign=True):>10}")
+    if not c.same_test_split:
+        out.append("\nnote: different data or seed, so the test splits differ; an assignment's hidden set "
+                   "compares runs on the same examples")
+    return out
+
+
+def _delta(x, y):
+    return y - x if isinstance(x, int | float) and isinstance(y, int | float) else None
+
+
+def _num(v, sign: bool = False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:+,}" if sign else f"{v:,}"
+    return f"{v:+.3f}" if sign else f"{v:.3f}"
+
+
+def _short(v) -> str:
+    text = "-" if v is None else str(v)
+    return text if len(text) <= 20 else text[:8] + "…" + text[-8:]
+
+
 def cmd_scheduler(args, settings) -> int:
     import asyncio
+    import contextlib
     import logging
     import signal
 
@@ -396,10 +592,18 @@ def cmd_scheduler(args, settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await rt.start_jobs()
-        print(f"scheduler running with {rt.scheduler.slots} slot(s), {rt.scheduler.executor.name} executor, on {settings.database_url.split('///')[-1]}; "
-              "Ctrl-C stops it (running jobs go back to the queue)", file=sys.stderr)
-        await stop.wait()
-        await rt.close()
+        print(f"scheduler running with {rt.scheduler.slots} slot(s), {rt.scheduler.executor.name} executor, on "
+              f"{_safe_url(settings.database_url)}; " + ("it exits when the queue is empty; " if args.until_idle else "")
+              + "Ctrl-C stops it (running jobs go back to the queue)", file=sys.stderr)
+        try:
+            while not stop.is_set():
+                if args.until_idle and await rt.scheduler.idle():
+                    print("the queue is empty: no job is running or waiting", file=sys.stderr)
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.queue.dispatch_seconds)
+        finally:
+            await rt.close()
         return EXIT_OK
 
     return _run(go())

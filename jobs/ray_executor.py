@@ -60,6 +60,7 @@ def train_task(job: dict, files: dict[str, bytes], board) -> dict:
     import traceback
 
     from trainer.errors import DataError, TrainerError
+    from trainer.hidden import HiddenTest
     from trainer.pipeline import run_training
     from trainer.spec import TrainSpec
 
@@ -81,6 +82,11 @@ def train_task(job: dict, files: dict[str, bytes], board) -> dict:
         if "teacher" in files:
             _untar(files["teacher"], scratch / "teacher")
             spec["teacher"] = str(scratch / "teacher")
+        hidden = None
+        if "hidden" in files:  # the assignment's hidden test set: scored here, only aggregates go back
+            path = scratch / f"hidden{job['hidden']['suffix']}"
+            path.write_bytes(files["hidden"])
+            hidden = HiddenTest.from_dict(job["hidden"] | {"path": str(path)})
         last = [0.0]
 
         def progress(p) -> None:  # throttled to the heartbeat: the host writes what it finds
@@ -90,14 +96,14 @@ def train_task(job: dict, files: dict[str, bytes], board) -> dict:
                 board.put.remote(job["lease"], p.to_dict() | {"pid": os.getpid()})
 
         try:
-            result = run_training(TrainSpec.from_dict(spec), progress, job["registry"])
+            result = run_training(TrainSpec.from_dict(spec), progress, job["registry"], hidden)
         except DataError as exc:
             return {"error": "The file cannot be trained on: " + "; ".join(map(str, exc.problems))}
         except TrainerError as exc:
             return {"error": str(exc)}
         except Exception:
             return {"error": INTERNAL.format(job_id=job["job_id"]), "traceback": traceback.format_exc()}
-        return {"metrics": result.metrics, "model_tar": _tar(result.model_dir)}
+        return {"metrics": result.metrics, "model_tar": _tar(result.model_dir), "hidden": result.hidden}
 
 
 class ProgressBoard:
@@ -212,6 +218,10 @@ class RayExecutor:
             job["validation_suffix"] = Path(spec["validation_path"]).suffix
         if spec.get("teacher"):
             files["teacher"] = _tar(Path(spec["teacher"]))
+        if payload.get("hidden"):
+            files["hidden"] = Path(payload["hidden"]["path"]).read_bytes()
+            job["hidden"] = {k: v for k, v in payload["hidden"].items() if k != "path"}
+            job["hidden"]["suffix"] = Path(payload["hidden"]["path"]).suffix
         job["spec"] = {k: v for k, v in spec.items() if k not in ("data_path", "out_dir", "validation_path", "teacher")}
         return job, files
 
@@ -256,7 +266,8 @@ class RayExecutor:
         model_dir = self.store.path(payload["model_rel"])
         plots = self.store.copy_plots(job_id, [model_dir / CONFUSION_PNG, model_dir / CURVE_PNG])
         async with db.transaction() as s:
-            model = await q.succeed(s, job_id, lease, payload["model_rel"], result["metrics"], *plots)
+            model = await q.succeed(s, job_id, lease, payload["model_rel"], result["metrics"], *plots,
+                                    hidden=result.get("hidden"))
         if model is None:
             log.warning("job %s finished after it was cancelled or reassigned; discarding its model", job_id)
             self.store.remove_tree(payload["model_rel"])

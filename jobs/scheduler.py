@@ -21,7 +21,7 @@ from sqlalchemy import select
 from storage import queue as q
 from storage.db import Database
 from storage.files import ArtefactStore
-from storage.models import Dataset, Job, Model
+from storage.models import Assignment, Dataset, Job, Model
 from trainer.errors import SpecError
 
 from .executor import Executor, Handle, LocalExecutor, pid_alive
@@ -152,6 +152,14 @@ class Scheduler:
             log.warning("removed %d model director%s no job or model owns: %s", len(removed),
                         "y" if len(removed) == 1 else "ies", ", ".join(removed[:10]))
 
+    async def idle(self) -> bool:
+        """Nothing left to do: no worker of ours, and no job running elsewhere or waiting to start (a paused
+        class's queued jobs wait for it to be resumed, so they do not count)."""
+        if self.busy_slots():
+            return False
+        async with self.db.transaction() as s:
+            return await q.pending_jobs(s) == 0
+
     def busy_slots(self) -> int:
         """Slots in use on this host: our workers, and live workers of a previous scheduler."""
         for job_id, pid in list(self._orphans.items()):
@@ -181,10 +189,13 @@ class Scheduler:
                     return job
         return None
 
-    def payload(self, job: Job, dataset_path: str, validation_path: str | None, teacher_path: str | None = None) -> dict:
+    def payload(self, job: Job, dataset_path: str, validation_path: str | None, teacher_path: str | None = None,
+                hidden: dict | None = None) -> dict:
         """What a worker needs to run one job: plain JSON-able data. Paths are this host's; an executor
         whose workers run elsewhere ships the files themselves (``jobs.ray_executor``).
-        ``teacher_path``: the stored model a distillation job's ``teacher_model_id`` names."""
+        ``teacher_path``: the stored model a distillation job's ``teacher_model_id`` names.
+        ``hidden``: an assignment's hidden test set (``trainer.hidden.HiddenTest`` as a dict), kept
+        apart from the spec so it is never trained on nor recorded in the student's report."""
         model_rel = self.store.model_rel(job.id, job.attempts)
         params = {k: v for k, v in job.params.items() if k != "teacher_model_id"}
         if teacher_path is not None:
@@ -202,6 +213,7 @@ class Scheduler:
             "log_path": str(self.store.root / "logs" / f"job-{job.id}.log"),
             "allow_downloads": self.settings.hub.allow_downloads,
             "nice": self.queue_cfg.worker_nice,
+            "hidden": hidden,
         }
 
     async def _spawn(self, job: Job) -> bool:
@@ -211,13 +223,15 @@ class Scheduler:
             val = await s.get(Dataset, job.validation_dataset_id) if job.validation_dataset_id else None
             teacher_id = job.params.get("teacher_model_id")
             teacher = await s.get(Model, teacher_id) if teacher_id is not None else None
+            hidden = await self._hidden_test(s, job)
         if teacher_id is not None and (teacher is None or teacher.guild_id != job.guild_id):
             async with self.db.transaction() as s:
                 await q.fail(s, job.id, job.lease, f"The teacher model {teacher_id} was deleted before this job "
                                                    "started; submit again with another teacher, or none.")
             return False
         try:
-            payload = self.payload(job, ds.path, val.path if val else None, teacher.path if teacher else None)
+            payload = self.payload(job, ds.path, val.path if val else None, teacher.path if teacher else None,
+                                   hidden)
         except SpecError as exc:  # parameters stored by an older version that no longer validate
             async with self.db.transaction() as s:
                 await q.fail(s, job.id, job.lease, f"The job's settings cannot be used: {exc}")
@@ -236,6 +250,15 @@ class Scheduler:
         log.info("job %s started (attempt %d): %s", job.id, job.attempts,
                  f"process {handle.pid}" if handle.pid else f"{self.executor.name} task")
         return True
+
+    async def _hidden_test(self, s, job: Job) -> dict | None:
+        """The hidden test set of the assignment a job was submitted to, for the worker."""
+        if job.assignment_id is None:
+            return None
+        assignment = await s.get(Assignment, job.assignment_id)
+        test = await s.get(Dataset, assignment.test_dataset_id)
+        return {"path": str(self.store.path(test.path)), "text_column": test.lint["text_column"],
+                "label_column": test.lint["label_column"], "labels": list(assignment.labels)}
 
     async def _failed_start(self, job: Job, exc: OSError) -> None:
         """A worker that cannot start fails its job now, with the real reason (not a heartbeat timeout

@@ -43,6 +43,7 @@ async def _run(payload: dict) -> None:
     from storage.db import Database
     from storage.files import ArtefactStore
     from trainer.errors import DataError, TrainerError
+    from trainer.hidden import HiddenTest
     from trainer.pipeline import CONFUSION_PNG, CURVE_PNG, run_training
     from trainer.progress import Progress
     from trainer.spec import TrainSpec
@@ -51,6 +52,7 @@ async def _run(payload: dict) -> None:
     db = Database(payload["database_url"], pooled=False)
     store = ArtefactStore(payload["data_dir"])
     spec = TrainSpec.from_dict(payload["spec"])
+    hidden = HiddenTest.from_dict(payload["hidden"]) if payload.get("hidden") else None
     latest: dict = {"progress": Progress("loading", message="starting the worker").to_dict(), "sent": None}
 
     def progress(p: Progress) -> None:  # called from the training thread; the heartbeat sends it
@@ -89,7 +91,7 @@ async def _run(payload: dict) -> None:
     beat = asyncio.create_task(heartbeat())
     log.info("job %s: training %s", job_id, spec.to_json())
     try:
-        result = await asyncio.to_thread(run_training, spec, progress, payload["registry"])
+        result = await asyncio.to_thread(run_training, spec, progress, payload["registry"], hidden)
     except DataError as exc:
         await _record_failure(db, job_id, lease, "The file cannot be trained on: " + "; ".join(map(str, exc.problems)))
     except TrainerError as exc:
@@ -103,7 +105,7 @@ async def _run(payload: dict) -> None:
         # the report keeps its own copy of the plots, so deleting the model later leaves the report whole
         plots = store.copy_plots(job_id, [result.model_dir / CONFUSION_PNG, result.model_dir / CURVE_PNG])
         async with db.transaction() as s:
-            model = await q.succeed(s, job_id, lease, rel, result.metrics, *plots)
+            model = await q.succeed(s, job_id, lease, rel, result.metrics, *plots, hidden=result.hidden)
         if model is None:
             log.warning("job %s finished after it was cancelled or reassigned; discarding %s", job_id, rel)
             store.remove_tree(rel)

@@ -8,13 +8,15 @@ Who may do what:
 - nothing crosses from one class (guild) to another: a job or model of another class is "not found".
 
 One module per use case: ``submissions`` (check and queue a file), ``jobs`` (see, cancel, reports),
-``models`` (models and predictions), ``admin`` (quotas, pause, the class report); ``base`` holds what
+``models`` (models and predictions), ``assignments`` (assignments, the leaderboard,
+comparing runs), ``admin`` (quotas, pause, the class report); ``base`` holds what
 they share. ``Service`` is all of them on one database.
 """
 
 from __future__ import annotations
 
 from .admin import Admin
+from .assignments import AssignmentView, Comparison, Leaderboard
 from .base import Caller, JobView, ModelView, ReportView, Submitted, csv_cell
 from .jobs import Jobs
 from .models import Models
@@ -25,4 +27,4 @@ class Service(Submissions, Jobs, Models, Admin):
     """Every use case, sharing one database, artefact store and prediction cache."""
 
 
-__all__ = ["Caller", "JobView", "ModelView", "ReportView", "Service", "Submitted", "csv_cell"]
+__all__ = ["AssignmentView", "Caller", "Comparison", "Leaderboard", "JobView", "ModelView", "ReportView", "Service", "Submitted", "csv_cell"]

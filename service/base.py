@@ -3,6 +3,7 @@ service's access to the database, the artefact store, classes, members, jobs and
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,18 +12,21 @@ from sqlalchemy import select
 
 from storage import queue as q
 from storage.db import Database
-from storage.files import ArtefactStore
+from storage.files import ArtefactStore, sha256_file
 from storage.models import (
     CLASS,
     FINISHED,
     INSTRUCTOR,
     STUDENT,
     SUCCEEDED,
+    Assignment,
     Classroom,
+    Dataset,
     Job,
     Member,
     Model,
     Report,
+    Score,
     utcnow,
 )
 from storage.queue import insert_if_absent
@@ -114,6 +118,19 @@ class ModelView:
 
 
 @dataclass
+class Standing:
+    """Where one submission stands on its assignment's board (for its owner's report)."""
+
+    assignment: str
+    macro_f1: float
+    accuracy: float
+    per_class_f1: dict
+    rank: int  # where this submission would stand among the students' best submissions
+    students: int
+    best: bool  # it is the student's best submission so far
+
+
+@dataclass
 class ReportView:
     job_id: int
     owner_id: str
@@ -125,6 +142,13 @@ class ReportView:
     curve_png: Path
     version: int | None = None  # the model's version, while the model exists
     not_posted: str | None = None  # as JobView.not_posted
+    standing: Standing | None = None  # a submission to an assignment: its place on the board
+
+
+def board_key(score: Score):
+    """The leaderboard's order (see the module docstring)."""
+    return (-round(score.macro_f1, 3), score.params, score.ms_per_message, score.submitted_at, score.job_id)
+
 
 
 class ServiceBase:
@@ -205,7 +229,25 @@ class ServiceBase:
         gone = (await q.undelivered(s, [job.id])).get(job.id)
         return ReportView(job.id, job.owner_id, job.name, rep.model_id, rep.metrics, rep.report_text,
                           self.store.path(rep.confusion_png), self.store.path(rep.curve_png),
-                          model.version if model else None, _not_posted(gone))
+                          model.version if model else None, _not_posted(gone), await self._standing(s, job))
+
+    async def _standing(self, s, job: Job) -> Standing | None:
+        """Where a submission stands on its board, for its owner's report."""
+        if job.assignment_id is None:
+            return None
+        score = (await s.execute(select(Score).where(Score.job_id == job.id))).scalar_one_or_none()
+        a = await s.get(Assignment, job.assignment_id)
+        if score is None or a is None:
+            return None
+        scores = sorted((await s.execute(select(Score).where(Score.assignment_id == a.id))).scalars(), key=board_key)
+        bests: dict[str, Score] = {}
+        for sc in scores:
+            bests.setdefault(sc.owner_id, sc)
+        others = [b for owner, b in bests.items() if owner != job.owner_id]
+        rank = 1 + sum(board_key(b) < board_key(score) for b in others)
+        return Standing(a.name, score.macro_f1, score.accuracy, score.per_class_f1, rank, len(others) + 1,
+                        bests[job.owner_id].job_id == job.id)
+
 
     def _model_view(self, m: Model, default_id: int | None = None) -> ModelView:
         return ModelView(m.id, m.owner_id, m.name, m.version, m.visibility, m.labels, m.base_model, m.layers_kept,
@@ -236,6 +278,24 @@ class ServiceBase:
                 raise NotFound("You have no default model yet: train one with /train, or pick one with /models.")
             model_id = member.default_model_id
         return await self._usable_model(s, caller, model_id)
+
+    async def _dataset(self, s, caller: Caller, staged: Path, filename: str, info: dict, created: list[Path]) -> Dataset:
+        digest = await asyncio.to_thread(sha256_file, staged)
+        existing = (await s.execute(select(Dataset).where(
+            Dataset.guild_id == caller.guild_id, Dataset.owner_id == caller.user_id, Dataset.sha256 == digest)
+        )).scalars().first()
+        if existing is not None and self.store.path(existing.path).is_file():
+            return existing
+        size = staged.stat().st_size
+        final, new = self.store.keep_dataset(staged, digest)
+        if new:
+            created.append(final)
+        ds = Dataset(guild_id=caller.guild_id, owner_id=caller.user_id, name=Path(filename).name[:200] or "upload",
+                     sha256=digest, path=self.store.rel(final), rows=info["rows"], bytes=size,
+                     labels=info["labels"], lint=info)
+        s.add(ds)
+        await s.flush()
+        return ds
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")

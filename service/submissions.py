@@ -9,12 +9,16 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from storage.models import QUEUED, RUNNING, Classroom, Dataset, Job, utcnow
+from trainer.hidden import missing_labels
 
-from .base import JOB_PARAMS, MAX_NAME, Caller, ServiceBase, Submitted, _spec_params
+from .assignments import Assignments
+from .base import JOB_PARAMS, MAX_NAME, Caller, Submitted, _spec_params
 from .errors import InvalidDataset, InvalidRequest, QuotaExceeded
 
 
-class Submissions(ServiceBase):
+class Submissions(Assignments):
+    """Built on Assignments: a submission may name an assignment, or rerun a job it may compare."""
+
     # -- checking and submitting -------------------------------------------------------------------
     async def check(self, caller: Caller, content: bytes, filename: str, params: dict | None = None) -> dict:
         """Validate and lint a file without storing anything (``/check``). Raises InvalidDataset.
@@ -34,9 +38,15 @@ class Submissions(ServiceBase):
         self._check_rows(cls, info["rows"])
         return info
 
-    async def submit(self, caller: Caller, content: bytes, filename: str, *, name: str, params: dict | None = None,
-                     validation: tuple[bytes, str] | None = None, channel_id: str | None = None) -> Submitted:
-        """Queue a training job. Quotas and the file are checked first; on any refusal nothing is stored."""
+    async def submit(self, caller: Caller, content: bytes | None, filename: str | None, *, name: str,
+                     params: dict | None = None, validation: tuple[bytes, str] | None = None,
+                     channel_id: str | None = None, assignment: str | None = None, like: int | None = None) -> Submitted:
+        """Queue a training job. Quotas and the file are checked first; on any refusal nothing is stored.
+
+        ``assignment``: submit to that assignment (its deadline, submission limit and labels are checked;
+        with no file, its training file is used). ``like``: start from that job's settings (the caller's,
+        or one shared with the class); ``params`` given here override them, and with no file the job's
+        own file is used again (only the caller's own)."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         unknown = set(params) - set(JOB_PARAMS)
         if unknown:
@@ -47,6 +57,21 @@ class Submissions(ServiceBase):
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
             await self._check_job_quotas(s, cls, caller)
+            task = await self._open_assignment_for(s, caller, assignment) if assignment else None
+            if like is not None:
+                earlier, _ = await self._comparable(s, caller, like)
+                params = {k: v for k, v in earlier.params.items() if k in JOB_PARAMS} | params
+                if content is None:
+                    if earlier.owner_id != caller.user_id:
+                        raise InvalidRequest(f"Job {like} is a classmate's: attach your own file to rerun its "
+                                             "settings on it.")
+                    ds = await s.get(Dataset, earlier.dataset_id)
+                    content, filename = await asyncio.to_thread(self.store.path(ds.path).read_bytes), ds.name
+        if content is None and task is not None:
+            content, filename = await self.assignment_training_file(caller, assignment)
+        if content is None:
+            raise InvalidRequest("Attach a dataset to train on (or name an assignment that has a training file, "
+                                 "or rerun one of your jobs with like).")
         self._check_bytes(cls, len(content))
         if validation is not None:
             self._check_bytes(cls, len(validation[0]))
@@ -78,6 +103,13 @@ class Submissions(ServiceBase):
         try:
             info, val_info = await asyncio.to_thread(self._check_submission, staged, staged_val, params, cls)
             self._check_rows(cls, info["rows"])
+            if task is not None:
+                missing = missing_labels(task.labels, info["labels"])
+                if missing:
+                    raise InvalidRequest(
+                        f"Your file has no examples of {', '.join(missing)}, which assignment '{task.name}' is "
+                        f"tested on (its labels: {', '.join(task.labels)}); a model can only predict labels it "
+                        "was trained on. Add examples of them and submit again.")
             if teacher_labels is not None:
                 from trainer.pipeline import teacher_label_mismatch
 
@@ -88,13 +120,15 @@ class Submissions(ServiceBase):
                 cls = await self._class(s, caller.guild_id)
                 await self._member(s, caller, lock=True)
                 await self._check_job_quotas(s, cls, caller)  # again: another submission may have landed
+                if task is not None:  # again, under the member lock: deadline, closing, submission count
+                    task = await self._open_assignment_for(s, caller, task.name)
                 ds = await self._dataset(s, caller, staged, filename, info, created)
                 val = await self._dataset(s, caller, staged_val, validation[1], val_info, created) if validation else None
                 job = Job(guild_id=caller.guild_id, owner_id=caller.user_id, dataset_id=ds.id,
                           validation_dataset_id=val.id if val else None, name=name, params=params, status=QUEUED,
                           priority=self.settings.queue.instructor_priority if caller.steers else 0,
                           max_attempts=self.settings.queue.max_attempts, channel_id=channel_id, attempts=0,
-                          cancel_requested=False)
+                          cancel_requested=False, assignment_id=task.id if task else None)
                 s.add(job)
                 await s.flush()
                 job_id, ds_id = job.id, ds.id
@@ -170,23 +204,3 @@ class Submissions(ServiceBase):
         except TrainerError as exc:
             raise InvalidRequest(str(exc)) from None
         return info, val_info
-
-    async def _dataset(self, s, caller: Caller, staged: Path, filename: str, info: dict, created: list[Path]) -> Dataset:
-        from storage.files import sha256_file
-
-        digest = await asyncio.to_thread(sha256_file, staged)
-        existing = (await s.execute(select(Dataset).where(
-            Dataset.guild_id == caller.guild_id, Dataset.owner_id == caller.user_id, Dataset.sha256 == digest)
-        )).scalars().first()
-        if existing is not None and self.store.path(existing.path).is_file():
-            return existing
-        size = staged.stat().st_size
-        final, new = self.store.keep_dataset(staged, digest)
-        if new:
-            created.append(final)
-        ds = Dataset(guild_id=caller.guild_id, owner_id=caller.user_id, name=Path(filename).name[:200] or "upload",
-                     sha256=digest, path=self.store.rel(final), rows=info["rows"], bytes=size,
-                     labels=info["labels"], lint=info)
-        s.add(ds)
-        await s.flush()
-        return ds

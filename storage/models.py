@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -138,10 +139,59 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)  # readable by the student; tracebacks go to the log
     channel_id: Mapped[str | None] = mapped_column(String(32))  # where to post the result
+    # A submission to an assignment: also scored on its hidden test set (see Score).
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id", ondelete="SET NULL"))
     message_id: Mapped[str | None] = mapped_column(String(32))  # the progress message to edit
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Assignment(Base):
+    """A task an instructor sets: a hidden, labelled test file every submission is scored on (never
+    shown to students, never trained on), and optionally a training file students may use."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("guild_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(32))
+    test_dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    train_dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    labels: Mapped[list] = mapped_column(JSON)  # the hidden test set's labels, sorted
+    test_rows: Mapped[int] = mapped_column(Integer)
+    # The TF-IDF baseline trained on the training file and scored on the hidden set (None without one).
+    baseline: Mapped[dict | None] = mapped_column(JSON)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_submissions: Mapped[int | None] = mapped_column(Integer)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Score(Base):
+    """A finished submission's aggregate numbers on its assignment's hidden test set: all that ever
+    leaves the worker about that set."""
+
+    __tablename__ = "scores"
+    __table_args__ = (Index("ix_scores_assignment", "assignment_id", "owner_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    owner_id: Mapped[str] = mapped_column(String(32))
+    model_name: Mapped[str] = mapped_column(String(100))
+    macro_f1: Mapped[float] = mapped_column(Float)
+    accuracy: Mapped[float] = mapped_column(Float)
+    per_class_f1: Mapped[dict] = mapped_column(JSON)  # label -> F1 on the hidden set
+    baseline_macro_f1: Mapped[float] = mapped_column(Float)  # TF-IDF on the student's own training split
+    params: Mapped[int] = mapped_column(Integer)
+    layers: Mapped[int] = mapped_column(Integer)
+    ms_per_message: Mapped[float] = mapped_column(Float)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the job was queued
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Model(Base):

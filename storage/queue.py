@@ -25,6 +25,7 @@ from .models import (
     Model,
     Outbox,
     Report,
+    Score,
     utcnow,
 )
 
@@ -149,9 +150,11 @@ async def _end(session: AsyncSession, job_id: int, expect_lease: str | None, sta
 
 
 async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str, metrics: dict,
-                  confusion_rel: str, curve_rel: str) -> Model | None:
-    """Finish a job in one transaction: status, model row, report row, outbox row. None if the lease is
-    gone (the job was cancelled or reaped while it trained: the caller throws its files away)."""
+                  confusion_rel: str, curve_rel: str, hidden: dict | None = None) -> Model | None:
+    """Finish a job in one transaction: status, model row, report row, outbox row, and for a submission to
+    an assignment its score on the hidden set (``hidden``: trainer.hidden.score_hidden's aggregates).
+    None if the lease is gone (the job was cancelled or reaped while it trained: the caller throws its
+    files away)."""
     job = await _end(session, job_id, lease, SUCCEEDED, finished_at=utcnow(), cancel_requested=False, error=None,
                      progress={"stage": "done", "message": f"macro-F1 {metrics['macro_f1']:.3f}"})
     if job is None:
@@ -173,6 +176,12 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
         Member.guild_id == job.guild_id, Member.user_id == job.owner_id))).scalar_one_or_none()
     if member is not None and member.default_model_id is None:
         member.default_model_id = model.id  # a student's first model is their default for "Classify message"
+    if hidden is not None and job.assignment_id is not None:
+        session.add(Score(assignment_id=job.assignment_id, job_id=job.id, owner_id=job.owner_id, model_name=job.name,
+                          macro_f1=hidden["macro_f1"], accuracy=hidden["accuracy"],
+                          per_class_f1=hidden["per_class_f1"], baseline_macro_f1=hidden["baseline_macro_f1"],
+                          params=metrics["params"], layers=len(metrics["layers_kept"]),
+                          ms_per_message=metrics["ms_per_message"], submitted_at=job.created_at))
     session.add(_outbox(job, "job_succeeded", {"model_id": model.id, "version": version, **summary}))
     return model
 
@@ -203,6 +212,13 @@ async def requeue_or_fail(session: AsyncSession, job_id: int, lease: str, reason
     attempts = job.attempts if count_attempt else job.attempts - 1
     return await _end(session, job_id, lease, QUEUED, worker_pid=None, heartbeat_at=None,
                       progress=None, started_at=None, attempts=attempts, error=reason if count_attempt else None)
+
+
+async def pending_jobs(session: AsyncSession) -> int:
+    """Jobs still to run or finish: running ones, and queued ones of classes that are not paused."""
+    return (await session.execute(
+        select(func.count()).select_from(Job).join(Classroom, Classroom.guild_id == Job.guild_id)
+        .where((Job.status == RUNNING) | ((Job.status == QUEUED) & Classroom.paused.is_(False))))).scalar_one()
 
 
 async def running_jobs(session: AsyncSession) -> list[Job]:

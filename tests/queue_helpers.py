@@ -12,13 +12,13 @@ def slow_run_job(payload: dict) -> None:
 
     real = pipeline.run_training
 
-    def slowed(spec, progress, registry=None):
+    def slowed(spec, progress, registry=None, hidden=None):
         def on_progress(p):
             progress(p)
             if p.stage == "training":
                 time.sleep(0.5)
 
-        return real(spec, on_progress, registry)
+        return real(spec, on_progress, registry, hidden)
 
     pipeline.run_training = slowed
     run_job(payload)
@@ -29,7 +29,7 @@ def crashing_run_job(payload: dict) -> None:
     import trainer.pipeline as pipeline
     from jobs.worker import run_job
 
-    def broken(spec, progress, registry=None):
+    def broken(spec, progress, registry=None, hidden=None):
         raise RuntimeError("secret internals: tensor shape mismatch at layer 3")
 
     pipeline.run_training = broken

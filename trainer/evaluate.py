@@ -40,8 +40,9 @@ def evaluate(y_true: list[int], proba: np.ndarray, labels: list[str], texts: lis
     )
 
 
-def tfidf_baseline(train_texts, train_y, test_texts, test_y, seed: int) -> dict:
-    """TF-IDF (words and character n-grams, so Chinese works too) + logistic regression, same split."""
+def tfidf_baseline(train_texts, train_y, test_texts, test_y, seed: int, labels: list | None = None) -> dict:
+    """TF-IDF (words and character n-grams, so Chinese works too) + logistic regression, same split.
+    ``labels``: the labels macro-F1 averages over (default: those in the test labels and predictions)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
@@ -55,7 +56,7 @@ def tfidf_baseline(train_texts, train_y, test_texts, test_y, seed: int) -> dict:
     pred = clf.predict(test_texts)
     return {
         "accuracy": float(accuracy_score(test_y, pred)),
-        "macro_f1": float(f1_score(test_y, pred, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(test_y, pred, labels=labels, average="macro", zero_division=0)),
         "model": "TF-IDF (word 1-2 + char 2-4 grams) + logistic regression",
     }
 

@@ -30,10 +30,12 @@ from .device import pick_device, set_threads
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
 from .export import build_serving
+from .hidden import HiddenTest, score_hidden
 from .losses import IGNORE, TinyBertLoss
 from .models import count_parameters, load_classifier, load_tokenizer, resolve_base
 from .predict import Predictor
 from .progress import Progress, ProgressFn, ignore
+from .provenance import content_hash, file_hash, package_versions
 from .pruning import num_layers, prune_layers, select_layers
 from .spec import TrainSpec
 from .train import fine_tune, finish_method, predict_proba, prepare_method
@@ -46,6 +48,7 @@ CURVE_PNG = "training_curve.png"
 class TrainResult:
     model_dir: Path
     metrics: dict  # what metrics.json holds
+    hidden: dict | None = None  # aggregates on an assignment's hidden test set; never written to the model directory
 
     @property
     def confusion_png(self) -> Path:
@@ -73,7 +76,9 @@ def default_out_dir(data_path: str, runs_dir: str | Path = "runs") -> Path:
     return Path(runs_dir) / f"{Path(data_path).stem}-{stamp}"
 
 
-def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[str, str] | None = None) -> TrainResult:
+def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[str, str] | None = None,
+                 hidden: HiddenTest | None = None) -> TrainResult:
+    """``hidden``: an assignment's hidden test set, scored after everything else (see trainer.hidden)."""
     out_dir = Path(spec.out_dir) if spec.out_dir else default_out_dir(spec.data_path)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TrainerError(f"The output directory {out_dir} already has files in it; choose another --out")
@@ -153,6 +158,11 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG,
                       "distillation loss" if spec.method == "distill" else "cross-entropy")
         ms_per_message = measure_latency(tmp, splits.test.texts)
+        hidden_scores = None
+        if hidden is not None:
+            progress(Progress("evaluating", message="the assignment's hidden test set"))
+            hidden_scores = score_hidden(Predictor(tmp), hidden, spec.limits, splits.train.texts,
+                                         splits.train.labels, spec.seed)
         size_bytes = sum(f.stat().st_size for f in tmp.glob("*.safetensors"))
         metrics = {
             "accuracy": ev.accuracy, "macro_f1": ev.macro_f1,
@@ -178,6 +188,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "mistakes": ev.mistakes, "advice": tips, "warnings": [w.to_dict() for w in ds.warnings],
             "device": device.type, "threads": threads,
             "spec": spec.to_dict(),
+            "provenance": provenance(spec, base),
             "model_dir": str(out_dir.resolve()),
             "confusion_matrix_png": str((out_dir / CONFUSION_PNG).resolve()),
             "training_curve_png": str((out_dir / CURVE_PNG).resolve()),
@@ -196,7 +207,17 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     progress(Progress("done", message=f"macro-F1 {ev.macro_f1:.3f} (baseline {baseline['macro_f1']:.3f})"))
-    return TrainResult(out_dir, metrics)
+    return TrainResult(out_dir, metrics, hidden_scores)
+
+
+def provenance(spec: TrainSpec, base) -> dict:
+    """What reproducing this run takes beyond its spec: the exact inputs' hashes and the package versions."""
+    out = {"seed": spec.seed, "data_sha256": file_hash(spec.data_path),
+           "base_model": base.name, "base_sha256": content_hash(base.source) if base.local else None,
+           "versions": package_versions()}
+    if spec.teacher:
+        out["teacher_sha256"] = content_hash(spec.teacher)
+    return out
 
 
 def load_teacher(path: str, labels: list[str]):
@@ -323,6 +344,8 @@ Distilled (TinyBERT task distillation) from a {t['layers']}-layer teacher ({t['s
 The student keeps {m['retained']:.1%} of the teacher's macro-F1.
 """
     serving = m["serving"]
+    prov = m["provenance"]
+    versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
     return f"""# TinyTutor model
 
 A text classifier for {len(m['labels'])} labels, fine-tuned ({m['method']}) from `{m['base_model']}` with
@@ -355,4 +378,9 @@ One message takes {m['ms_per_message']:.2f} ms this way, {m['torch_ms_per_messag
 ## Advice
 
 {tips}
+
+## Reproducing it
+
+Seed {prov['seed']}; base model `{prov['base_model']}` (content SHA-256 `{prov['base_sha256'] or 'hub id, not hashed'}`);
+data SHA-256 `{prov['data_sha256']}`; {versions}. The full training spec is in `metrics.json` (`spec`).
 """

@@ -1,0 +1,277 @@
+"""Assignments, the leaderboard and comparing runs, on SQLite and PostgreSQL.
+
+The rules (who may set one, deadlines, submission limits, labels, classes never mixing) and the
+board's order are tested through the service without training; the whole life of an assignment
+(create, two students submit, the scheduler runs until idle, the board, compare, rerun, close) is
+tested through the command line with real workers, and then every file, row and line a student
+could see is searched for the hidden texts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from conftest import synthetic_rows, write_csv
+from sqlalchemy import select, update
+from test_service import ALICE, BOB, MALLORY, TEACH, csv_bytes, stored_files
+
+from service import Service
+from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from storage.models import Assignment, Dataset, Job, Outbox, Report, Score, utcnow
+
+CAROL = ALICE.__class__("class-a", "carol", name="Carol")
+MARK = "hiddenmarker"  # every hidden text carries it, so a leak is one search away
+
+
+def hidden_rows(n_per_class: int = 8) -> list[tuple[str, str]]:
+    return [(f"{text} {MARK}{i}", label) for i, (text, label) in enumerate(synthetic_rows(n_per_class, seed=99))]
+
+
+HIDDEN = csv_bytes(hidden_rows())
+TRAIN = csv_bytes(synthetic_rows(20))
+
+
+@pytest.fixture
+async def service(db, settings_for, db_url):
+    return Service(db, settings_for(db_url))
+
+
+async def test_only_instructors_set_assignments_and_bad_files_store_nothing(service, db):
+    with pytest.raises(PermissionDenied):
+        await service.create_assignment(ALICE, "topics", (HIDDEN, "test.csv"))
+    bad = csv_bytes([("a text", "sports"), ("", "food"), ("more", "weather")])
+    with pytest.raises(Exception) as err:
+        await service.create_assignment(TEACH, "topics", (bad, "test.csv"))
+    assert "the test file" in str(err.value) and "row 3" in str(err.value)
+    two_labels = csv_bytes([r for r in synthetic_rows(20) if r[1] != "weather"])
+    with pytest.raises(InvalidRequest) as err:  # students could never learn "weather" from it
+        await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"), train=(two_labels, "train.csv"))
+    assert "training file has no examples of weather" in str(err.value)
+    with pytest.raises(InvalidRequest):
+        await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"), deadline="2001-01-01")
+    async with db.transaction() as s:
+        assert (await s.execute(select(Assignment))).first() is None
+        assert (await s.execute(select(Dataset))).first() is None
+    assert stored_files(service) == []
+
+    leaky = csv_bytes(synthetic_rows(20) + hidden_rows()[:3])  # three hidden texts in the training file
+    view = await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"), train=(leaky, "train.csv"),
+                                           deadline="2099-12-15", max_submissions=2, description="three topics")
+    assert view.labels == ["food", "sports", "weather"] and view.test_rows == 24 and view.train_rows == 63
+    assert view.deadline.isoformat() == "2099-12-15T23:59:59+00:00"  # a date alone: the end of that day, UTC
+    assert 0 <= view.baseline_macro_f1 <= 1 and view.is_open
+    assert any("3 of the 24 test texts also appear in the training file" in w for w in view.warnings)
+    with pytest.raises(Conflict):
+        await service.create_assignment(TEACH, "Topics", (HIDDEN, "test.csv"))  # names are per class, any case
+    other = await service.create_assignment(MALLORY.__class__("class-b", "t2", instructor=True), "topics",
+                                            (HIDDEN, "test.csv"))
+    assert other.id != view.id  # another class may use the same name
+
+
+async def test_submissions_respect_labels_limits_deadline_closing_and_classes(service, db):
+    await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"), train=(TRAIN, "train.csv"),
+                                    max_submissions=1, deadline=utcnow() + timedelta(days=1))
+    no_weather = csv_bytes([r for r in synthetic_rows(20) if r[1] != "weather"])
+    with pytest.raises(InvalidRequest) as err:
+        await service.submit(BOB, no_weather, "mine.csv", name="m", assignment="topics")
+    assert "no examples of weather" in str(err.value) and "food, sports, weather" in str(err.value)
+    with pytest.raises(NotFound) as err:
+        await service.submit(MALLORY, TRAIN, "mine.csv", name="m", assignment="topics")
+    assert "this class has none yet" in str(err.value)  # nothing of class-a is visible from class-b
+
+    sub = await service.submit(ALICE, None, None, name="first", assignment="topics")  # the assignment's file
+    assert sub.rows == 60
+    with pytest.raises(Conflict) as err:
+        await service.submit(ALICE, TRAIN, "again.csv", name="again", assignment="topics")
+    assert "used all 1 submission(s)" in str(err.value)
+    await service.cancel(ALICE, sub.job.id)  # a cancelled submission gives the try back
+    await service.submit(ALICE, TRAIN, "again.csv", name="again", assignment="topics")
+
+    async with db.transaction() as s:
+        await s.execute(update(Assignment).values(deadline=utcnow() - timedelta(minutes=1)))
+    with pytest.raises(Conflict) as err:
+        await service.submit(BOB, TRAIN, "late.csv", name="late", assignment="topics")
+    assert "deadline of assignment 'topics' was" in str(err.value)
+    async with db.transaction() as s:
+        await s.execute(update(Assignment).values(deadline=None))
+    await service.close_assignment(TEACH, "topics")
+    with pytest.raises(Conflict) as err:
+        await service.submit(BOB, TRAIN, "late.csv", name="late", assignment="topics")
+    assert "is closed" in str(err.value)
+    with pytest.raises(PermissionDenied):
+        await service.close_assignment(BOB, "topics")
+    async with db.transaction() as s:
+        jobs = (await s.execute(select(Job.owner_id, Job.status).order_by(Job.id))).all()
+    assert jobs == [("alice", "cancelled"), ("alice", "queued")]  # no refused submission left anything
+    [view] = await service.assignments(ALICE)
+    assert (view.submissions, view.submissions_left, view.is_open) == (1, 0, False)
+
+
+async def _scored(service, db, caller, name, macro_f1, params, ms, assignment_id):
+    """A finished submission's score, as the worker would record it (no training needed for the board)."""
+    sub = await service.submit(caller, TRAIN, "t.csv", name=name, assignment="topics")
+    async with db.transaction() as s:
+        job = await s.get(Job, sub.job.id)
+        job.status = "succeeded"
+        s.add(Score(assignment_id=assignment_id, job_id=job.id, owner_id=caller.user_id, model_name=name,
+                    macro_f1=macro_f1, accuracy=macro_f1, per_class_f1={"food": macro_f1}, baseline_macro_f1=0.6,
+                    params=params, layers=params // 1_000_000, ms_per_message=ms, submitted_at=job.created_at))
+    return sub.job.id
+
+
+async def test_leaderboard_ranks_best_per_student_with_smaller_and_faster_first_on_ties(service, db):
+    view = await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"))
+    aid = view.id
+    a1 = await _scored(service, db, ALICE, "alice-big", 0.8504, 6_000_000, 2.0, aid)
+    a2 = await _scored(service, db, ALICE, "alice-weak", 0.70, 1_000_000, 1.0, aid)
+    b1 = await _scored(service, db, BOB, "bob-small", 0.8496, 3_000_000, 2.0, aid)  # 0.850 shown: a tie, smaller
+    c1 = await _scored(service, db, CAROL, "carol-slow", 0.8501, 3_000_000, 5.0, aid)  # same size, slower
+    board = await service.leaderboard(TEACH, "topics")
+    assert [(r.rank, r.model_name, r.job_id) for r in board.best] == [
+        (1, "bob-small", b1), (2, "carol-slow", c1), (3, "alice-big", a1)]
+    assert [r.job_id for r in board.everything] == [b1, c1, a1, a2]
+    assert board.reference == 0.6 and "student's own training split" in board.reference_source
+
+    mine = await service.leaderboard(ALICE, "topics")  # a student sees numbers and model names only
+    assert mine.everything is None
+    assert [(r.model_name, r.owner_id, r.job_id, r.mine) for r in mine.best] == [
+        ("bob-small", None, None, False), ("carol-slow", None, None, False), ("alice-big", "alice", a1, True)]
+    with pytest.raises(PermissionDenied):
+        await service.leaderboard_csv(ALICE, "topics")
+
+    rows = list(csv.DictReader(io.StringIO((await service.leaderboard_csv(TEACH, "topics")).decode())))
+    assert [(r["job"], r["student"], r["best_of_student"]) for r in rows] == [
+        (str(b1), "Bob", "yes"), (str(c1), "Carol", "yes"), (str(a1), "Alice", "yes"), (str(a2), "Alice", "no")]
+    assert rows[0]["f1:food"] == "0.8496" and rows[0]["f1:weather"] == "0.0000"
+
+    async with db.transaction() as s:  # what Alice's report says of her weaker run
+        standing = await service._standing(s, await s.get(Job, a2))
+    assert (standing.rank, standing.students, standing.best) == (3, 3, False)  # below both classmates
+
+
+# -- the whole life, from the command line ---------------------------------------------------------
+
+@pytest.fixture
+def cli(tmp_path, tiny_base, monkeypatch, db_url):
+    """``tinytutor`` on the test database (SQLite or PostgreSQL), with the tiny BERT as base."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYTUTOR_DATABASE_URL", db_url)
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[training]
+base = "tiny"
+layers = 2
+epochs = 2
+max_length = 16
+threads = 1
+
+[base_models]
+tiny = "{tiny_base}"
+
+[storage]
+data_dir = "class-data"
+
+[queue]
+dispatch_seconds = 0.2
+reap_seconds = 0.3
+heartbeat_seconds = 0.3
+""", encoding="utf-8")
+    monkeypatch.setenv("TINYTUTOR_CONFIG", str(path))
+    from bot.cli import main
+
+    def run(*argv, code=0):
+        out = run.capsys.readouterr()  # drop what came before
+        assert main([str(a) for a in argv]) == code, out
+        got = run.capsys.readouterr()
+        run.seen += got.out + got.err
+        return got
+
+    run.seen = ""
+    return run
+
+
+def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp_path, capsys, tiny_base):
+    cli.capsys = capsys
+    test = tmp_path / "hidden.csv"
+    test.write_bytes(HIDDEN)
+    train = write_csv(tmp_path / "train.csv", synthetic_rows(20))
+    own = write_csv(tmp_path / "bob.csv", synthetic_rows(20, seed=5))
+    made = json.loads(cli("assignment", "create", "--guild", "g1", "--name", "topics", "--test", test,
+                          "--train", train, "--max-submissions", "2", "--json").out)
+    assert made["labels"] == ["food", "sports", "weather"] and made["open"]
+
+    cli("queue", "submit", "--guild", "g1", "--user", "ann", "--assignment", "topics", "--name", "ann-2")
+    cli("queue", "submit", own, "--guild", "g1", "--user", "bob", "--assignment", "topics", "--layers", "1",
+        "--name", "bob-1")
+    no_food = write_csv(tmp_path / "carl.csv", [r for r in synthetic_rows(20) if r[1] != "food"])
+    err = cli("queue", "submit", no_food, "--guild", "g1", "--user", "carl", "--assignment", "topics", code=1).err
+    assert "no examples of food" in err
+
+    cli("scheduler", "--until-idle")  # returns once both jobs are done
+    board = json.loads(cli("leaderboard", "--guild", "g1", "--assignment", "topics", "--json",
+                           "--csv", tmp_path / "board.csv").out)
+    assert sorted(r["owner_id"] for r in board["best"]) == ["ann", "bob"]
+    key = [(-round(r["macro_f1"], 3), r["params"], r["ms_per_message"]) for r in board["best"]]
+    assert key == sorted(key) and [r["rank"] for r in board["best"]] == [1, 2]
+    layers = {r["owner_id"]: r["layers"] for r in board["best"]}
+    assert layers == {"ann": 2, "bob": 1}
+    assert all(set(r["per_class_f1"]) == {"food", "sports", "weather"} for r in board["best"])
+    assert 0 <= board["baseline_macro_f1"] <= 1 and "training file" in board["baseline_source"]
+    text = cli("leaderboard", "--guild", "g1", "--assignment", "topics").out
+    assert "— baseline —" in text and "ann-2" in text and "bob-1" in text
+
+    cmp = json.loads(cli("compare", "1", "2", "--json").out)
+    changed = {s["name"]: (s["a"], s["b"]) for s in cmp["settings"]}
+    assert changed["layers"] == (2, 1) and "data" in changed  # other file, other layers
+    assert cmp["hidden"]["assignment"] == "topics"
+    assert {r["name"] for r in cmp["per_class_f1"]} == {"food", "sports", "weather"}
+    assert "settings that differ" in cli("compare", "1", "2").out
+
+    # reproducibility: the report records the spec, seed, base model hash and versions; like: reruns it
+    rerun = json.loads(cli("queue", "submit", "--guild", "g1", "--user", "bob", "--like", "2", "--seed", "7",
+                           "--name", "bob-again", "--json").out)
+    cli("assignment", "close", "--guild", "g1", "--name", "topics")
+    err = cli("queue", "submit", own, "--guild", "g1", "--user", "bob", "--assignment", "topics", code=1).err
+    assert "is closed" in err
+    listed = json.loads(cli("assignment", "list", "--guild", "g1", "--json").out)
+    assert [(a["name"], a["open"]) for a in listed] == [("topics", False)]
+    cli("queue", "cancel", rerun["id"])
+
+    import asyncio
+
+    from storage.db import Database
+    from trainer.provenance import content_hash
+
+    async def rows():
+        db = Database(cli_db_url(tmp_path))
+        try:
+            async with db.transaction() as s:
+                reports = list((await s.execute(select(Report).order_by(Report.job_id))).scalars())
+                outbox = list((await s.execute(select(Outbox))).scalars())
+                jobs = {j.id: j for j in (await s.execute(select(Job))).scalars()}
+                return ([(r.metrics, r.report_text) for r in reports], [o.payload for o in outbox], jobs)
+        finally:
+            await db.close()
+
+    reports, payloads, jobs = asyncio.run(rows())
+    assert jobs[3].params == {"layers": 1, "seed": 7} and jobs[3].dataset_id == jobs[2].dataset_id
+    prov = reports[0][0]["provenance"]
+    assert prov["base_sha256"] == content_hash(tiny_base) and prov["seed"] == 42
+    assert prov["versions"]["torch"] and prov["versions"]["transformers"] and reports[0][0]["spec"]["layers"] == 2
+
+    # the hidden texts are nowhere a student can look: reports, outbox messages, metrics files, model
+    # cards, logs, plots, the CSV export, anything the commands printed
+    leaks = [f for f in (tmp_path / "class-data").rglob("*") if f.is_file() and "datasets" not in f.parts
+             and MARK.encode() in f.read_bytes()]
+    assert leaks == []
+    assert MARK not in json.dumps([reports, payloads]) + cli.seen + (tmp_path / "board.csv").read_text()
+    assert list((tmp_path / "class-data" / "models").rglob("metrics.json"))  # there were files to search
+
+
+def cli_db_url(tmp_path):
+    import os
+
+    return os.environ["TINYTUTOR_DATABASE_URL"]

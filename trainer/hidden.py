@@ -1,0 +1,73 @@
+"""Scoring a trained model on an assignment's hidden test set, in the worker.
+
+The hidden file is read here and nowhere else a student's job can reach: no text, row or prediction
+of it is returned, logged or written next to the model. What leaves is aggregate numbers only
+(macro-F1, accuracy, per-class F1, the TF-IDF baseline's macro-F1), which is what the leaderboard
+shows. It is never part of a ``TrainSpec``, so it is never trained on, early-stopped on, or
+recorded in a report's spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .spec import DataLimits
+
+
+@dataclass(frozen=True)
+class HiddenTest:
+    """Where the hidden file is on the worker and how to read it (columns found when it was uploaded)."""
+
+    path: str
+    text_column: str
+    label_column: str
+    labels: list[str]  # the assignment's labels: macro-F1 averages over these
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HiddenTest:
+        return cls(d["path"], d["text_column"], d["label_column"], list(d["labels"]))
+
+
+def missing_labels(assignment_labels: list[str], student_labels) -> list[str]:
+    """The assignment's labels a student's file has no example of (their model could never predict them)."""
+    return sorted(set(assignment_labels) - set(student_labels))
+
+
+def score_hidden(predictor, hidden: HiddenTest, limits: DataLimits, train_texts: list[str],
+                 train_labels: list[str], seed: int) -> dict:
+    """Aggregates of ``predictor`` (the served model) on the hidden set, and of a TF-IDF baseline trained on
+    the same training split. A prediction of a label the assignment does not have counts as a mistake."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from . import data as data_mod
+    from .evaluate import tfidf_baseline
+
+    ds = data_mod.load_dataset(hidden.path, limits, hidden.text_column, hidden.label_column, for_training=False)
+    labels = list(hidden.labels)
+    predicted = [predictor.labels[i] for i in predictor.logits(ds.texts).argmax(axis=1)]
+    per_class = f1_score(ds.labels, predicted, labels=labels, average=None, zero_division=0)
+    baseline = tfidf_baseline(train_texts, train_labels, ds.texts, ds.labels, seed, labels=labels)
+    return {
+        "macro_f1": float(np.mean(per_class)),
+        "accuracy": float(accuracy_score(ds.labels, predicted)),
+        "per_class_f1": {lab: round(float(f), 4) for lab, f in zip(labels, per_class, strict=True)},
+        "baseline_macro_f1": baseline["macro_f1"],
+        "examples": len(ds),
+    }
+
+
+def baseline_on_hidden(train_path: str | Path, train_columns: tuple[str, str], hidden: HiddenTest,
+                       limits: DataLimits, seed: int = 42) -> dict:
+    """The TF-IDF baseline trained on an assignment's training file and scored on its hidden set: the
+    leaderboard's reference line. Aggregates only."""
+    from . import data as data_mod
+    from .evaluate import tfidf_baseline
+
+    train = data_mod.load_dataset(train_path, limits, *train_columns)
+    test = data_mod.load_dataset(hidden.path, limits, hidden.text_column, hidden.label_column, for_training=False)
+    return tfidf_baseline(train.texts, train.labels, test.texts, test.labels, seed, labels=list(hidden.labels))
