@@ -37,7 +37,8 @@ class Announcer:
                  discord.File(rep.curve_png, filename="training_curve.png")]
         note = f"\n⚠️ When it finished, {rep.not_posted}." if rep.not_posted else ""
         first = {"content": f"{mention} your model **{render.truncate(rep.name, 80)}** is ready.{note}",
-                 "embed": render.result_embed(rep.job_id, rep.name, rep.version, m, "confusion_matrix.png"),
+                 "embed": render.result_embed(rep.job_id, rep.name, rep.version, m, "confusion_matrix.png",
+                                              rep.standing),
                  "files": files,
                  "allowed_mentions": render.only_pinging(rep.owner_id) if ping else discord.AllowedMentions.none()}
         report = f"Classification report (job {rep.job_id}, test split):\n{m['report_text']}"

@@ -44,6 +44,7 @@ class TinyTutorBot(commands.Bot):
         return self.runtime.service
 
     async def setup_hook(self) -> None:
+        from .cogs.assignments import Assignments
         from .cogs.instructors import CancelJobButton, Instructors, QueuePageButton
         from .cogs.students import Students
 
@@ -52,6 +53,7 @@ class TinyTutorBot(commands.Bot):
         self.progress = ProgressMessages(self.runtime.db, self.runtime.service)
         await self.add_cog(Students(self))
         await self.add_cog(Instructors(self))
+        await self.add_cog(Assignments(self))
         self.add_dynamic_items(CancelJobButton, QueuePageButton)
         guild_id = self.settings.discord.guild_id
         if guild_id:

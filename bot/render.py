@@ -99,8 +99,10 @@ def progress_text(view, mention: str) -> str:
     return f"🚫 {head}: cancelled."
 
 
-def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion_name: str | None = None) -> discord.Embed:
-    """The completion embed: scores against the baseline, what pruning kept, speed, advice."""
+def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion_name: str | None = None,
+                 standing=None) -> discord.Embed:
+    """The completion embed: scores against the baseline, what pruning kept, speed, advice; for a
+    submission to an assignment, its hidden-set score and place on the board; how to reproduce it."""
     title = f"✅ {name}" + (f" v{version}" if version else "") + f" — job {job_id}"
     delta = m["macro_f1"] - m["baseline_macro_f1"]
     desc = (f"Test split of {m['split']['test']} examples the model never saw in training. "
@@ -121,13 +123,105 @@ def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion
                     value=f"{t['layers']} layers · {t['params'] / 1e6:.1f}M params · macro-F1 {t['macro_f1']:.3f} · "
                           f"{t['ms_per_message']:.1f} ms/message; the student keeps **{m['retained']:.1%}**",
                     inline=False)
+    if standing is not None:
+        e.add_field(name=f"Assignment {truncate(standing.assignment, 200)} (hidden test set)",
+                    value=truncate(standing_text(standing), FIELD_LIMIT), inline=False)
     tips = "\n".join(f"• {t}" for t in m.get("advice", []))
     if tips:
         e.add_field(name="Advice", value=truncate(tips, FIELD_LIMIT), inline=False)
+    prov = m.get("provenance")
+    if prov:
+        v = prov["versions"]
+        base_hash = (prov.get("base_sha256") or "not hashed")[:12]
+        e.add_field(name="Reproduce", inline=False, value=truncate(
+            f"seed {prov['seed']} · base `{base_hash}` · data `{prov['data_sha256'][:12]}` · torch "
+            f"{v.get('torch')} · transformers {v.get('transformers')} · TinyTutor {v.get('tinytutor')}. "
+            f"`/train like:{job_id}` reruns these settings (on a new file or seed).", FIELD_LIMIT))
     how = "distillation" if m["method"] == "distill" else f"{m['method']} fine-tuning"
     e.set_footer(text=f"{how} of {m['base_model']} · {m['train_seconds']:.0f} s on {m['device']}")
     if confusion_name:
         e.set_image(url=f"attachment://{confusion_name}")
+    return e
+
+
+def standing_text(st) -> str:
+    per_class = " · ".join(f"{truncate(lab, 30)} {f:.2f}" for lab, f in st.per_class_f1.items())
+    best = "your best so far" if st.best else "not your best submission"
+    return (f"macro-F1 **{st.macro_f1:.3f}**, accuracy {st.accuracy:.3f} ({best}); it would stand "
+            f"**#{st.rank} of {st.students}** on the board. Per class: {per_class}")
+
+
+def _when(dt) -> str:
+    return discord.utils.format_dt(dt, "f") if dt else "no deadline"
+
+
+def assignment_line(v) -> str:
+    state = "open" if v.is_open else "closed"
+    left = "" if v.submissions_left is None else f" · {v.submissions_left} of {v.max_submissions} submissions left"
+    train = f" · training file of {v.train_rows:,} rows" if v.train_rows else " · bring your own data"
+    return (f"**{truncate(v.name, 80)}** ({state}) · due {_when(v.deadline)} · labels: "
+            f"{truncate(', '.join(v.labels), 200)}{train}{left}")
+
+
+def assignment_announcement(v) -> str:
+    how = (f"`/train assignment:{v.name}` trains on its training file ({v.train_rows:,} rows), or attach your own"
+           if v.train_rows else f"`/train dataset:<your file> assignment:{v.name}`")
+    limit = f" {v.max_submissions} submission(s) each." if v.max_submissions else ""
+    about = f"\n> {truncate(v.description, 500)}" if v.description else ""
+    return truncate(f"📝 New assignment **{v.name}**, due {_when(v.deadline)}.{about}\nModels are scored on a hidden "
+                    f"test set of {v.test_rows:,} examples labelled {', '.join(v.labels)}: {how}.{limit} "
+                    f"`/leaderboard assignment:{v.name}` shows the board.", CONTENT_LIMIT)
+
+
+def leaderboard_embed(board, everything: bool = False) -> discord.Embed:
+    """Each student's best submission (or, for instructors, every one), the baseline as a reference line."""
+    a = board.assignment
+    rows = board.everything if everything and board.everything is not None else board.best
+    lines, ref = [], board.reference
+    for r in rows:
+        if ref is not None and r.macro_f1 < ref:
+            lines.append(f"┈┈ TF-IDF baseline **{ref:.3f}** ┈┈")
+            ref = None
+        who = f" · <@{r.owner_id}>" if r.owner_id and not r.mine else (" · **you**" if r.mine else "")
+        rank = f"#{r.rank}" if r.rank else "·"
+        lines.append(f"{rank} **{truncate(r.model_name, 40)}**{who} — macro-F1 **{r.macro_f1:.3f}** · "
+                     f"{r.layers} layers · {r.params / 1e6:.1f}M params · {r.ms_per_message:.2f} ms/msg")
+    if ref is not None and rows:
+        lines.append(f"┈┈ TF-IDF baseline **{ref:.3f}** ┈┈")
+    state = "open" if a.is_open else "closed"
+    e = lines_embed(f"🏆 {truncate(a.name, 200)} — {'all submissions' if everything else 'leaderboard'}", lines,
+                    "No scored submissions yet.", GREEN)
+    e.set_footer(text=truncate(f"{state} · hidden test set of {a.test_rows} examples · ties: smaller, then faster "
+                               f"models first · baseline: {board.reference_source}", 2048))
+    return e
+
+
+def comparison_embed(c) -> discord.Embed:
+    a, b = c.a, c.b
+
+    def num(v, sign=False):
+        if v is None:
+            return "–"
+        if isinstance(v, int):
+            return f"{v:+,}" if sign else f"{v:,}"
+        return f"{v:+.3f}" if sign else f"{v:.3f}"
+
+    def delta(x, y):
+        return y - x if isinstance(x, int | float) and isinstance(y, int | float) else None
+
+    e = discord.Embed(title=truncate(f"Job {a['job_id']} {a['name']} → job {b['job_id']} {b['name']}", 256),
+                      color=BLUE)
+    settings = "\n".join(f"`{k}`: {truncate(str(x), 40)} → {truncate(str(y), 40)}" for k, x, y in c.settings)
+    e.add_field(name="Settings that differ", value=truncate(settings or "none", FIELD_LIMIT), inline=False)
+    scores = c.scores + ([(f"hidden set ({truncate(c.hidden[0], 40)})", c.hidden[1], c.hidden[2])] if c.hidden else [])
+    e.add_field(name="Results (A → B, change)", inline=False, value=truncate("\n".join(
+        f"{k}: {num(x)} → {num(y)} ({num(delta(x, y), True)})" for k, x, y in scores), FIELD_LIMIT))
+    e.add_field(name="Per-class F1", inline=False, value=truncate("\n".join(
+        f"{truncate(k, 40)}: {num(x)} → {num(y)} ({num(delta(x, y), True)})" for k, x, y in c.per_class),
+        FIELD_LIMIT))
+    if not c.same_test_split:
+        e.set_footer(text="Different data or seed: the test splits differ. An assignment's hidden set compares "
+                          "runs on the same examples.")
     return e
 
 

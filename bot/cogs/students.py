@@ -1,4 +1,4 @@
-"""Students' commands: /train, /check, /predict, "Classify message", /predict_file, /models, /jobs,
+"""Students' commands: /train (also to an assignment, or like an earlier job), /check, /predict, "Classify message", /predict_file, /models, /jobs,
 /cancel, /report. Each defers at once when it has work to do, then answers.
 
 Refusals are private on every command. The answers the channel sees (/predict, /predict_file,
@@ -27,6 +27,7 @@ from ._common import (
     read_attachment,
     send_public,
 )
+from .assignments import assignment_choices
 
 
 class Students(commands.Cog):
@@ -52,8 +53,8 @@ class Students(commands.Cog):
     @app_commands.command(name="train")
     @app_commands.guild_only()
     @app_commands.describe(
-        dataset="CSV, TSV, JSONL, JSON or XLSX with a text column and a label column",
         name="a name for your model",
+        dataset="CSV, TSV, JSONL, JSON or XLSX with a text and a label column (optional with assignment or like)",
         layers="encoder layers to keep (the default base model has 6)",
         strategy="which layers to keep: alternate (TinyBERT), bottom or top",
         method="full fine-tuning, LoRA, the head only, or distill (TinyBERT: learn from a fine-tuned teacher)",
@@ -65,9 +66,12 @@ class Students(commands.Cog):
         augment="distill: extra perturbed copies of each text, labelled by the teacher (0-10)",
         text_column="the column with the texts (found by name if empty)",
         label_column="the column with the labels (found by name if empty)",
+        assignment="submit to an assignment: also scored on its hidden test set (no file: its training file)",
+        like="a job number: start from its settings (the options you give override them; no file: its file)",
+        seed="random seed (a rerun with another seed shows how much a score is luck)",
     )
-    @app_commands.autocomplete(teacher=model_choices)
-    async def train(self, interaction: discord.Interaction, dataset: discord.Attachment, name: str,
+    @app_commands.autocomplete(teacher=model_choices, assignment=assignment_choices)
+    async def train(self, interaction: discord.Interaction, name: str, dataset: discord.Attachment | None = None,
                     layers: app_commands.Range[int, 1, 48] | None = None,
                     strategy: Strategy | None = None,
                     method: Method | None = None,
@@ -76,24 +80,32 @@ class Students(commands.Cog):
                     max_length: app_commands.Range[int, 8, 512] | None = None,
                     validation: discord.Attachment | None = None, teacher: str | None = None,
                     augment: app_commands.Range[int, 0, 10] | None = None, text_column: str | None = None,
-                    label_column: str | None = None) -> None:
+                    label_column: str | None = None, assignment: str | None = None,
+                    like: app_commands.Range[int, 1, 2**31 - 1] | None = None,
+                    seed: app_commands.Range[int, 0, 2**31 - 1] | None = None) -> None:
         """Train a pruned BERT classifier on your labelled texts; the report is posted here when it is done."""
         caller = self.caller(interaction)
         teacher_id = model_id(teacher)
+        if dataset is None and not (assignment or like):
+            raise InvalidRequest("Attach a dataset to train on (or name an assignment with a training file, or "
+                                 "rerun one of your jobs with like).")
         check_size(dataset, self.bot.settings)
         check_size(validation, self.bot.settings)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        content = await read_attachment(dataset, self.bot.settings)
+        content = await read_attachment(dataset, self.bot.settings) if dataset else None
         val = (await read_attachment(validation, self.bot.settings), validation.filename) if validation else None
         params = {"layers": layers, "strategy": strategy, "method": method, "epochs": epochs, "lr": learning_rate,
                   "max_length": max_length, "teacher_model_id": teacher_id, "augment": augment,
-                  "text_column": text_column, "label_column": label_column}
-        sub = await self.service.submit(caller, content, dataset.filename, name=name, params=params, validation=val,
-                                        channel_id=str(interaction.channel_id))
+                  "text_column": text_column, "label_column": label_column, "seed": seed}
+        sub = await self.service.submit(caller, content, dataset.filename if dataset else None, name=name,
+                                        params=params, validation=val, channel_id=str(interaction.channel_id),
+                                        assignment=assignment, like=like)
         job = sub.job
         lines = [f"Queued job **{job.id}** `{job.name}`: {sub.rows:,} examples, {len(sub.labels)} labels. "
                  f"{render.queue_place(job)}.",
                  "Progress and the report will appear in this channel."]
+        if assignment:
+            lines.append(f"Submitted to assignment **{assignment}**: it is also scored on the hidden test set.")
         lines += [f"⚠️ {w['message']}" + (f" {w['hint']}" if w.get("hint") else "") for w in sub.warnings[:5]]
         await interaction.followup.send(render.truncate("\n".join(lines), render.CONTENT_LIMIT), ephemeral=True)
         try:
