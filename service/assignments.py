@@ -427,8 +427,8 @@ def _settings(metrics: dict) -> dict:
     prov = metrics.get("provenance") or {}
     spec["data"] = prov.get("data_sha256")
     spec["base_sha256"] = prov.get("base_sha256")
-    if (metrics.get("teacher") or {}).get("source"):
-        spec["teacher"] = metrics["teacher"]["source"] if not prov.get("teacher_sha256") else prov["teacher_sha256"]
+    if metrics.get("teacher"):  # a given teacher by its content; one trained in the job by how it was made
+        spec["teacher"] = prov.get("teacher_sha256") or metrics["teacher"]["source"]
     return spec
 
 

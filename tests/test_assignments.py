@@ -178,6 +178,7 @@ data_dir = "class-data"
 dispatch_seconds = 0.2
 reap_seconds = 0.3
 heartbeat_seconds = 0.3
+cpu_slots = 2
 """, encoding="utf-8")
     monkeypatch.setenv("TINYTUTOR_CONFIG", str(path))
     from bot.cli import main

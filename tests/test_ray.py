@@ -8,6 +8,7 @@ import os
 import signal
 
 import pytest
+from test_assignments import HIDDEN
 from test_queue import get_job, status_is, training, wait_for
 from test_service import ALICE, GOOD, TEACH
 
@@ -43,7 +44,8 @@ async def ray_worker_pid(sched, job_id: int) -> int:
 
 async def test_a_job_runs_to_success_as_a_ray_task_and_its_model_comes_back(make, db):
     service, sched = make(executor=RayExecutor)
-    sub = await service.submit(ALICE, GOOD, "topics.csv", name="on ray", params={"epochs": 2})
+    await service.create_assignment(TEACH, "topics", (HIDDEN, "hidden.csv"))  # its hidden set travels as bytes too
+    sub = await service.submit(ALICE, GOOD, "topics.csv", name="on ray", params={"epochs": 2}, assignment="topics")
     await sched.start()
     try:
         job = await wait_for(status_is(db, sub.job.id, "succeeded", "failed"), timeout=180)
@@ -58,6 +60,7 @@ async def test_a_job_runs_to_success_as_a_ray_task_and_its_model_comes_back(make
     spec = report.metrics["spec"]
     root = str(service.store.root)
     assert not spec["data_path"].startswith(root) and not spec["out_dir"].startswith(root)  # trained from bytes
+    assert report.standing.rank == 1 and set(report.standing.per_class_f1) == {"food", "sports", "weather"}
     _, preds = await service.predict(ALICE, views[0].model_id, ["pizza and soup"])
     assert preds[0].label in ("food", "sports", "weather")
 
