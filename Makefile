@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install fonts demo test lint bench clean
+.PHONY: install fonts browser demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ fonts:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-cjk >/dev/null; \
 	  else echo "note: install a CJK font (Debian: sudo apt-get install fonts-noto-cjk) or CJK labels draw as boxes"; fi; }
 
+# The dashboard's browser tests drive a real headless Chromium through its driver: Debian's chromium and
+# chromium-driver, installed here when missing and we may (Selenium is given the system driver and
+# downloads nothing). Without them the browser tests are skipped, saying why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (the dashboard's browser tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "note: install chromium and chromium-driver (Debian) to run the dashboard's browser tests"; fi; }
+
 install: fonts $(STAMP)
 
 # The whole class flow offline: a fresh database, a demo class with two students and an instructor,
@@ -34,7 +44,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install lint
+test: install browser lint
 	$(PY) -m pytest -q -ra
 
 bench: install

@@ -2,7 +2,8 @@
 
 ``setup_hook`` (run by ``login``) opens the database (upgrading it), adds the cogs, syncs the
 commands (to the configured guild, else globally), and starts the scheduler, the outbox pump and
-the progress editor on the runtime's periodic tasks; ``close`` stops them all.
+the progress editor on the runtime's periodic tasks, and the dashboard when ``[web].enabled``;
+``close`` stops them all.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class TinyTutorBot(commands.Bot):
         self.outbox: OutboxPump | None = None
         self.progress: ProgressMessages | None = None
         self.synced: list = []
+        self.web = None  # the dashboard's runner, when [web].enabled
 
     @property
     def service(self):
@@ -70,6 +72,12 @@ class TinyTutorBot(commands.Bot):
                                  give_up_after=timedelta(minutes=self.settings.discord.give_up_minutes))
         self.outbox.start(self.runtime.periodic, self.settings.discord.outbox_seconds)
         self.runtime.periodic.every(self.settings.discord.progress_edit_seconds, self._progress_round, "progress")
+        if self.settings.web.enabled:  # the dashboard, in this event loop
+            from web.app import make_app, start_site
+
+            web = self.settings.web
+            self.web = await start_site(make_app(self.runtime.service, self.settings), web.host, web.port)
+            log.info("dashboard at %s (listening on %s:%d)", web.base_url, web.host, web.port)
 
     async def _progress_round(self) -> None:
         try:
@@ -78,6 +86,9 @@ class TinyTutorBot(commands.Bot):
             log.exception("progress update failed")
 
     async def close(self) -> None:
+        if self.web is not None:
+            await self.web.cleanup()
+            self.web = None
         if self.runtime is not None:
             await self.runtime.close()
         await super().close()

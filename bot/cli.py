@@ -133,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_b", type=int)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("web", help="the instructor dashboard, alone (the bot serves it too when [web].enabled)")
+    p.add_argument("--host", help="address to listen on (default [web].host)")
+    p.add_argument("--port", type=int, help="port (default [web].port)")
+    wsub = p.add_subparsers(dest="web_command")
+    s = wsub.add_parser("link", help="print a single-use sign-in link for an instructor of a class")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--user", required=True, help="the instructor (their Discord user id)")
+    s.add_argument("--instructor", action="store_true",
+                   help="record the user as an instructor of the class first (you vouch for it)")
+    s = wsub.add_parser("revoke", help="sign out every dashboard session of a class (or of one user)")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--user")
+
     sub.add_parser("bot", help="run the Discord bot, with the scheduler and workers (token from DISCORD_TOKEN)")
 
     p = sub.add_parser("scheduler", help="run the scheduler and its workers (no Discord) until Ctrl-C")
@@ -182,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict, "speed": cmd_speed,
                 "example-data": cmd_example_data, "queue": cmd_queue, "scheduler": cmd_scheduler,
                 "assignment": cmd_assignment, "leaderboard": cmd_leaderboard, "compare": cmd_compare,
+                "web": cmd_web,
                 "db": cmd_db, "demo": cmd_demo, "bot": cmd_bot}[args.command](args, settings)
     except DataError as exc:
         _print_problems(exc.problems)
@@ -573,6 +587,63 @@ def _num(v, sign: bool = False) -> str:
 def _short(v) -> str:
     text = "-" if v is None else str(v)
     return text if len(text) <= 20 else text[:8] + "…" + text[-8:]
+
+
+def cmd_web(args, settings) -> int:
+    from service import Caller
+
+    if args.web_command == "link":
+        async def link(svc) -> int:
+            if not args.instructor:
+                roles = await svc.member_roles(args.guild)
+                if roles.get(args.user) != "instructor":
+                    who = "a student" if args.user in roles else "not a member"
+                    print(f"error: {args.user} is {who} of class {args.guild}, not an instructor. Instructors get "
+                          "a link with /dashboard in Discord; add --instructor to vouch for this user yourself.",
+                          file=sys.stderr)
+                    return EXIT_FAIL
+            print(await svc.mint_link(Caller(args.guild, args.user, instructor=True)))
+            return EXIT_OK
+
+        return _service_command(settings, link)
+    if args.web_command == "revoke":
+        async def revoke(svc) -> int:
+            n = await svc.revoke_sessions(args.guild, args.user)
+            print(f"{n} dashboard session(s) signed out")
+            return EXIT_OK
+
+        return _service_command(settings, revoke)
+    return _serve_web(args, settings)
+
+
+def _serve_web(args, settings) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from web.app import make_app, start_site
+
+    from .runtime import Runtime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    host, port = args.host or settings.web.host, args.port or settings.web.port
+
+    async def go() -> int:
+        rt = await Runtime.open(settings)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        runner = await start_site(make_app(rt.service, settings), host, port)
+        print(f"dashboard on http://{host}:{port} (links say {settings.web.base_url}); Ctrl-C stops it",
+              file=sys.stderr)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            await rt.close()
+        return EXIT_OK
+
+    return _run(go())
 
 
 def cmd_scheduler(args, settings) -> int:

@@ -122,6 +122,24 @@ class DiscordSettings(Section):
     give_up_minutes: float = Field(30.0, ge=0)  # a result its channel refuses (403/404) this long goes to DMs
 
 
+class Web(Section):
+    """The instructor dashboard (``web/``): served by the bot when enabled, or alone by ``tinytutor web``."""
+
+    enabled: bool = False  # serve it from the bot's process
+    host: str = "127.0.0.1"  # keep it on localhost behind a reverse proxy with TLS (README)
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = ""  # what sign-in links start with (https://tutor.example.edu); empty: http://host:port
+    secret_env: str = Field("TINYTUTOR_WEB_SECRET", pattern=r"^[A-Z_][A-Z0-9_]*$")  # the variable holding the secret
+    link_minutes: float = Field(10.0, gt=0, le=1440)  # how long a sign-in link works (once)
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)  # how long a signed-in session lasts
+    page_size: int = Field(25, ge=5, le=500)  # rows per page
+    refresh_seconds: float = Field(2.0, ge=0.5, le=600)  # how often the queue page refreshes itself
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 class Settings(BaseSettings):
     """All of config.toml. The file's values are given as keyword arguments; environment variables
     (``TINYTUTOR_<SECTION>__<KEY>``) override them."""
@@ -139,6 +157,7 @@ class Settings(BaseSettings):
     ray: Ray = Field(default_factory=Ray)
     quotas: Quotas = Field(default_factory=Quotas)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    web: Web = Field(default_factory=Web)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

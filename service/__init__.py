@@ -9,12 +9,13 @@ Who may do what:
 
 One module per use case: ``submissions`` (check and queue a file), ``jobs`` (see, cancel, reports),
 ``models`` (models and predictions), ``assignments`` (assignments, the leaderboard,
-comparing runs), ``admin`` (quotas, pause, the class report); ``base`` holds what
+comparing runs), ``admin`` (quotas, pause, the class report), ``access`` (dashboard sign-in links and sessions); ``base`` holds what
 they share. ``Service`` is all of them on one database.
 """
 
 from __future__ import annotations
 
+from .access import Access, WebIdentity
 from .admin import Admin
 from .assignments import AssignmentView, Comparison, Leaderboard
 from .base import Caller, JobView, ModelView, ReportView, Submitted, csv_cell
@@ -23,8 +24,8 @@ from .models import Models
 from .submissions import Submissions
 
 
-class Service(Submissions, Jobs, Models, Admin):
+class Service(Submissions, Jobs, Models, Admin, Access):
     """Every use case, sharing one database, artefact store and prediction cache."""
 
 
-__all__ = ["AssignmentView", "Caller", "Comparison", "Leaderboard", "JobView", "ModelView", "ReportView", "Service", "Submitted", "csv_cell"]
+__all__ = ["AssignmentView", "Caller", "Comparison", "Leaderboard", "JobView", "ModelView", "ReportView", "Service", "Submitted", "WebIdentity", "csv_cell"]

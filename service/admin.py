@@ -71,3 +71,50 @@ class Admin(ServiceBase):
                         v.attempts, d["created_at"], d["started_at"] or "", d["finished_at"] or "", csv_cell(v.error or "")])
         ranked = sorted(students.values(), key=lambda s: -(s["best_macro_f1"] or -1))
         return ranked, buf.getvalue().encode("utf-8")
+
+    async def member_names(self, caller: Caller) -> dict[str, str]:
+        """Instructors: the class's members' display names by user id (as Discord last showed them)."""
+        from sqlalchemy import select
+
+        from storage.models import Member
+
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can list the class's members.")
+        async with self.db.transaction() as s:
+            rows = (await s.execute(select(Member.user_id, Member.display_name)
+                                    .where(Member.guild_id == caller.guild_id))).all()
+        return {user: name or user for user, name in rows}
+
+    async def member_roles(self, guild_id: str) -> dict[str, str]:
+        """Each member's recorded role (student or instructor), for the operator's command line."""
+        from sqlalchemy import select
+
+        from storage.models import Member
+
+        async with self.db.transaction() as s:
+            return dict((await s.execute(select(Member.user_id, Member.role).where(Member.guild_id == guild_id))).all())
+
+    async def students(self, caller: Caller) -> list[dict]:
+        """Instructors: the class report's rows with each student's name and what went wrong with their data:
+        the warnings of their latest upload, and their latest failure."""
+        from sqlalchemy import select
+
+        from storage.models import Dataset
+
+        ranked, _ = await self.class_report(caller)
+        names = await self.member_names(caller)
+        async with self.db.transaction() as s:
+            latest: dict[str, Dataset] = {}
+            for ds in (await s.execute(select(Dataset).where(Dataset.guild_id == caller.guild_id)
+                                       .order_by(Dataset.id))).scalars():
+                latest[ds.owner_id] = ds
+        failures = {v.owner_id: v for v in await self.jobs(caller, everyone=True, statuses=("failed",), limit=1000)
+                    if v.error}
+        for row in ranked:
+            who = row["student"]
+            ds = latest.get(who)
+            row["name"] = names.get(who) or who
+            row["dataset"] = ds.name if ds else None
+            row["data_warnings"] = [w["message"] for w in (ds.lint.get("warnings") or [])] if ds else []
+            row["last_error"] = failures[who].error if who in failures else None
+        return ranked

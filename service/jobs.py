@@ -3,7 +3,7 @@ priority and reports."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage import queue as q
 from storage.models import FINISHED, QUEUED, RUNNING, Job, Report
@@ -19,18 +19,28 @@ class Jobs(ServiceBase):
             return (await self._views(s, [job]))[0]
 
     async def jobs(self, caller: Caller, everyone: bool = False, statuses: tuple[str, ...] | None = None,
-                   limit: int = 50) -> list[JobView]:
+                   limit: int = 50, offset: int = 0) -> list[JobView]:
         """The caller's jobs, newest first; ``everyone`` (instructors) lists the whole class."""
+        async with self.db.transaction() as s:
+            stmt = self._jobs_query(caller, everyone, statuses)
+            jobs = list((await s.execute(stmt.order_by(Job.id.desc()).offset(offset).limit(limit))).scalars())
+            return await self._views(s, jobs)
+
+    async def count_jobs(self, caller: Caller, everyone: bool = False, statuses: tuple[str, ...] | None = None) -> int:
+        """How many jobs ``jobs`` would list without a limit (for pages)."""
+        async with self.db.transaction() as s:
+            stmt = self._jobs_query(caller, everyone, statuses)
+            return (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+
+    def _jobs_query(self, caller: Caller, everyone: bool, statuses: tuple[str, ...] | None):
         if everyone and not caller.steers:
             raise PermissionDenied("Only instructors can see the whole class's jobs.")
-        async with self.db.transaction() as s:
-            stmt = select(Job).where(Job.guild_id == caller.guild_id)
-            if not everyone:
-                stmt = stmt.where(Job.owner_id == caller.user_id)
-            if statuses:
-                stmt = stmt.where(Job.status.in_(statuses))
-            jobs = list((await s.execute(stmt.order_by(Job.id.desc()).limit(limit))).scalars())
-            return await self._views(s, jobs)
+        stmt = select(Job).where(Job.guild_id == caller.guild_id)
+        if not everyone:
+            stmt = stmt.where(Job.owner_id == caller.user_id)
+        if statuses:
+            stmt = stmt.where(Job.status.in_(statuses))
+        return stmt
 
     async def class_queue(self, caller: Caller) -> list[JobView]:
         """Instructors: the class's running jobs, then its queued jobs in the order they will start."""

@@ -251,3 +251,34 @@ class Outbox(Base):
     parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set when its channel refused it (403/404) for too long: the student is told another way.
     gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebLink(Base):
+    """A single-use sign-in link to the dashboard, for one instructor of one class. Only a hash of its
+    secret part is kept; using it sets ``used_at`` (once)."""
+
+    __tablename__ = "web_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nonce_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in dashboard session: the cookie holds a random token, this row its hash, so a session
+    can expire and be revoked (signing out, or ``tinytutor web revoke``)."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    csrf: Mapped[str] = mapped_column(String(64))  # the token every form of this session carries
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -38,7 +38,8 @@ GOOD = csv_bytes(synthetic_rows(20))
 
 
 COMMANDS = {"train", "check", "predict", "predict_file", "models", "jobs", "cancel", "report", "queue", "quota",
-            "queue_pause", "queue_resume", "class_report", "Classify message", "assignment", "leaderboard", "compare"}
+            "queue_pause", "queue_resume", "class_report", "Classify message", "assignment", "leaderboard", "compare",
+            "dashboard"}
 
 
 async def test_login_runs_setup_and_syncs_every_command_to_the_configured_guild(env):

@@ -1,8 +1,9 @@
-"""The layering, read from the source: ``bot -> service -> jobs -> {storage, trainer}``.
+"""The layering, read from the source: ``bot -> web -> service -> jobs -> {storage, trainer}``.
 
 Every import counts, at the top of a module or inside a function: ``trainer`` is pure ML (no
 database, job runner, event loop or Discord), ``storage`` knows only itself, ``jobs`` nothing of the
-service or the bot, and no package imports one that imports it back.
+service or the bot, ``web`` (the dashboard) neither Discord nor the bot, and no package imports one
+that imports it back.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("trainer", "storage", "jobs", "service", "bot", "migrations")
+PACKAGES = ("trainer", "storage", "jobs", "service", "web", "bot", "migrations")
 
 FORBIDDEN = {
-    "trainer": {"storage", "jobs", "service", "bot", "sqlalchemy", "alembic", "asyncio", "discord", "aiosqlite",
+    "trainer": {"storage", "jobs", "service", "web", "bot", "sqlalchemy", "alembic", "asyncio", "discord", "aiosqlite",
                 "asyncpg", "apscheduler", "ray"},
-    "storage": {"trainer", "jobs", "service", "bot", "discord"},
-    "jobs": {"service", "bot", "discord"},
-    "service": {"bot", "discord"},
+    "storage": {"trainer", "jobs", "service", "web", "bot", "discord"},
+    "jobs": {"service", "web", "bot", "discord"},
+    "service": {"web", "bot", "discord", "aiohttp", "jinja2", "aiohttp_jinja2"},
+    "web": {"bot", "discord"},
 }
 
 

@@ -1,5 +1,5 @@
 """Instructors' commands: /queue (paged, with cancel buttons), /quota, /queue_pause, /queue_resume,
-/class_report.
+/class_report, /dashboard (a sign-in link to the web dashboard).
 
 Each is synced with ``default_member_permissions`` = Manage Server, so Discord hides them from
 students; a server grants them to a TA role in Server Settings → Integrations → TinyTutor. That is
@@ -110,6 +110,22 @@ class Instructors(commands.Cog):
         """The class queue: running jobs, then queued ones in the order they will start."""
         embed, view = await queue_page(self.bot, self.caller(interaction), 0)
         await interaction.response.send_message(embed=embed, view=view or discord.utils.MISSING, ephemeral=True)
+
+    @app_commands.command(name="dashboard")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    async def dashboard(self, interaction: discord.Interaction) -> None:
+        """A private, single-use sign-in link to the class's web dashboard (valid for a few minutes)."""
+        web = self.bot.settings.web
+        if not web.enabled:
+            await interaction.response.send_message(
+                "The web dashboard is not switched on for this server: the operator sets `enabled = true` in "
+                "the [web] section of TinyTutor's config.", ephemeral=True)
+            return
+        url = await self.bot.service.mint_link(self.caller(interaction))
+        minutes = f"{web.link_minutes:g}"
+        await interaction.response.send_message(
+            f"Your dashboard link (works once, for {minutes} minutes; do not share it): <{url}>", ephemeral=True)
 
     @app_commands.command(name="quota")
     @app_commands.guild_only()

@@ -1,0 +1,244 @@
+"""The dashboard's routes and rules through aiohttp's test client, on SQLite and PostgreSQL: signing
+in with a link (once, in time, unforged), sessions (revoked, expired with the instructor's role),
+CSRF on every form, one class only, pages and their controls. The browser tests are in
+test_web_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import update
+from test_service import ALICE, BOB, GOOD, MALLORY, TEACH
+
+from service import Caller, Service
+from service.errors import PermissionDenied
+from storage.models import Member, WebSession, utcnow
+from web.app import COOKIE, make_app
+
+OTHER_TEACH = Caller("class-b", "t2", instructor=True, name="Mr B")
+
+
+@pytest.fixture
+async def site(db, settings_for, db_url, monkeypatch):
+    monkeypatch.setenv("TINYTUTOR_WEB_SECRET", "a test secret that is long enough")
+    settings = settings_for(db_url)
+    settings.web.public_url = "http://127.0.0.1:9"
+    settings.web.page_size = 5
+    service = Service(db, settings)
+    made = []
+
+    async def client() -> TestClient:
+        c = TestClient(TestServer(make_app(service, settings)))
+        await c.start_server()
+        made.append(c)
+        return c
+
+    yield service, client
+    for c in made:
+        await c.close()
+
+
+async def sign_in(client: TestClient, url: str):
+    """Open a sign-in link and press its button, as a browser would."""
+    path = url.split("127.0.0.1:9", 1)[1]
+    page = await client.get(path)
+    assert page.status == 200
+    html = await page.text()
+    fields = dict(re.findall(r'name="(token|signin_csrf)" value="([^"]*)"', html))
+    return await client.post("/signin", data=fields, allow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+async def test_no_session_shows_the_sign_in_page_and_a_link_signs_in_once(site):
+    service, make = site
+    client = await make()
+    r = await client.get("/queue")
+    assert r.status == 401 and "Sign in with a link" in await r.text()
+    assert (await client.get("/queue/live")).status == 401
+    assert r.headers["Referrer-Policy"] == "no-referrer" and "script-src 'self'" in r.headers["Content-Security-Policy"]
+
+    url = await service.mint_link(TEACH)
+    assert url.startswith("http://127.0.0.1:9/signin?token=")
+    page = await client.get(url.split("127.0.0.1:9", 1)[1])
+    fields = dict(re.findall(r'name="(token|signin_csrf)" value="([^"]*)"', await page.text()))
+    refused = await client.post("/signin", data={"token": fields["token"]}, allow_redirects=False)
+    assert refused.status == 403  # the sign-in form's own CSRF token is missing
+
+    r = await sign_in(client, url)
+    assert r.status == 303 and r.headers["Location"] == "/queue"
+    cookie = r.cookies[COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and not cookie["secure"]  # http here
+    page = await client.get("/queue")
+    assert page.status == 200 and "Class queue" in await page.text()
+
+    again = await sign_in(await make(), url)  # the same link, in another browser
+    assert again.status == 403 and "already used" in await again.text()
+
+
+async def test_forged_and_expired_links_and_student_links_are_refused(site, db):
+    service, make = site
+    client = await make()
+    url = await service.mint_link(TEACH)
+    forged = url[:-3] + ("abc" if not url.endswith("abc") else "xyz")
+    r = await sign_in(client, forged)
+    assert r.status == 403 and "not a valid sign-in link" in await r.text()
+    with pytest.raises(PermissionDenied):
+        await service.mint_link(ALICE)  # a student's link cannot be minted
+
+    service.settings.web.link_minutes = 1 / 60  # one second
+    url = await service.mint_link(TEACH)
+    await asyncio.sleep(2.1)
+    r = await sign_in(client, url)
+    assert r.status == 403 and "expired" in await r.text()
+    assert (await client.get("/queue")).status == 401
+
+
+async def test_revoked_and_demoted_sessions_end(site, db):
+    service, make = site
+    client = await make()
+    await sign_in(client, await service.mint_link(TEACH))
+    assert (await client.get("/queue")).status == 200
+    async with db.transaction() as s:  # the bot recorded them as a student at their latest command
+        await s.execute(update(Member).where(Member.user_id == "teacher").values(role="student"))
+    assert (await client.get("/queue")).status == 401
+    async with db.transaction() as s:
+        await s.execute(update(Member).where(Member.user_id == "teacher").values(role="instructor"))
+    assert (await client.get("/queue")).status == 200
+    assert await service.revoke_sessions("class-a") == 1
+    assert (await client.get("/queue")).status == 401
+
+    await sign_in(client, await service.mint_link(TEACH))
+    page = await client.get("/queue")
+    r = await client.post("/signout", data={"csrf": csrf_of(await page.text())}, allow_redirects=False)
+    assert r.status == 303
+    assert (await client.get("/queue")).status == 401
+
+    await sign_in(client, await service.mint_link(TEACH))
+    async with db.transaction() as s:
+        await s.execute(update(WebSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert (await client.get("/queue")).status == 401
+
+
+async def test_forms_need_the_csrf_token_and_steer_the_class(site, db):
+    service, make = site
+    client = await make()
+    a = await service.submit(ALICE, GOOD, "a.csv", name="alice-model")
+    b = await service.submit(BOB, GOOD, "b.csv", name="bob-model")
+    await sign_in(client, await service.mint_link(TEACH))
+    html = await (await client.get("/queue")).text()
+    assert "alice-model" in html and "bob-model" in html and 'id="queued"' in html
+    token = csrf_of(html)
+
+    r = await client.post(f"/jobs/{a.job.id}/cancel", data={}, allow_redirects=False)
+    assert r.status == 403 and (await service.job(TEACH, a.job.id)).status == "queued"
+    r = await client.post(f"/jobs/{a.job.id}/cancel", data={"csrf": "not-the-token"}, allow_redirects=False)
+    assert r.status == 403 and (await service.job(TEACH, a.job.id)).status == "queued"
+    r = await client.post(f"/jobs/{a.job.id}/cancel", data={"csrf": token}, allow_redirects=False)
+    assert r.status == 303 and (await service.job(TEACH, a.job.id)).status == "cancelled"
+
+    await client.post(f"/jobs/{b.job.id}/priority", data={"csrf": token, "priority": "7"})
+    assert (await service.job(TEACH, b.job.id)).priority == 7
+    bad = await client.post(f"/jobs/{b.job.id}/priority", data={"csrf": token, "priority": "soon"})
+    assert bad.status == 400 and "whole number" in await bad.text()
+    await client.post("/queue/pause", data={"csrf": token})
+    assert (await service.quotas(TEACH))["paused"] is True
+    assert 'id="paused"' in await (await client.get("/queue/live")).text()
+    await client.post("/queue/resume", data={"csrf": token})
+    assert (await service.quotas(TEACH))["paused"] is False
+
+    r = await client.post("/quotas", data={"csrf": token, "max_epochs": "12", "max_rows": ""})
+    assert "Saved." in await r.text() and (await service.quotas(TEACH))["max_epochs"] == 12
+    r = await client.post("/quotas", data={"csrf": token, "max_epochs": "0"})
+    assert r.status == 400 and "at least 1" in await r.text()
+    assert (await client.post("/quotas", data={"max_epochs": "99"})).status == 403
+    assert (await service.quotas(TEACH))["max_epochs"] == 12
+
+    students = await (await client.get("/students")).text()
+    assert "Alice" in students and "Bob" in students
+    report = await (await client.get(f"/jobs/{b.job.id}")).text()
+    assert "No report yet (queued)" in report
+
+
+async def test_an_instructor_of_another_class_sees_nothing_of_this_one(site, db):
+    service, make = site
+    client = await make()
+    a = await service.submit(ALICE, GOOD, "a.csv", name="alice-model")
+    await service.create_assignment(TEACH, "topics", (GOOD, "hidden.csv"))
+    await sign_in(client, await service.mint_link(OTHER_TEACH))
+    html = await (await client.get("/queue")).text()
+    assert "alice-model" not in html and "Nothing is waiting" in html
+    assert (await client.get(f"/jobs/{a.job.id}")).status == 404
+    assert (await client.get(f"/jobs/{a.job.id}/confusion.png")).status == 404
+    token = csrf_of(html)
+    assert (await client.post(f"/jobs/{a.job.id}/cancel", data={"csrf": token})).status == 404
+    assert (await service.job(TEACH, a.job.id)).status == "queued"
+    assert "No assignments yet" in await (await client.get("/assignments")).text()
+    assert (await client.get("/assignments/topics")).status == 404
+    assert (await client.get("/assignments/topics/submissions.csv")).status == 404
+    assert "Alice" not in await (await client.get("/students")).text()
+    await service.submit(MALLORY, GOOD, "m.csv", name="mallory-model")  # their own class does show
+    assert "mallory-model" in await (await client.get("/queue")).text()
+
+
+async def test_finished_jobs_are_paged_not_cut(site, db):
+    service, make = site
+    await service.set_quotas(TEACH, max_queued_per_student=100, max_jobs_per_day=100)
+    ids = []
+    for i in range(12):
+        sub = await service.submit(ALICE, GOOD, "a.csv", name=f"run-{i:02d}")
+        await service.cancel(ALICE, sub.job.id)
+        ids.append(sub.job.id)
+    client = await make()
+    await sign_in(client, await service.mint_link(TEACH))
+    seen = []
+    for page in (1, 2, 3):
+        html = await (await client.get(f"/queue?page={page}")).text()
+        seen += [int(x) for x in re.findall(r'<tr id="job-(\d+)" data-status="cancelled">', html)]
+        assert "Finished (12)" in html
+    assert sorted(seen) == sorted(ids) and len(seen) == 12  # every job once, across three pages
+    assert 'href="/queue?page=3"' in html or "<strong>3</strong>" in html
+
+
+async def test_dashboard_command_gives_instructors_a_private_link(env):
+    from fake_discord import User
+    from test_bot import ALICE as DISCORD_ALICE
+    from test_bot import TEACHER
+
+    calls = await env.run(TEACHER, "dashboard")
+    assert calls[0].ephemeral and "not switched on" in calls[0].content
+    env.bot.settings.web.enabled = True
+    env.bot.settings.web.public_url = "https://tutor.example.edu"
+    calls = await env.run(DISCORD_ALICE, "dashboard")
+    assert calls[0].ephemeral and "for instructors" in calls[0].content
+    ta = User(105, "ta2", roles=(555,))  # the configured instructor role
+    for who in (TEACHER, ta):
+        calls = await env.run(who, "dashboard")
+        assert calls[0].ephemeral and "<https://tutor.example.edu/signin?token=" in calls[0].content
+    token = calls[0].content.split("token=")[1].split(">")[0]
+    session = await env.bot.service.redeem_link(token)  # the TA's link signs the TA in, once
+    who = await env.bot.service.web_identity(session)
+    assert who.caller.user_id == str(ta.id) and who.caller.guild_id == str(env.bot.settings.discord.guild_id)
+
+
+def test_web_link_on_the_command_line_is_for_instructors_only(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TINYTUTOR_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TINYTUTOR_WEB_SECRET", "a command-line secret, long enough")
+    monkeypatch.setenv("TINYTUTOR_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "config.toml").write_text('[storage]\ndata_dir = "d"\n[web]\npublic_url = "https://t.example"\n')
+    assert main(["web", "link", "--guild", "g", "--user", "ann"]) == 1
+    assert "not a member of class g, not an instructor" in capsys.readouterr().err
+    assert main(["web", "link", "--guild", "g", "--user", "ms-t", "--instructor"]) == 0
+    assert capsys.readouterr().out.startswith("https://t.example/signin?token=")
+    assert main(["web", "link", "--guild", "g", "--user", "ms-t"]) == 0  # now recorded as one
+    assert main(["web", "revoke", "--guild", "g"]) == 0
+    assert "0 dashboard session(s) signed out" in capsys.readouterr().out
