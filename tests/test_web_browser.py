@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from queue_helpers import slow_run_job
 from test_queue import status_is, training, wait_for
+from test_assignments import HIDDEN
 from test_service import ALICE, BOB, GOOD, TEACH
 
 from web.app import make_app, start_site
@@ -65,7 +66,9 @@ async def test_an_instructor_runs_the_queue_from_the_page(make, db, browser, tmp
     service.settings.web.public_url = f"http://127.0.0.1:{port}"
     service.settings.web.refresh_seconds = 0.5
     await service.set_quotas(TEACH, max_epochs=100)
-    quick = await service.submit(ALICE, GOOD, "topics.csv", name="alice-topics", params={"epochs": 2})
+    await service.create_assignment(TEACH, "topics", (HIDDEN, "hidden.csv"), description="Three topics of chat")
+    quick = await service.submit(ALICE, GOOD, "topics.csv", name="alice-topics", params={"epochs": 2},
+                                 assignment="topics")
     slow = await service.submit(BOB, GOOD, "topics.csv", name="bob-long-run", params={"epochs": 60})
     runner = await start_site(make_app(service, service.settings), "127.0.0.1", port)
     await sched.start()
@@ -122,9 +125,11 @@ async def test_an_instructor_runs_the_queue_from_the_page(make, db, browser, tmp
         assert loaded == [True, True]
         assert "Classification report" in browser.page_source and "alice-topics" in browser.page_source
         await run(shot, browser, tmp_path, "report")
-        for page in ("students", "assignments", "quotas"):
+        for page, name, expect in (("students", "students", "Alice"), ("assignments", "assignments", "topics"),
+                                   ("assignments/topics", "leaderboard", "alice-topics"), ("quotas", "quotas", "Save")):
             await run(browser.get, f"http://127.0.0.1:{port}/{page}")
-            await run(shot, browser, tmp_path, page)
+            assert expect in browser.page_source, page
+            await run(shot, browser, tmp_path, name)
         assert (tmp_path / "queue.png").stat().st_size > 10_000
     finally:
         await sched.stop(requeue=False)
