@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from queue_helpers import slow_run_job
-from test_queue import status_is, training, wait_for
 from test_assignments import HIDDEN
+from test_queue import status_is, training, wait_for
 from test_service import ALICE, BOB, GOOD, TEACH
 
 from web.app import make_app, start_site
