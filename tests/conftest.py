@@ -77,6 +77,30 @@ def learnable_csv(tmp_path) -> Path:
     return write_csv(tmp_path / "learnable.csv", synthetic_rows(80))
 
 
+def cli_config(tmp_path: Path, tiny_base: Path, **queue) -> Path:
+    """A config.toml for the command-line tests: the tiny BERT as base, data in ``class-data``, fast
+    queue timings (``queue`` adds or overrides [queue] keys)."""
+    timings = {"dispatch_seconds": 0.2, "reap_seconds": 0.5, "heartbeat_seconds": 0.5} | queue
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[training]
+base = "tiny"
+layers = 2
+epochs = 2
+max_length = 16
+threads = 1
+
+[base_models]
+tiny = "{tiny_base}"
+
+[storage]
+data_dir = "class-data"
+
+[queue]
+""" + "".join(f"{k} = {v}\n" for k, v in timings.items()), encoding="utf-8")
+    return path
+
+
 # -- databases: every storage and queue test runs on SQLite and on PostgreSQL ------------------------
 
 PG_ADMIN_URL = os.environ.get("TINYTUTOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -14,7 +14,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import synthetic_rows, write_csv
+from conftest import cli_config, synthetic_rows, write_csv
 from sqlalchemy import select, update
 from test_service import ALICE, BOB, MALLORY, TEACH, csv_bytes, stored_files
 
@@ -159,27 +159,7 @@ def cli(tmp_path, tiny_base, monkeypatch, db_url):
     """``tinytutor`` on the test database (SQLite or PostgreSQL), with the tiny BERT as base."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TINYTUTOR_DATABASE_URL", db_url)
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[training]
-base = "tiny"
-layers = 2
-epochs = 2
-max_length = 16
-threads = 1
-
-[base_models]
-tiny = "{tiny_base}"
-
-[storage]
-data_dir = "class-data"
-
-[queue]
-dispatch_seconds = 0.2
-reap_seconds = 0.3
-heartbeat_seconds = 0.3
-cpu_slots = 2
-""", encoding="utf-8")
+    path = cli_config(tmp_path, tiny_base, reap_seconds=0.3, heartbeat_seconds=0.3, cpu_slots=2)
     monkeypatch.setenv("TINYTUTOR_CONFIG", str(path))
     from bot.cli import main
 

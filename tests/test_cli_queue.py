@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_csv
+from conftest import cli_config, write_csv
 
 from bot.cli import main
 
@@ -21,26 +21,7 @@ from bot.cli import main
 def config(tmp_path, tiny_base, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TINYTUTOR_DATABASE_URL", raising=False)
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[training]
-base = "tiny"
-layers = 2
-epochs = 2
-max_length = 16
-threads = 1
-
-[base_models]
-tiny = "{tiny_base}"
-
-[storage]
-data_dir = "class-data"
-
-[queue]
-dispatch_seconds = 0.2
-reap_seconds = 0.5
-heartbeat_seconds = 0.5
-""", encoding="utf-8")
+    path = cli_config(tmp_path, tiny_base)
     monkeypatch.setenv("TINYTUTOR_CONFIG", str(path))
     return path
 

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import pytest
 from queue_helpers import crashing_run_job, slow_run_job
 from sqlalchemy import select
 from test_service import ALICE, BOB, GOOD, TEACH
@@ -15,6 +16,10 @@ from test_service import ALICE, BOB, GOOD, TEACH
 from jobs.outbox import OutboxPump
 from storage.db import Database
 from storage.models import Job, Model, Outbox, Report
+
+# For tests whose point does not depend on the database (a job's outcome is recorded by the same queries
+# the two-database tests here exercise): SQLite only, to keep `make test` short.
+ONE_DATABASE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 async def wait_for(predicate, timeout: float = 90, every: float = 0.2):
@@ -150,6 +155,7 @@ async def test_after_a_restart_no_job_is_left_running_without_a_worker(make, db,
     assert not service.store.path(service.store.model_rel(job.id, 1)).exists()
 
 
+@ONE_DATABASE
 async def test_an_internal_error_reaches_the_student_as_a_plain_message_and_the_log_as_a_traceback(make, db):
     service, sched = make(target=crashing_run_job)
     sub = await service.submit(ALICE, GOOD, "t.csv", name="bug")
@@ -209,6 +215,7 @@ def _dead(pid: int):
     return check
 
 
+@ONE_DATABASE
 async def test_a_job_over_the_time_limit_is_stopped_and_failed(make, db):
     service, sched = make(target=slow_run_job, time_limit_minutes=0.1)
     sub = await service.submit(ALICE, GOOD, "t.csv", name="slow", params={"epochs": 20})
@@ -278,6 +285,7 @@ async def test_outbox_rows_survive_a_restart_and_are_delivered_once(make, db, db
     assert sorted(k for _, k, _ in sent) == ["job_cancelled"] * 3 and len({i for i, _, _ in sent}) == 3
 
 
+@ONE_DATABASE
 async def test_a_distillation_job_learns_from_a_class_model_in_its_worker(make, db):
     """A job with a teacher model: the worker distils from the stored teacher; its report shows both."""
     service, sched = make()
