@@ -1,11 +1,13 @@
 """``tinytutor demo``: the whole class flow offline, on a fresh database and real chat lines.
 
 A demo class with two students and an instructor. Bob's first upload is broken and refused (nothing
-stored); then both students queue jobs through the service (Alice prunes MiniLM to 3 layers and
-fine-tunes it; Bob distils a 3-layer student from a fine-tuned 6-layer teacher, TinyBERT's way), the
-scheduler runs them in worker processes while progress is printed, the outbox announces the results,
-the two 3-layer models are compared side by side, and the report, plot paths and a few predictions
-are printed. Bob may use Alice's model only after she shares it.
+stored). The instructor sets an assignment: a hidden test set held out of the example data, the rest
+as its training file. Both students submit to it (Alice prunes MiniLM to 3 layers and fine-tunes it;
+Bob distils a 3-layer student from a fine-tuned 6-layer teacher, TinyBERT's way), the scheduler runs
+them in worker processes while progress is printed, the outbox announces the results with their
+place on the hidden set, the leaderboard is printed, the two 3-layer models are compared side by
+side, and the report, plot paths and a few predictions are printed. Bob may use Alice's model only
+after she shares it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from service import Caller
 from service.errors import InvalidDataset, InvalidRequest, NotFound
 from trainer.progress import TRAINING_STAGES, epoch_label
 
+from .cli import board_lines
 from .runtime import Runtime
 
 CLASS = "demo-class"
+ASSIGNMENT = "chat topics"
 ALICE = Caller(CLASS, "alice", name="Alice")
 BOB = Caller(CLASS, "bob", name="Bob")
 RIVERA = Caller(CLASS, "rivera", instructor=True, name="Ms Rivera")
@@ -69,19 +73,26 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         except InvalidDataset as exc:
             _say("   " + str(exc).replace("\n", "\n   "))
 
-        _say("\n2. Alice and Bob queue training jobs:")
-        data = example.read_bytes()
-        a = await svc.submit(ALICE, data, example.name, name="topics", params={"layers": 3})
-        b = await svc.submit(BOB, data, example.name, name="topics-distilled", params={"layers": 3, "method": "distill"})
+        hidden, train = _hold_out(example)
+        task = await svc.create_assignment(RIVERA, ASSIGNMENT, (hidden, "hidden-test.csv"), train=(train, "train.csv"),
+                                           max_submissions=3, description="Which topic is a chat line about?")
+        _say(f"\n2. Ms Rivera sets the assignment '{task.name}': a hidden test set of {task.test_rows} held-out lines "
+             f"(never shown to students, never trained on), the other {task.train_rows} as its training file; "
+             f"TF-IDF baseline on the hidden set: macro-F1 {task.baseline_macro_f1:.3f}.")
+
+        _say("\n3. Alice and Bob submit to it, training on the assignment's file:")
+        a = await svc.submit(ALICE, None, None, name="topics", params={"layers": 3}, assignment=ASSIGNMENT)
+        b = await svc.submit(BOB, None, None, name="topics-distilled", params={"layers": 3, "method": "distill"},
+                             assignment=ASSIGNMENT)
         for who, sub in (("Alice", a), ("Bob", b)):
             _say(f"   {who}: job {sub.job.id}, {sub.rows} examples, {len(sub.labels)} labels, position "
                  f"{sub.job.position}")
-        _say("\n3. Ms Rivera looks at the class queue:")
+        _say("\n4. Ms Rivera looks at the class queue:")
         for v in await svc.class_queue(RIVERA):
             _say(f"   #{v.position} job {v.id} {v.owner_id:<6} {v.name:<12} {v.status}")
 
         where = "each as a Ray task" if rt.scheduler.executor.name == "ray" else "each in its own process"
-        _say(f"\n4. The scheduler runs the jobs, {where}:")
+        _say(f"\n5. The scheduler runs the jobs, {where}:")
         from jobs.outbox import OutboxPump
 
         announced = []
@@ -90,8 +101,10 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
             announced.append(row)
             p = row.payload
             if row.kind == "job_succeeded":
+                st = (await svc.job_report(p["job_id"])).standing
                 _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} '{p['name']}' finished: macro-F1 "
-                     f"{p['macro_f1']:.3f} (TF-IDF baseline {p['baseline_macro_f1']:.3f}), {p['ms_per_message']:.1f} ms/message")
+                     f"{p['macro_f1']:.3f} (TF-IDF baseline {p['baseline_macro_f1']:.3f}), {p['ms_per_message']:.1f} ms/message; "
+                     f"hidden test set {st.macro_f1:.3f}, #{st.rank} of {st.students} so far")
             else:
                 _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} {row.kind.removeprefix('job_')}: {p.get('error', '')}")
 
@@ -119,7 +132,12 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
 
         pruned, distilled = (await svc.report(ALICE, a.job.id)).metrics, (await svc.report(BOB, b.job.id)).metrics
         t = distilled["teacher"]
-        _say("\n5. The same 3 layers, two ways (same data, split and seed):\n")
+        _say(f"\n6. The leaderboard of '{ASSIGNMENT}' (the hidden test set; ties go to smaller, then faster models):\n")
+        board = await svc.leaderboard(RIVERA, ASSIGNMENT)
+        for line in board_lines(board):
+            _say(f"   {line}")
+
+        _say("\n7. The same 3 layers, two ways (same data, split and seed):\n")
         _say(f"   {'model':<34} {'layers':>6} {'params':>11} {'macro-F1':>9} {'ms/msg':>7}  served by")
         _say(f"   {'6-layer teacher (fine-tuned)':<34} {t['layers']:>6} {t['params']:>11,} {t['macro_f1']:>9.3f} "
              f"{t['ms_per_message']:>7.2f}  PyTorch")
@@ -131,7 +149,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
 
         report = await svc.report(ALICE, a.job.id)
         m = report.metrics
-        _say(f"\n6. Alice's report (job {a.job.id}, test split never seen in training):\n")
+        _say(f"\n8. Alice's report (job {a.job.id}, test split never seen in training):\n")
         _say(report.report_text)
         _say(f"   accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; TF-IDF baseline macro-F1 "
              f"{m['baseline_macro_f1']:.3f}")
@@ -143,12 +161,12 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         for tip in m["advice"]:
             _say(f"   - {tip}")
 
-        _say("\n7. Predictions with Alice's model (her default):")
+        _say("\n9. Predictions with Alice's model (her default):")
         model, preds = await svc.predict(ALICE, None, CHAT)
         for text, p in zip(CHAT, preds, strict=True):
             _say(f"   {p.label:<12} {p.score:5.0%}  {text}")
 
-        _say(f"\n8. Bob tries Alice's model {model.id} before she shares it:")
+        _say(f"\n10. Bob tries Alice's model {model.id} before she shares it:")
         try:
             await svc.predict(BOB, model.id, CHAT[:1])
         except NotFound as exc:
@@ -173,6 +191,18 @@ def _progress_line(v) -> str:
             return f"training {epoch_label(p)}{loss}{eta}"
         return f"running: {p.get('stage', 'starting')}"
     return v.status
+
+
+def _hold_out(example: Path, every: int = 7) -> tuple[bytes, bytes]:
+    """Every ``every``-th line of the example as the hidden test set, the rest as the training file."""
+    header, *rows = list(csv.reader(io.StringIO(example.read_text(encoding="utf-8"))))
+
+    def as_csv(part) -> bytes:
+        out = io.StringIO()
+        csv.writer(out).writerows([header, *part])
+        return out.getvalue().encode()
+
+    return as_csv(rows[::every]), as_csv([r for i, r in enumerate(rows) if i % every])
 
 
 def _broken_csv(example: Path) -> bytes:

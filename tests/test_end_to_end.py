@@ -58,5 +58,9 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch):
     assert "training epoch 1/1" in out and "training teacher epoch 1/1" in out  # progress shown, both stages
     assert "Bob's student keeps" in out and "onnxruntime" in out  # the distilled job beside the pruned one
     assert "refused: There is no model" in out and "after Alice shares it" in out
+    # the assignment: a hidden set held out of the data, both jobs scored on it, the board printed
+    assert "sets the assignment 'chat topics'" in out and out.count("hidden test set 0.") == 2
+    board = out.split("The leaderboard of 'chat topics'")[1].split("7. The same 3 layers")[0]
+    assert "alice" in board and "bob" in board and "— baseline —" in board
     pngs = list((tmp_path / "demo" / "data" / "models").glob("job-*-a1/*.png"))
     assert len(pngs) == 4
