@@ -138,6 +138,7 @@ async def test_forms_need_the_csrf_token_and_steer_the_class(site, db):
 
     r = await client.post(f"/jobs/{a.job.id}/cancel", data={}, allow_redirects=False)
     assert r.status == 403 and (await service.job(TEACH, a.job.id)).status == "queued"
+    assert r.headers["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in r.headers  # raised ones too
     r = await client.post(f"/jobs/{a.job.id}/cancel", data={"csrf": "not-the-token"}, allow_redirects=False)
     assert r.status == 403 and (await service.job(TEACH, a.job.id)).status == "queued"
     r = await client.post(f"/jobs/{a.job.id}/cancel", data={"csrf": token}, allow_redirects=False)
@@ -242,3 +243,34 @@ def test_web_link_on_the_command_line_is_for_instructors_only(tmp_path, monkeypa
     assert main(["web", "link", "--guild", "g", "--user", "ms-t"]) == 0  # now recorded as one
     assert main(["web", "revoke", "--guild", "g"]) == 0
     assert "0 dashboard session(s) signed out" in capsys.readouterr().out
+
+
+async def test_the_bot_serves_the_dashboard_in_its_own_loop_when_enabled(tmp_path, settings_for, monkeypatch):
+    import socket
+
+    import aiohttp
+    import discord
+    from fake_discord import GUILD_ID, FakeDiscord
+
+    from bot.app import create_bot
+
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", f"{fake.base}/api/v10")
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    settings.discord.guild_id = str(GUILD_ID)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.web.enabled, settings.web.port = True, port
+    bot = create_bot(settings)
+    try:
+        await bot.login("fake-token")
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/queue") as r:
+            assert r.status == 401 and "Instructor dashboard" in await r.text()
+    finally:
+        await bot.close()
+        await fake.stop()
+    async with aiohttp.ClientSession() as http:  # closing the bot stopped the dashboard
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await http.get(f"http://127.0.0.1:{port}/healthz")
