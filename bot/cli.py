@@ -350,14 +350,9 @@ def cmd_example_data(args, settings) -> int:
 
 
 def _eta(seconds) -> str:
-    """A duration for the terminal (Discord gets relative timestamps instead)."""
-    if seconds is None:
-        return "-"
-    if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"~{round(seconds / 60)} min"
-    return f"~{seconds / 3600:.1f} h"
+    from trainer.progress import approx_duration
+
+    return "-" if seconds is None else approx_duration(seconds)
 
 
 def _job_line(v) -> str:

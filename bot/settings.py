@@ -24,7 +24,9 @@ from trainer.spec import DataLimits, SpecError, TrainSpec
 # TrainSpec fields that describe one run, not a class-wide default.
 _PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_path", "layer_list", "limits",
             "teacher"}
-PG_INT_MAX = 2**31 - 1  # PostgreSQL's integer: a quota above it would make every submission fail
+# PostgreSQL's integer: a quota above it would make every submission fail (storage.models.INT_MAX; not
+# imported from there, so that reading the settings never loads SQLAlchemy)
+PG_INT_MAX = 2**31 - 1
 DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from storage.models import INT_MAX
+
 from .base import QUOTA_NAMES, Caller, ServiceBase, csv_cell
 from .errors import InvalidRequest, PermissionDenied
 
@@ -20,8 +22,8 @@ class Admin(ServiceBase):
         for k, v in values.items():
             if k not in QUOTA_NAMES:
                 raise InvalidRequest(f"{k} is not a quota; the quotas are {', '.join(QUOTA_NAMES)}")
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InvalidRequest(f"{k} must be a whole number of at least 1, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= INT_MAX:
+                raise InvalidRequest(f"{k} must be a whole number from 1 to {INT_MAX:,}, got {v!r}")
         if "max_bytes" in values and values["max_bytes"] > self.settings.data.max_bytes:
             raise InvalidRequest(f"max_bytes cannot exceed the server's limit of {self.settings.data.max_bytes:,} "
                                  "([data].max_bytes in config.toml)")
@@ -71,19 +73,6 @@ class Admin(ServiceBase):
                         v.attempts, d["created_at"], d["started_at"] or "", d["finished_at"] or "", csv_cell(v.error or "")])
         ranked = sorted(students.values(), key=lambda s: -(s["best_macro_f1"] or -1))
         return ranked, buf.getvalue().encode("utf-8")
-
-    async def member_names(self, caller: Caller) -> dict[str, str]:
-        """Instructors: the class's members' display names by user id (as Discord last showed them)."""
-        from sqlalchemy import select
-
-        from storage.models import Member
-
-        if not caller.steers:
-            raise PermissionDenied("Only instructors can list the class's members.")
-        async with self.db.transaction() as s:
-            rows = (await s.execute(select(Member.user_id, Member.display_name)
-                                    .where(Member.guild_id == caller.guild_id))).all()
-        return {user: name or user for user, name in rows}
 
     async def member_roles(self, guild_id: str) -> dict[str, str]:
         """Each member's recorded role (student or instructor), for the operator's command line."""

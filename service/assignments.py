@@ -15,6 +15,7 @@ per message, then the earlier submission; a student's best submission is their f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ from storage.models import (
     Assignment,
     Dataset,
     Job,
-    Member,
     Model,
     Report,
     Score,
@@ -170,6 +170,9 @@ class Assignments(ServiceBase):
         name = (name or "").strip()
         if not name or len(name) > MAX_NAME:
             raise InvalidRequest(f"Give the assignment a name of 1 to {MAX_NAME} characters.")
+        if any(c in "/\\" or not c.isprintable() for c in name):
+            raise InvalidRequest("An assignment's name is typed by students and shown in web addresses: use "
+                                 "letters, digits, spaces and punctuation other than / and \\.")
         due = parse_deadline(deadline)
         if due is not None and due <= utcnow():
             raise InvalidRequest(f"The deadline {when(due)} has already passed; give a time in the future.")
@@ -179,10 +182,7 @@ class Assignments(ServiceBase):
             await self._member(s, caller)
             if await self._find_assignment(s, caller.guild_id, name) is not None:
                 raise Conflict(f"This class already has an assignment named '{name}'; choose another name.")
-        staged = self.store.staging_file(*test)
-        staged_train = self.store.staging_file(*train) if train else None
-        created: list[Path] = []
-        try:
+        with self._staged(test, train) as ((staged, staged_train), created), self._name_taken(name):
             test_info, train_info, baseline, warnings = await asyncio.to_thread(
                 self._check_assignment_files, staged, staged_train)
             async with self.db.transaction() as s:
@@ -198,14 +198,6 @@ class Assignments(ServiceBase):
                 s.add(a)
                 await s.flush()
                 view = await self._assignment_view(s, caller, a)
-        except BaseException:
-            for p in created:
-                p.unlink(missing_ok=True)
-            raise
-        finally:
-            staged.unlink(missing_ok=True)
-            if staged_train:
-                staged_train.unlink(missing_ok=True)
         view.warnings = warnings
         return view
 
@@ -245,6 +237,17 @@ class Assignments(ServiceBase):
                                       self.settings.data)
         return test_info, train_info, {"macro_f1": baseline["macro_f1"], "accuracy": baseline["accuracy"],
                                        "model": baseline["model"]}, warnings
+
+    @contextlib.contextmanager
+    def _name_taken(self, name: str):
+        """Two instructors creating the same name at once: the loser hears it plainly (the unique
+        constraint decides), not as a database error."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            yield
+        except IntegrityError:
+            raise Conflict(f"This class already has an assignment named '{name}'; choose another name.") from None
 
     async def assignments(self, caller: Caller) -> list[AssignmentView]:
         """The class's assignments, open ones first, newest first; with the caller's submission counts."""
@@ -336,9 +339,7 @@ class Assignments(ServiceBase):
         if not caller.steers:
             raise PermissionDenied("Only instructors can export an assignment's submissions.")
         board = await self.leaderboard(caller, name)
-        async with self.db.transaction() as s:
-            names = dict((await s.execute(select(Member.user_id, Member.display_name)
-                                          .where(Member.guild_id == caller.guild_id))).all())
+        names = await self.member_names(caller)
         labels = board.assignment.labels
         best = {r.job_id for r in board.best}
         buf = io.StringIO()

@@ -4,6 +4,7 @@ service's access to the database, the artefact store, classes, members, jobs and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from storage.models import (
     CLASS,
     FINISHED,
     INSTRUCTOR,
+    INT_MAX,
     STUDENT,
     SUCCEEDED,
     Assignment,
@@ -197,6 +199,15 @@ class ServiceBase:
             m.display_name = caller.name
         return m
 
+    async def member_names(self, caller: Caller) -> dict[str, str]:
+        """Instructors: the class's members' display names by user id (as Discord last showed them)."""
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can list the class's members.")
+        async with self.db.transaction() as s:
+            rows = (await s.execute(select(Member.user_id, Member.display_name)
+                                    .where(Member.guild_id == caller.guild_id))).all()
+        return {user: name or user for user, name in rows}
+
     async def _visible_job(self, s, caller: Caller, job_id: int) -> Job:
         job = await s.get(Job, int(job_id)) if _valid_id(job_id) else None
         if job is None or job.guild_id != caller.guild_id and not caller.operator:
@@ -279,6 +290,27 @@ class ServiceBase:
             model_id = member.default_model_id
         return await self._usable_model(s, caller, model_id)
 
+    @contextlib.contextmanager
+    def _staged(self, *uploads: tuple[bytes, str] | None):
+        """Uploads written to the staging area to be checked: yields their paths (None for an upload not
+        given) and a list that ``_dataset`` fills with the files it moves into place. On any error those
+        are removed again (their transaction did not commit); the staged copies always are. So nothing
+        of a refused upload stays behind."""
+        paths: list[Path | None] = []
+        created: list[Path] = []
+        try:
+            for upload in uploads:
+                paths.append(self.store.staging_file(*upload) if upload else None)
+            yield paths, created
+        except BaseException:
+            for p in created:
+                p.unlink(missing_ok=True)
+            raise
+        finally:
+            for p in paths:
+                if p is not None:
+                    p.unlink(missing_ok=True)
+
     async def _dataset(self, s, caller: Caller, staged: Path, filename: str, info: dict, created: list[Path]) -> Dataset:
         digest = await asyncio.to_thread(sha256_file, staged)
         existing = (await s.execute(select(Dataset).where(
@@ -325,7 +357,7 @@ def _spec_params(params: dict) -> dict:
 def _valid_id(value) -> bool:
     """A row id the database can hold (a 32-bit integer on PostgreSQL); anything else is simply not found."""
     try:
-        return 0 < int(value) < 2**31
+        return 0 < int(value) <= INT_MAX
     except (TypeError, ValueError):
         return False
 def _text_column(columns: list[str]) -> str | None:

@@ -9,7 +9,9 @@ from storage import queue as q
 from storage.models import FINISHED, QUEUED, RUNNING, Job, Report
 
 from .base import Caller, JobView, ReportView, ServiceBase
-from .errors import Conflict, PermissionDenied
+from .errors import Conflict, InvalidRequest, PermissionDenied
+
+MAX_PRIORITY = 1_000_000
 
 
 class Jobs(ServiceBase):
@@ -67,6 +69,8 @@ class Jobs(ServiceBase):
     async def set_priority(self, caller: Caller, job_id: int, priority: int) -> JobView:
         if not caller.steers:
             raise PermissionDenied("Only instructors can change a job's priority.")
+        if not -MAX_PRIORITY <= int(priority) <= MAX_PRIORITY:
+            raise InvalidRequest(f"Priority must be between -{MAX_PRIORITY:,} and {MAX_PRIORITY:,} (higher runs first).")
         async with self.db.transaction() as s:
             job = await self._visible_job(s, caller, job_id)
             job.priority = int(priority)

@@ -30,11 +30,8 @@ class Submissions(Assignments):
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
         self._check_bytes(cls, len(content))
-        staged = self.store.staging_file(content, filename)
-        try:
+        with self._staged((content, filename)) as ((staged,), _):
             _, info = await asyncio.to_thread(self._check_sync, staged, params, cls)
-        finally:
-            staged.unlink(missing_ok=True)
         self._check_rows(cls, info["rows"])
         return info
 
@@ -97,10 +94,7 @@ class Submissions(Assignments):
         except SpecError as exc:
             raise InvalidRequest(f"That training setting cannot work: {exc}") from None
 
-        staged = self.store.staging_file(content, filename)
-        staged_val = self.store.staging_file(*validation) if validation else None
-        created: list[Path] = []
-        try:
+        with self._staged((content, filename), validation) as ((staged, staged_val), created):
             info, val_info = await asyncio.to_thread(self._check_submission, staged, staged_val, params, cls)
             self._check_rows(cls, info["rows"])
             if task is not None:
@@ -132,14 +126,6 @@ class Submissions(Assignments):
                 s.add(job)
                 await s.flush()
                 job_id, ds_id = job.id, ds.id
-        except BaseException:
-            for p in created:  # moved into place for a transaction that did not commit
-                p.unlink(missing_ok=True)
-            raise
-        finally:
-            staged.unlink(missing_ok=True)
-            if staged_val:
-                staged_val.unlink(missing_ok=True)
         view = await self.job(caller, job_id)
         return Submitted(view, ds_id, info["rows"], info["labels"], info["warnings"])
 

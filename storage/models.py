@@ -37,6 +37,7 @@ NAMING = {
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 STUDENT, INSTRUCTOR = "student", "instructor"
+INT_MAX = 2**31 - 1  # the largest Integer both databases store (PostgreSQL's integer); more fails the write
 PRIVATE, CLASS = "private", "class"
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from test_service import ALICE, BOB, MALLORY, TEACH, csv_bytes, stored_files
 
 from service import Service
-from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from service.errors import Conflict, InvalidDataset, InvalidRequest, NotFound, PermissionDenied
 from storage.models import Assignment, Dataset, Job, Outbox, Report, Score, utcnow
 
 CAROL = ALICE.__class__("class-a", "carol", name="Carol")
@@ -43,7 +43,7 @@ async def test_only_instructors_set_assignments_and_bad_files_store_nothing(serv
     with pytest.raises(PermissionDenied):
         await service.create_assignment(ALICE, "topics", (HIDDEN, "test.csv"))
     bad = csv_bytes([("a text", "sports"), ("", "food"), ("more", "weather")])
-    with pytest.raises(Exception) as err:
+    with pytest.raises(InvalidDataset) as err:
         await service.create_assignment(TEACH, "topics", (bad, "test.csv"))
     assert "the test file" in str(err.value) and "row 3" in str(err.value)
     two_labels = csv_bytes([r for r in synthetic_rows(20) if r[1] != "weather"])
@@ -52,6 +52,8 @@ async def test_only_instructors_set_assignments_and_bad_files_store_nothing(serv
     assert "training file has no examples of weather" in str(err.value)
     with pytest.raises(InvalidRequest):
         await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"), deadline="2001-01-01")
+    with pytest.raises(InvalidRequest):  # it becomes part of the dashboard's addresses
+        await service.create_assignment(TEACH, "week 1/2", (HIDDEN, "test.csv"))
     async with db.transaction() as s:
         assert (await s.execute(select(Assignment))).first() is None
         assert (await s.execute(select(Dataset))).first() is None

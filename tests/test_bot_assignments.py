@@ -69,7 +69,7 @@ async def test_an_assignment_in_discord_from_setting_it_to_the_board(env):
     assert exported.splitlines()[1].startswith(f"1,1,{ALICE.id},alice,alice-topics,yes,")
 
     compared = private_answer(await env.run(ALICE, "compare", [option("job_a", INTEGER, 1), option("job_b", INTEGER, 1)]))
-    assert "Settings that differ" in compared and "macro_f1" in compared
+    assert '"name": "Settings that differ", "value": "none"' in compared and "macro_f1: " in compared
     listed = private_answer(await env.run(ALICE, "assignment", sub="list"))
     assert "topics" in listed and "0 of 1 submissions left" in listed
     closed = private_answer(await env.run(TEACHER, "assignment", [option("name", STRING, "topics")], sub="close"))

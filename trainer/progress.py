@@ -36,6 +36,16 @@ def epoch_label(p: Progress | dict) -> str:
     return f"{'teacher ' if d.get('stage') == 'teacher' else ''}epoch {d.get('epoch')}/{d.get('epochs')}"
 
 
+def approx_duration(seconds: float) -> str:
+    """A wait in words for people who read it now ("~40 s", "~12 min", "~1.5 h"): the terminal and the
+    dashboard (Discord gets relative timestamps, which its clients keep true)."""
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"~{round(seconds / 60)} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
 def ignore(_: Progress) -> None:
     return None
 

@@ -25,6 +25,7 @@ from aiohttp import web
 from service.access import SignInRefused, same_token
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, ServiceError
 from storage.models import FINISHED, QUEUED, RUNNING
+from trainer.progress import approx_duration
 
 log = logging.getLogger("tinytutor.web")
 
@@ -134,13 +135,7 @@ def _redirect(to: str) -> NoReturn:
 
 def eta(seconds) -> str:
     """When something is expected, in words (the page refreshes, so a relative time stays true)."""
-    if seconds is None:
-        return "–"
-    if seconds < 90:
-        return f"in ~{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"in ~{round(seconds / 60)} min"
-    return f"in ~{seconds / 3600:.1f} h"
+    return "–" if seconds is None else f"in {approx_duration(seconds)}"
 
 
 def _page(request) -> int:
