@@ -50,7 +50,7 @@ test: install browser lint
 bench: install
 	$(PY) benchmarks/bench_trainer.py
 	$(PY) benchmarks/bench_serving.py
-	$(PY) benchmarks/bench_distill.py
+	$(PY) benchmarks/bench_quality.py
 	$(PY) benchmarks/bench_queue.py
 
 clean:

@@ -36,8 +36,10 @@ def _add_train_flags(p: argparse.ArgumentParser, queued: bool = False) -> None:
     p.add_argument("--layers", type=_layers, help="encoder layers to keep: a count (3) or a list (0,2,4)")
     p.add_argument("--strategy", choices=STRATEGIES, help="which layers a count keeps")
     p.add_argument("--method", choices=METHODS,
-                   help="what to train: full, lora, head, or distill (TinyBERT distillation from a fine-tuned teacher)")
-    p.add_argument("--epochs", type=int)
+                   help="what to train: full, lora, head, distill (TinyBERT distillation from a fine-tuned teacher), "
+                        "or probe (the frozen encoder and a linear head: seconds)")
+    p.add_argument("--epochs", type=int,
+                   help="passes over the training data (default: until validation macro-F1 stops improving)")
     p.add_argument("--lr", type=float, help="learning rate (default depends on --method)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-length", type=int, help="tokens per text; longer texts are cut")
@@ -250,8 +252,9 @@ def cmd_train(args, settings) -> int:
     m = result.metrics
     if not args.json:
         print(m["report_text"])
+        probe = f"   frozen base + probe {m['probe']['macro_f1']:.3f}" if m.get("probe") else ""
         print(f"accuracy {m['accuracy']:.3f}   macro-F1 {m['macro_f1']:.3f}   "
-              f"TF-IDF baseline macro-F1 {m['baseline_macro_f1']:.3f}")
+              f"TF-IDF baseline macro-F1 {m['baseline_macro_f1']:.3f}{probe}")
         print(f"layers {len(m['layers_kept'])}/{m['layers_base']} {m['layers_kept']}   params {m['params']:,} "
               f"(base {m['params_base']:,})   {m['ms_per_message']:.2f} ms/message ({m['engine']})   "
               f"trained in {m['train_seconds']:.0f} s")

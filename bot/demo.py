@@ -137,22 +137,30 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         for line in board_lines(board):
             _say(f"   {line}")
 
-        _say("\n7. The same 3 layers, two ways (same data, split and seed):\n")
-        _say(f"   {'model':<34} {'layers':>6} {'params':>11} {'macro-F1':>9} {'ms/msg':>7}  served by")
-        _say(f"   {'6-layer teacher (fine-tuned)':<34} {t['layers']:>6} {t['params']:>11,} {t['macro_f1']:>9.3f} "
+        _say("\n7. The same 3 layers, two ways, beside the cheap references (same data, split and seed):\n")
+        _say(f"   {'model':<40} {'layers':>6} {'params':>11} {'macro-F1':>9} {'ms/msg':>7}  served by")
+        _say(f"   {'TF-IDF + logistic regression':<40} {'':>6} {'':>11} {pruned['baseline_macro_f1']:>9.3f}")
+        if pruned.get("probe"):
+            p = pruned["probe"]
+            _say(f"   {'frozen base + linear probe (untrained)':<40} {p['layers']:>6} {pruned['params_base']:>11,} "
+                 f"{p['macro_f1']:>9.3f}")
+        _say(f"   {'6-layer teacher (fine-tuned)':<40} {t['layers']:>6} {t['params']:>11,} {t['macro_f1']:>9.3f} "
              f"{t['ms_per_message']:>7.2f}  PyTorch")
         for name, m in (("Alice: pruned, fine-tuned", pruned), ("Bob: pruned, distilled (TinyBERT)", distilled)):
-            _say(f"   {name:<34} {len(m['layers_kept']):>6} {m['params']:>11,} {m['macro_f1']:>9.3f} "
+            _say(f"   {name:<40} {len(m['layers_kept']):>6} {m['params']:>11,} {m['macro_f1']:>9.3f} "
                  f"{m['ms_per_message']:>7.2f}  {m['engine']}")
         _say(f"   Bob's student keeps {distilled['retained']:.1%} of its teacher's macro-F1; Alice's pruned model "
-             f"{pruned['macro_f1'] / t['macro_f1']:.1%}.")
+             f"{pruned['macro_f1'] / t['macro_f1']:.1%}."
+             + ("" if t.get("worth_copying", True) else " The teacher was no better than the cheap references on "
+                                                         "validation: the report says what to try."))
 
         report = await svc.report(ALICE, a.job.id)
         m = report.metrics
         _say(f"\n8. Alice's report (job {a.job.id}, test split never seen in training):\n")
         _say(report.report_text)
+        probe = f", the frozen base + probe {m['probe']['macro_f1']:.3f}" if m.get("probe") else ""
         _say(f"   accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; TF-IDF baseline macro-F1 "
-             f"{m['baseline_macro_f1']:.3f}")
+             f"{m['baseline_macro_f1']:.3f}{probe}")
         _say(f"   layers {len(m['layers_kept'])}/{m['layers_base']} {m['layers_kept']}, params {m['params']:,} "
              f"(base {m['params_base']:,}), {m['ms_per_message']:.2f} ms/message served by {m['engine']}")
         _say(f"   confusion matrix: {report.confusion_png}")

@@ -104,14 +104,13 @@ def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion
     """The completion embed: scores against the baseline, what pruning kept, speed, advice; for a
     submission to an assignment, its hidden-set score and place on the board; how to reproduce it."""
     title = f"✅ {name}" + (f" v{version}" if version else "") + f" — job {job_id}"
-    delta = m["macro_f1"] - m["baseline_macro_f1"]
-    desc = (f"Test split of {m['split']['test']} examples the model never saw in training. "
-            f"{'Beats' if delta > 0.005 else 'Level with' if delta > -0.005 else 'Below'} the TF-IDF baseline "
-            f"by {abs(delta):.3f} macro-F1.")
+    desc = f"Test split of {m['split']['test']} examples the model never saw in training.\n{comparison_text(m)}"
     e = discord.Embed(title=truncate(title, 256), description=desc, color=GREEN)
     e.add_field(name="Accuracy", value=f"{m['accuracy']:.3f}")
     e.add_field(name="Macro-F1", value=f"{m['macro_f1']:.3f}")
     e.add_field(name="TF-IDF baseline", value=f"{m['baseline_macro_f1']:.3f}")
+    if m.get("probe"):
+        e.add_field(name="Frozen base + probe", value=f"{m['probe']['macro_f1']:.3f}")
     e.add_field(name="Layers", value=f"{len(m['layers_kept'])} of {m['layers_base']} {m['layers_kept']}")
     e.add_field(name="Parameters", value=f"{m['params'] / 1e6:.1f}M (base {m['params_base'] / 1e6:.1f}M, "
                                          f"−{1 - m['params'] / m['params_base']:.0%})")
@@ -137,11 +136,27 @@ def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion
             f"seed {prov['seed']} · base `{base_hash}` · data `{prov['data_sha256'][:12]}` · torch "
             f"{v.get('torch')} · transformers {v.get('transformers')} · TinyTutor {v.get('tinytutor')}. "
             f"`/train like:{job_id}` reruns these settings (on a new file or seed).", FIELD_LIMIT))
-    how = "distillation" if m["method"] == "distill" else f"{m['method']} fine-tuning"
+    how = {"distill": "distillation", "probe": "a linear probe"}.get(m["method"], f"{m['method']} fine-tuning")
     e.set_footer(text=f"{how} of {m['base_model']} · {m['train_seconds']:.0f} s on {m['device']}")
     if confusion_name:
         e.set_image(url=f"attachment://{confusion_name}")
     return e
+
+
+def comparison_text(m: dict) -> str:
+    """The three rows of every report on one line each: TF-IDF, the frozen base read by a linear probe
+    (what the base knew before training), this model; and what training added."""
+    lines = [f"TF-IDF baseline: macro-F1 {m['baseline_macro_f1']:.3f}"]
+    probe = m.get("probe")
+    if probe:
+        lines.append(f"Frozen base ({probe['layers']} layers) + linear probe: {probe['macro_f1']:.3f}")
+    what = "linear probe on the frozen layers" if m["method"] == "probe" else m["method"]
+    lines.append(f"**This model** ({len(m['layers_kept'])} layers, {what}): **{m['macro_f1']:.3f}**")
+    if probe and m["method"] != "probe":
+        added = m["macro_f1"] - probe["macro_f1"]
+        lines.append(f"Fine-tuning added {added:+.3f} over the frozen base." if added > 0.005 else
+                     f"Fine-tuning did not beat the frozen base ({added:+.3f}); see the advice.")
+    return "\n".join(lines)
 
 
 def standing_text(st) -> str:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trainer.errors import TinyTutorError
-from trainer.spec import DataLimits, SpecError, TrainSpec
+from trainer.spec import DataLimits, SpecError, TrainSpec, one_line
 
 # TrainSpec fields that describe one run, not a class-wide default.
 _PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_path", "layer_list", "limits",
@@ -36,6 +36,13 @@ class ConfigError(TinyTutorError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True)
+
+
+class BaseModelTable(Section):
+    """A base under [base_models] given as a table: its directory and how its encoder is read."""
+
+    path: str
+    pooling: Literal["mean", "cls"] | None = None  # None: what the directory declares (1_Pooling/config.json)
 
 
 class Paths(Section):
@@ -151,7 +158,9 @@ class Settings(BaseSettings):
 
     data: DataLimits = Field(default_factory=DataLimits)
     training: dict = Field(default_factory=dict)  # TrainSpec defaults, checked against TrainSpec
-    base_models: dict[str, str] = Field(default_factory=dict)  # name -> local model directory
+    # name -> a local model directory, or a table {path = "...", pooling = "mean" | "cls"}; load_settings
+    # turns tables into plain dicts (they travel to workers as JSON)
+    base_models: dict[str, str | dict] = Field(default_factory=dict)
     paths: Paths = Field(default_factory=Paths)
     hub: Hub = Field(default_factory=Hub)
     storage: Storage = Field(default_factory=Storage)
@@ -168,6 +177,20 @@ class Settings(BaseSettings):
             return _typed(env_settings())
 
         return environment, init_settings  # the environment beats the file
+
+    @field_validator("base_models", mode="before")
+    @classmethod
+    def _base_model_entries(cls, values):
+        for key, value in (values or {}).items():
+            if isinstance(value, dict):
+                try:
+                    BaseModelTable(**value)
+                except ValidationError as exc:
+                    raise ValueError(f"{key}.{one_line(exc)}") from None
+            elif not isinstance(value, str):
+                raise ValueError(f"{key} must be a model directory (a string) or a table like "
+                                 f"{{ path = \"...\", pooling = \"mean\" }}, not {value!r}")
+        return values
 
     @field_validator("training")
     @classmethod
@@ -238,8 +261,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"{name}: [training].{exc}") from None
     base = path.parent
     for key, value in settings.base_models.items():
-        p = Path(value).expanduser()
-        settings.base_models[key] = str(p if p.is_absolute() else (base / p).resolve())
+        p = Path(value if isinstance(value, str) else value["path"]).expanduser()
+        where = str(p if p.is_absolute() else (base / p).resolve())
+        settings.base_models[key] = where if isinstance(value, str) else {"path": where,
+                                                                          "pooling": value.get("pooling")}
     data_dir = Path(settings.storage.data_dir).expanduser()
     settings.storage.data_dir = str(data_dir if data_dir.is_absolute() else (base / data_dir).resolve())
     return settings

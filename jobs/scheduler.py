@@ -29,6 +29,8 @@ from .fairness import next_job
 from .messages import CRASHED, START_FAILED, TIMED_OUT
 from .periodic import Periodic
 
+TRAINING_SHARE_OF_LIMIT = 0.8  # of a job's time limit, for the training epochs
+
 log = logging.getLogger("tinytutor.scheduler")
 
 
@@ -203,6 +205,8 @@ class Scheduler:
         spec = self.settings.train_spec(
             str(self.store.path(dataset_path)), out_dir=str(self.store.path(model_rel)),
             validation_path=str(self.store.path(validation_path)) if validation_path else None,
+            # training stops (keeping its best epoch) with a fifth of the limit left to evaluate and export
+            time_budget_seconds=self.queue_cfg.time_limit_minutes * 60 * TRAINING_SHARE_OF_LIMIT,
             **params)
         return {
             "job_id": job.id, "lease": job.lease, "database_url": self.db.url, "data_dir": str(self.store.root),

@@ -72,9 +72,10 @@ class Submissions(Assignments):
         self._check_bytes(cls, len(content))
         if validation is not None:
             self._check_bytes(cls, len(validation[0]))
-        epochs = params.get("epochs", self.settings.training.get("epochs", 6))
-        if epochs > cls.max_epochs:
+        epochs = params.get("epochs", self.settings.training.get("epochs"))
+        if epochs is not None and epochs > cls.max_epochs:
             raise QuotaExceeded("max_epochs", cls.max_epochs, f"{epochs} epochs is more than this class allows")
+        params["max_epochs"] = cls.max_epochs  # the ceiling when the epochs are left to early stopping
         teacher_labels = None
         if params.get("teacher_model_id") is not None:
             params.setdefault("method", "distill")  # a teacher means distillation

@@ -61,6 +61,10 @@ def tiny_base(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     BertModel(config).save_pretrained(root)  # an encoder without a head, like the embedded base
+    # ...and, like it, a sentence encoder read by mean pooling (sentence-transformers' declaration)
+    (root / "1_Pooling").mkdir()
+    (root / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, "pooling_mode_cls_token": false, '
+                                                    '"pooling_mode_mean_tokens": true}')
     return root
 
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from transformers import pipeline
 
 from trainer.examples import write_chatterbot_csv
 from trainer.pipeline import run_training
@@ -16,25 +15,29 @@ def test_pruned_minilm_learns_chat_topics(tmp_path):
     data = write_chatterbot_csv(tmp_path / "chat.csv")
     result = run_training(TrainSpec(data_path=str(data), out_dir=str(tmp_path / "model")))  # the defaults
     m = result.metrics
-    # five topics: chance is 0.2 macro-F1; measured 0.88 with these defaults
-    assert m["macro_f1"] >= 0.7, m["report_text"]
+    # five topics: chance is 0.2 macro-F1; the frozen base read by a probe is the bar to beat
+    assert m["macro_f1"] >= 0.85, m["report_text"]
+    assert m["pooling"] == "mean" and m["macro_f1"] >= m["probe_macro_f1"] - 0.02, m["probe"]
     assert m["layers_kept"] == [1, 3, 5] and m["layers_base"] == 6
     assert m["params"] < 0.8 * m["params_base"]
     assert m["baseline_macro_f1"] > 0.5 and m["advice"]
     assert result.confusion_png.stat().st_size > 10_000 and result.curve_png.stat().st_size > 10_000
     assert json.loads((result.model_dir / "metrics.json").read_text())["labels"] == m["labels"]
-    # int8 serving on the real model: checked against fp32 on the test split, and chosen
+    # int8 serving on the real model: checked against fp32 on every text of the run, and chosen
     assert m["serving"]["int8_agreement"] >= 0.98 and m["serving"]["onnx_max_logit_diff"] < 1e-3
-    int8_ok = m["serving"]["fp32_macro_f1"] - m["serving"]["int8_macro_f1"] <= 0.005
-    assert m["engine"] == ("onnxruntime-int8" if int8_ok else "onnxruntime-fp32"), m["serving"]
+    assert m["engine"] == "onnxruntime-int8", m["serving"]
 
-    # the HF pipeline and TinyTutor's own predict path agree on the saved model
+    # sentence-transformers (outside TinyTutor) and TinyTutor's own predict path agree on the saved model
+    from sentence_transformers import SentenceTransformer
+
     texts = ["How do I write a for loop in Python?", "I feel so sad and lonely today",
              "Who wrote the novel War and Peace?", "Are you an artificial intelligence?"]
     served = Predictor(result.model_dir)
     assert served.engine == m["engine"]
     ours = [p.label for p in served.predict(texts)]
-    theirs = [o["label"] for o in pipeline("text-classification", model=str(result.model_dir))(texts)]
+    outside = SentenceTransformer(str(result.model_dir), device="cpu")
+    id2label = outside[0].auto_model.config.id2label
+    theirs = [id2label[int(i)] for i in outside.encode(texts).argmax(1)]
     assert ours == theirs
     assert ours[0] == "coding"
 

@@ -54,14 +54,15 @@ def test_repository_config_loads_and_matches_the_defaults():
 @pytest.mark.parametrize(("text", "message"), [
     ("[training]\nepochs = 'four'\n", "[training].epochs: Input should be a valid integer (got 'four')"),
     ("[training]\nepoch = 3\n", "[training].epoch: Unexpected keyword argument"),
-    ("[training]\nmethod = 'qlora'\n", "[training].method: Input should be 'full', 'lora', 'head' or 'distill'"),
+    ("[training]\nmethod = 'qlora'\n", "[training].method: Input should be 'full', 'lora', 'head', 'distill' or 'probe'"),
     ("[data]\nmax_rows = true\n", "[data].max_rows: Input should be a valid integer (got True)"),
     ("[data]\nval_fraction = -0.1\n", "[data].val_fraction: Input should be greater than 0 (got -0.1)"),
     ("[data]\nval_fraction = 0.5\ntest_fraction = 0.5\n", "val_fraction + test_fraction is 1"),
     ("[trainig]\n", "[trainig] is not a section"),
     ("[training]\ndata_path = 'x.csv'\n", "data_path is not a setting here: it is chosen per run"),
     ("[training]\nmax_length = 4096\n", "[training].max_length: Input should be less than or equal to 512"),
-    ("[base_models]\nzh = 3\n", "[base_models].zh: Input should be a valid string (got 3)"),
+    ("[base_models]\nzh = 3\n", "[base_models]: zh must be a model directory (a string) or a table"),
+    ("[base_models]\nzh = { path = 'x', pooling = 'max' }\n", "[base_models]: zh.pooling: Input should be 'mean' or 'cls' (got 'max')"),
     ("[training\n", "not valid TOML"),
     ("[quotas]\nmax_rows = 60000\n", "[quotas].max_rows (60,000) is above [data].max_rows (50,000)"),
     ("[queue]\nmax_attempts = 0\n", "[queue].max_attempts: Input should be greater than or equal to 1"),
@@ -95,11 +96,14 @@ def test_bad_config_names_the_key(tmp_path, text, message):
 def test_config_overrides_and_relative_base_model_paths(tmp_path):
     (tmp_path / "models" / "zh").mkdir(parents=True)
     path = tmp_path / "config.toml"
-    path.write_text("[training]\nepochs = 2\nlr = 1e-4\n[base_models]\nzh = 'models/zh'\n[data]\nmax_rows = 10\n")
+    path.write_text("[training]\nepochs = 2\nlr = 1e-4\n[base_models]\nzh = 'models/zh'\n"
+                    "zh-st = { path = 'models/zh', pooling = 'mean' }\n[data]\nmax_rows = 10\n")
     s = load_settings(path)
     spec = s.train_spec("x.csv", epochs=None, batch_size=8)
     assert (spec.epochs, spec.learning_rate, spec.batch_size, spec.limits.max_rows) == (2, 1e-4, 8, 10)
     assert s.base_models["zh"] == str(tmp_path / "models" / "zh")
+    # a table names how the base is read; it travels to workers as plain JSON
+    assert s.base_models["zh-st"] == {"path": str(tmp_path / "models" / "zh"), "pooling": "mean"}
     assert s.quotas.max_rows == 10  # the class default follows a lower server cap
 
 

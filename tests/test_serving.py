@@ -6,10 +6,20 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+from transformers import AutoTokenizer
 
+from trainer.classifier import load_model_dir
 from trainer.errors import TrainerError
-from trainer.export import FP32_FILE, INT8_FILE, ONNX_DIR, export_onnx, onnx_logits, session
+from trainer.export import (
+    FP32_FILE,
+    INT8_FILE,
+    INT8_WORSE_P,
+    MIN_INT8_AGREEMENT,
+    ONNX_DIR,
+    export_onnx,
+    onnx_logits,
+    session,
+)
 from trainer.pipeline import run_training
 from trainer.predict import Predictor
 from trainer.spec import TrainSpec
@@ -68,13 +78,12 @@ def test_training_leaves_one_served_onnx_file_and_says_which(trained):
     assert files == ({INT8_FILE} if s["engine"] == "onnxruntime-int8" else {INT8_FILE, FP32_FILE})
     assert json.loads((d / "config.json").read_text())["tinytutor_serving"] == s["file"]
     assert s["onnx_max_logit_diff"] < 1e-3 and 0 <= s["int8_agreement"] <= 1
-    if s["engine"] == "onnxruntime-int8":
-        assert s["fp32_macro_f1"] - s["int8_macro_f1"] <= 0.005
+    # int8 is served exactly when it agrees with fp32 on nearly every text and is not worse beyond noise
+    int8_ok = s["int8_agreement"] >= MIN_INT8_AGREEMENT and s["int8_worse_p"] >= INT8_WORSE_P
+    assert (s["engine"] == "onnxruntime-int8") == int8_ok, s
+    assert s["checked_on"] == 240 and s["labelled"] == 48  # every text of the run, the test split labelled
     assert json.loads((d / "metrics.json").read_text())["engine"] == s["engine"]
     assert s["engine"] in (d / "README.md").read_text()
-    # the safetensors weights stay: transformers.pipeline still loads the directory
-    clf = pipeline("text-classification", model=str(d))
-    assert clf("rain snow cloud storm")[0]["label"] in ("food", "sports", "weather")
 
 
 def test_predictor_serves_onnx_and_agrees_with_torch(trained):
@@ -96,7 +105,7 @@ def test_predictor_serves_the_file_training_chose(trained, tmp_path):
 
     d = tmp_path / "both"
     sh.copytree(trained.model_dir, d)
-    model = AutoModelForSequenceClassification.from_pretrained(d)
+    model = load_model_dir(d)
     export_onnx(model, AutoTokenizer.from_pretrained(d), d / ONNX_DIR / FP32_FILE)
     cfg = json.loads((d / "config.json").read_text())
     cfg["tinytutor_serving"] = f"{ONNX_DIR}/{FP32_FILE}"
@@ -140,7 +149,7 @@ def test_speed_reports_both_paths_side_by_side(trained):
 
 
 def test_reloaded_model_predicts_like_the_one_in_memory(trained):
-    model = AutoModelForSequenceClassification.from_pretrained(trained.model_dir)
+    model = load_model_dir(trained.model_dir)
     tok = AutoTokenizer.from_pretrained(trained.model_dir)
     sess = session(trained.model_dir / trained.metrics["serving"]["file"])
     logits = onnx_logits(sess, tok, TEXTS, 64)

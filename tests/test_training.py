@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, pipeline
 
 from trainer.errors import DataError, TrainerError
 from trainer.pipeline import run_training
@@ -19,9 +18,9 @@ def _spec(data, base, out, **kw) -> TrainSpec:
     return TrainSpec(**values)
 
 
-def test_full_run_writes_a_model_pipeline_can_load(learnable_csv, tiny_base, tmp_path):
+def test_full_run_writes_a_model_sentence_transformers_can_load(learnable_csv, tiny_base, tmp_path):
     events: list[Progress] = []
-    result = run_training(_spec(learnable_csv, tiny_base, tmp_path / "m"), events.append)
+    result = run_training(_spec(learnable_csv, tiny_base, tmp_path / "m", patience=12), events.append)  # all epochs
     m = result.metrics
     # the keywords decide the label: even a tiny random model learns it
     assert m["macro_f1"] >= 0.8, m["report_text"]
@@ -39,10 +38,20 @@ def test_full_run_writes_a_model_pipeline_can_load(learnable_csv, tiny_base, tmp
     assert json.loads((d / "metrics.json").read_text())["macro_f1"] == m["macro_f1"]
     assert "macro-F1" in (d / "README.md").read_text()
 
-    clf = pipeline("text-classification", model=str(d))
-    out = clf("goal team match score player coach")
-    assert out[0]["label"] in {"food", "sports", "weather"}
-    config = AutoModelForSequenceClassification.from_pretrained(d).config
+    # the base is read as it was trained (mean pooling), and the directory is a sentence-transformers model
+    # whose embeddings are the logits: loaded outside TinyTutor, it gives the labels TinyTutor gives
+    from sentence_transformers import SentenceTransformer
+
+    from trainer.predict import Predictor
+
+    assert m["pooling"] == "mean" and m["probe_macro_f1"] is not None
+    texts = ["goal team match score player coach", "pizza bread cheese", "rain snow cloud wind",
+             "i think the coach was very spicy today"]
+    outside = SentenceTransformer(str(d), device="cpu")
+    config = outside[0].auto_model.config
+    theirs = [config.id2label[int(i)] for i in outside.encode(texts).argmax(1)]
+    assert theirs == [p.label for p in Predictor(d).predict(texts)]
+    assert theirs[:3] == ["sports", "food", "weather"]
     assert config.tinytutor_pruning["layers_kept"] == [1, 3]
     assert config.label2id == {"food": 0, "sports": 1, "weather": 2}
 
@@ -67,8 +76,10 @@ def test_lora_and_head_change_only_their_weights(synthetic_csv, tiny_base, tmp_p
     result = run_training(_spec(synthetic_csv, tiny_base, tmp_path / method, method=method, lr=2e-2, epochs=2))
     m = result.metrics
     assert m["params_trained"] < m["params"] / 2
-    # the saved model is a plain transformers model (LoRA merged in), with the pruned layer count
-    model = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
+    # the saved model is a plain encoder (LoRA merged in), with the pruned layer count, and its head
+    from trainer.classifier import load_model_dir
+
+    model = load_model_dir(result.model_dir)
     assert not any("lora" in n for n, _ in model.named_parameters())
     assert model.config.num_hidden_layers == 2
     base = load_file(tiny_base / "model.safetensors")
@@ -76,10 +87,10 @@ def test_lora_and_head_change_only_their_weights(synthetic_csv, tiny_base, tmp_p
     kept_layer0 = 1  # saved layer 0 is base layer 1 (alternate, 2 of 4)
     q = "encoder.layer.{}.attention.self.query.weight"
     k = "encoder.layer.{}.attention.self.key.weight"
-    assert torch.equal(tuned["bert." + k.format(0)], base[k.format(kept_layer0)])  # never trained
-    query_changed = not torch.equal(tuned["bert." + q.format(0)], base[q.format(kept_layer0)])
+    assert torch.equal(tuned[k.format(0)], base[k.format(kept_layer0)])  # never trained
+    query_changed = not torch.equal(tuned[q.format(0)], base[q.format(kept_layer0)])
     assert query_changed == (method == "lora")  # LoRA adapts query/value; head freezes the encoder
-    assert "classifier.weight" in tuned
+    assert set(load_file(result.model_dir / "3_Dense" / "model.safetensors")) == {"linear.weight", "linear.bias"}
 
 
 def test_early_stopping_restores_best_epoch(synthetic_csv, tiny_base, tmp_path):

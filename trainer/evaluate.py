@@ -112,8 +112,18 @@ def plot_confusion(ev: Evaluation, path: Path) -> None:
 
 
 def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, path: Path,
-                  loss_name: str = "cross-entropy") -> None:
+                  loss_name: str = "cross-entropy", no_training: str | None = None) -> None:
+    """The loss per step and validation macro-F1 per epoch; ``no_training`` says why there are none."""
     plt = _pyplot()
+    if no_training:
+        fig, ax = plt.subplots(figsize=(9, 3.6), dpi=110)
+        ax.axis("off")
+        ax.text(0.5, 0.55, no_training, ha="center", va="center", fontsize=12)
+        if val_f1:
+            ax.text(0.5, 0.35, f"validation macro-F1 {val_f1[-1]:.3f}", ha="center", va="center", fontsize=11)
+        fig.savefig(path)
+        plt.close(fig)
+        return
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
     steps = np.arange(1, len(step_loss) + 1)
@@ -136,9 +146,32 @@ def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, 
 
 
 def advice(ev: Evaluation, baseline: dict, label_counts: dict[str, int], warnings: list, history,
-           layers: tuple[int, int], teacher: dict | None = None) -> list[str]:
-    """A few sentences a student can act on, most useful first. ``teacher``: the distillation teacher's scores."""
+           layers: tuple[int, int], teacher: dict | None = None, probe: dict | None = None,
+           method: str = "full") -> list[str]:
+    """A few sentences a student can act on, most useful first. ``teacher``: the distillation teacher's
+    scores; ``probe``: the frozen base's (a linear probe on all its layers, before any training)."""
     tips: list[str] = []
+    if teacher is not None and not teacher.get("worth_copying", True):
+        refs = ", ".join(f"{name} {v:.3f}" for name, v in teacher["val_references"].items())
+        tips.append(f"The {teacher['layers']}-layer teacher was no better on validation ({teacher['val_macro_f1']:.3f}) "
+                    f"than the cheap references ({refs}), so the student copied a weak teacher. Give the teacher "
+                    "more epochs (teacher_epochs) or a smaller learning rate, or train with method probe or full "
+                    "instead of distilling.")
+    if probe is not None and method == "probe":
+        tips.append(f"This model is the frozen base ({layers[0]} of {layers[1]} layers) with a linear head fitted on "
+                    f"its sentence embeddings: nothing in the encoder was trained. Train with method full to see "
+                    f"what fine-tuning adds (the frozen base with all {layers[1]} layers scores "
+                    f"{probe['macro_f1']:.3f}).")
+    elif probe is not None:
+        added = ev.macro_f1 - probe["macro_f1"]
+        if added > 0.01:
+            tips.append(f"Fine-tuning added {added:.3f} macro-F1 to what the frozen base already knew (a linear probe "
+                        f"on all {probe['layers']} frozen layers: {probe['macro_f1']:.3f}; this model: "
+                        f"{ev.macro_f1:.3f}).")
+        else:
+            tips.append(f"This model is no better than the frozen base read by a linear probe ({ev.macro_f1:.3f} vs "
+                        f"{probe['macro_f1']:.3f}): fine-tuning added nothing here. Keep more layers, train longer, "
+                        "or use method probe, which is as good and trains in seconds.")
     if teacher is not None and teacher["macro_f1"] > 0:
         kept = ev.macro_f1 / teacher["macro_f1"]
         tips.append(f"The {layers[0]}-layer student keeps {kept:.1%} of its {teacher['layers']}-layer teacher's "
@@ -171,7 +204,11 @@ def advice(ev: Evaluation, baseline: dict, label_counts: dict[str, int], warning
         i, j = np.unravel_index(pair.argmax(), pair.shape)
         tips.append(f"'{ev.labels[i]}' and '{ev.labels[j]}' are confused most often ({int(pair[i, j])} test examples): "
                     "read those rows in the mistakes list and check the labels agree with each other.")
-    if history.stopped_early:
+    if history.stopped_for_time:
+        tips.append(f"Training stopped after epoch {len(history.epoch_val_f1)} because another epoch would have run "
+                    f"past the job's time limit; the weights from epoch {history.best_epoch} were kept. Fewer layers "
+                    "or a shorter max_length train faster.")
+    elif history.stopped_early:
         tips.append(f"Training stopped early after epoch {len(history.epoch_val_f1)} because validation macro-F1 "
                     f"stopped improving; the weights from epoch {history.best_epoch} were kept.")
     elif history.best_epoch == len(history.epoch_val_f1) and len(history.epoch_val_f1) > 1 and \

@@ -3,11 +3,21 @@
 A base is named by a registry key (the embedded ``minilm-l6``, or one configured under
 [base_models] in config.toml), a local Hugging Face directory, or a hub id where the network
 allows. Weights load from safetensors only and ``trust_remote_code`` is never set.
+
+A base is read as it was trained: a sentence encoder (a sentence-transformers directory whose
+``1_Pooling/config.json`` says mean pooling, as the embedded all-MiniLM-L6-v2 does, or a base
+configured with ``pooling = "mean"``) is read by the mean of its real tokens' last hidden states;
+other bases by their first ([CLS]) token. :class:`PooledClassifier` is that reading, L2-normalised,
+under one linear layer, and it is saved in the sentence-transformers layout (``modules.json``:
+Transformer, Pooling, Normalize, Dense), so ``SentenceTransformer(DIR)`` loads it with no
+``trust_remote_code`` and its embeddings are the logits. Model directories written before it
+(``AutoModelForSequenceClassification``, [CLS] and pooler) still load through :func:`load_model_dir`.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +26,9 @@ from .errors import BaseModelError
 EMBEDDED = "minilm-l6"
 EMBEDDED_ALIASES = {EMBEDDED, "minilm-l6-h384", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 SUPPORTED_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
+POOLINGS = ("mean", "cls")
+WITH_POOLER = ("bert", "roberta", "xlm-roberta")  # model types whose AutoModel takes add_pooling_layer
+POOLING_DIR, NORMALIZE_DIR, HEAD_DIR = "1_Pooling", "2_Normalize", "3_Dense"
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,26 @@ class BaseModel:
     name: str  # what the student asked for
     source: str  # local directory or hub id handed to from_pretrained
     local: bool
+    pooling: str | None = None  # set beside the base under [base_models]; None: what the directory declares
+
+    @property
+    def reads(self) -> str:
+        """How the encoder's output is read: "mean" (a sentence encoder) or "cls"."""
+        if self.pooling:
+            return self.pooling
+        return declared_pooling(Path(self.source)) if self.local else "cls"
+
+
+def declared_pooling(model_dir: Path) -> str:
+    """The pooling a sentence-transformers directory declares in ``1_Pooling/config.json``; "cls" otherwise.
+    Both the classic keys (``pooling_mode_mean_tokens``) and sentence-transformers 5's ``pooling_mode``."""
+    try:
+        config = json.loads((model_dir / POOLING_DIR / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "cls"
+    if config.get("pooling_mode") in POOLINGS:
+        return config["pooling_mode"]
+    return "mean" if config.get("pooling_mode_mean_tokens") and not config.get("pooling_mode_cls_token") else "cls"
 
 
 def embedded_model_dir() -> Path:
@@ -34,14 +67,17 @@ def embedded_model_dir() -> Path:
     return Path(str(root))
 
 
-def resolve_base(name: str, registry: dict[str, str] | None = None) -> BaseModel:
-    """Turn a base-model name into something ``from_pretrained`` can load, checking it is safe."""
+def resolve_base(name: str, registry: dict[str, str | dict] | None = None) -> BaseModel:
+    """Turn a base-model name into something ``from_pretrained`` can load, checking it is safe.
+
+    A registry entry is a directory, or a table ``{path = "...", pooling = "mean" | "cls"}``."""
     registry = registry or {}
     if name in registry:
-        path = Path(registry[name]).expanduser()
+        entry = registry[name] if isinstance(registry[name], dict) else {"path": registry[name]}
+        path = Path(entry["path"]).expanduser()
         if not path.is_dir():
             raise BaseModelError(f"[base_models].{name} in config.toml points to {path}, which is not a directory")
-        return _check_local(BaseModel(name, str(path), True))
+        return _check_local(BaseModel(name, str(path), True, entry.get("pooling")))
     if name.lower() in EMBEDDED_ALIASES:
         return _check_local(BaseModel(EMBEDDED, str(embedded_model_dir()), True))
     path = Path(name).expanduser()
@@ -76,8 +112,6 @@ def load_tokenizer(base: BaseModel):
 def layer_count(base: BaseModel) -> int:
     """Encoder layers of a base model, from its config.json (no transformers import: the submission
     check stays light)."""
-    import json
-
     if not base.local:
         from transformers import AutoConfig
 
@@ -116,26 +150,43 @@ def check_weights(model_dir: str | Path, name: str | None = None) -> None:
 
 
 def load_classifier(base: BaseModel, id2label: dict[int, str]):
-    """A sequence classifier on the base encoder with a fresh head sized for these labels."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    """The base encoder, read as it was trained (see :attr:`BaseModel.reads`), under a fresh linear head
+    sized for these labels."""
+    from transformers import AutoConfig, AutoModel
 
     if base.local:
         check_weights(base.source, base.name)
-
     try:
         config = AutoConfig.from_pretrained(base.source, local_files_only=base.local, trust_remote_code=False)
     except OSError as exc:
         raise BaseModelError(_load_hint(base, exc)) from None
     if config.model_type not in SUPPORTED_TYPES:
         raise BaseModelError(f"{base.name} is a {config.model_type} model; TinyTutor prunes {', '.join(SUPPORTED_TYPES)} encoders")
+    _set_labels(config, id2label)
+    config.tinytutor_pooling = base.reads
+    # The encoder alone: a base saved as a classifier or with a pooler loads without them (its [CLS] pooler
+    # was trained for next-sentence prediction, which a sentence encoder never used); that they were left
+    # out is expected, so transformers' load report is not shown.
+    from transformers.utils import logging as hf_logging
+
+    extra = {"add_pooling_layer": False} if config.model_type in WITH_POOLER else {}
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        encoder = AutoModel.from_pretrained(base.source, config=config, local_files_only=base.local,
+                                            use_safetensors=True, trust_remote_code=False, **extra)
+    finally:
+        hf_logging.set_verbosity(level)
+    from .classifier import PooledClassifier
+
+    return PooledClassifier(encoder, base.reads)
+
+
+def _set_labels(config, id2label: dict[int, str]) -> None:
     config.num_labels = len(id2label)
     config.id2label = dict(id2label)
     config.label2id = {v: k for k, v in id2label.items()}
     config.problem_type = "single_label_classification"
-    return AutoModelForSequenceClassification.from_pretrained(
-        base.source, config=config, local_files_only=base.local, use_safetensors=True, trust_remote_code=False,
-        ignore_mismatched_sizes=True,  # a base that is itself a classifier gets a head sized for these labels
-    )
 
 
 def _load_hint(base: BaseModel, exc: Exception) -> str:

@@ -26,6 +26,7 @@ from . import data as data_mod
 from .augment import augment
 from .batching import encode
 from .check import check_file
+from .classifier import load_model_dir
 from .device import pick_device, set_threads
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
@@ -34,11 +35,12 @@ from .hidden import HiddenTest, score_hidden
 from .losses import IGNORE, TinyBertLoss
 from .models import count_parameters, load_classifier, load_tokenizer, resolve_base
 from .predict import Predictor
+from .probe import embeddings, probe_model, start_head_from
 from .progress import Progress, ProgressFn, ignore
 from .provenance import content_hash, file_hash, package_versions
 from .pruning import num_layers, prune_layers, select_layers
 from .spec import TrainSpec
-from .train import fine_tune, finish_method, predict_proba, prepare_method
+from .train import History, fine_tune, finish_method, predict_proba, prepare_method
 
 CONFUSION_PNG = "confusion_matrix.png"
 CURVE_PNG = "training_curve.png"
@@ -63,7 +65,7 @@ class TrainResult:
         keys = ("accuracy", "macro_f1", "baseline_macro_f1", "baseline_accuracy", "labels", "layers_kept",
                 "layers_base", "params", "params_base", "train_seconds", "ms_per_message", "size_bytes",
                 "best_epoch", "method", "base_model", "model_dir", "confusion_matrix_png", "training_curve_png",
-                "engine", "torch_ms_per_message")
+                "engine", "torch_ms_per_message", "probe_macro_f1")
         out = {k: self.metrics[k] for k in keys}
         if "teacher" in self.metrics:  # distillation
             out |= {k: self.metrics[k] for k in ("teacher_macro_f1", "teacher_params", "retained")}
@@ -111,18 +113,26 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
                                         f"{len(splits.train)}/{len(splits.validation)}/{len(splits.test)} train/val/test"))
     teacher_report = None
     if spec.method == "distill":
-        teacher, teacher_report = _teacher(spec, base, given_teacher, labels, tokenizer, train_f, val_f, test_f,
-                                           y_test, device, progress)
+        teacher, teacher_report, frozen = _teacher(spec, base, given_teacher, labels, tokenizer, train_f, val_f,
+                                                   test_f, y_test, splits, device, progress)
         model = copy.deepcopy(teacher)
         base_name = teacher_report["base_model"]
     else:
         model = load_classifier(base, dict(enumerate(labels)))
         base_name = base.name
+        frozen, _ = frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed, progress)
     params_base = count_parameters(model)
     total_layers = num_layers(model.config)
     keep = select_layers(total_layers, spec.layers, spec.strategy, spec.layer_list)
     prune_layers(model, keep, base_name, "explicit" if spec.layer_list else spec.strategy)
     params = count_parameters(model)
+    probe = None
+    if spec.method != "distill" and hasattr(model, "embed"):
+        # LP-FT: the head starts from a probe on the cut encoder's own embeddings (for the probe method,
+        # that probe is the whole model)
+        progress(Progress("loading", message=f"fitting a linear probe on {len(keep)} frozen layers"))
+        probe = probe_model(model, tokenizer, train_f, val_f, device, spec.seed)
+        start_head_from(model, probe)
     model = prepare_method(model, spec)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -131,6 +141,8 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         teacher_report["ms_per_message"] = round(torch_latency_ms(teacher, tokenizer, splits.test.texts,
                                                                   spec.max_length), 2)
         del teacher
+    elif spec.method == "probe":
+        history = History(epoch_val_f1=[probe.val_macro_f1], best_epoch=0)
     else:
         history = fine_tune(model, tokenizer, train_f, val_f, spec, device, progress)
     model = finish_method(model, spec)
@@ -139,7 +151,8 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     proba = predict_proba(model, test_f, tokenizer, device).numpy()
     ev = evaluate(y_test, proba, labels, splits.test.texts, splits.test.rows)
     baseline = tfidf_baseline(splits.train.texts, splits.train.labels, splits.test.texts, splits.test.labels, spec.seed)
-    tips = advice(ev, baseline, ds.label_counts, ds.warnings, history, (len(keep), total_layers), teacher_report)
+    tips = advice(ev, baseline, ds.label_counts, ds.warnings, history, (len(keep), total_layers), teacher_report,
+                  frozen, spec.method)
     torch_ms = torch_latency_ms(model, tokenizer, splits.test.texts, spec.max_length)
 
     progress(Progress("saving", message=str(out_dir)))
@@ -151,12 +164,15 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         model.to("cpu").save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         progress(Progress("exporting", message="ONNX export and int8 quantisation, checked on the test split"))
-        serving = build_serving(model, tokenizer, tmp, splits.test.texts, y_test, spec.max_length)
+        serving = build_serving(model, tokenizer, tmp, splits.test.texts, y_test, spec.max_length,
+                                splits.train.texts + splits.validation.texts, spec.seed)
         model.config.tinytutor_serving = serving["file"]  # which file Predictor serves
         model.config.save_pretrained(tmp)
         plot_confusion(ev, tmp / CONFUSION_PNG)
         plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG,
-                      "distillation loss" if spec.method == "distill" else "cross-entropy")
+                      "distillation loss" if spec.method == "distill" else "cross-entropy",
+                      no_training="probe: the encoder is frozen, only its linear head was fitted"
+                      if spec.method == "probe" else None)
         ms_per_message = measure_latency(tmp, splits.test.texts)
         hidden_scores = None
         if hidden is not None:
@@ -168,6 +184,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "accuracy": ev.accuracy, "macro_f1": ev.macro_f1,
             "baseline_accuracy": baseline["accuracy"], "baseline_macro_f1": baseline["macro_f1"],
             "baseline_model": baseline["model"],
+            "probe": frozen, "probe_macro_f1": frozen["macro_f1"] if frozen else None,
             "labels": labels, "label_counts": ds.label_counts,
             "layers_kept": keep, "layers_base": total_layers, "params": params, "params_base": params_base,
             "params_trained": trainable,
@@ -178,9 +195,11 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "size_bytes": size_bytes, "served_size_bytes": (tmp / serving["file"]).stat().st_size,
             "serving": serving, "engine": serving["engine"],
             "best_epoch": history.best_epoch, "epochs_run": len(history.epoch_val_f1),
-            "stopped_early": history.stopped_early,
+            "stopped_early": history.stopped_early, "stopped_for_time": history.stopped_for_time,
+            "epoch_ceiling": history.epoch_ceiling,
             "validation_macro_f1": history.epoch_val_f1,
             "method": spec.method, "base_model": base_name, "strategy": spec.strategy,
+            "pooling": getattr(model, "pooling", None),  # None: a [CLS]-and-pooler transformers classifier
             "split": {"source": splits.source, "train": len(splits.train), "validation": len(splits.validation),
                       "test": len(splits.test)},
             "data": {k: info[k] for k in ("rows", "encoding", "format", "text_column", "label_column", "tokenizer")},
@@ -222,13 +241,10 @@ def provenance(spec: TrainSpec, base) -> dict:
 
 def load_teacher(path: str, labels: list[str]):
     """A fine-tuned classifier directory to distil from; its labels must be this file's labels."""
-    from transformers import AutoModelForSequenceClassification
-
     root = Path(path)
     if not (root / "config.json").is_file() or not any(root.glob("*.safetensors")):
         raise TrainerError(f"The teacher {path} is not a trained model directory (config.json and .safetensors weights)")
-    teacher = AutoModelForSequenceClassification.from_pretrained(
-        root, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+    teacher = load_model_dir(root)
     mismatch = teacher_label_mismatch([teacher.config.id2label[i] for i in range(teacher.config.num_labels)], labels)
     if mismatch:
         raise TrainerError(mismatch)
@@ -247,27 +263,66 @@ def teacher_label_mismatch(teacher_labels: list[str], data_labels: list[str]) ->
             "teacher trained on the same labels, or leave the teacher out to fine-tune one on this file first.")
 
 
-def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_test, device, progress):
-    """The fine-tuned teacher (given, or the base with all its layers fine-tuned here) and its test scores."""
+def frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, seed, progress):
+    """What the base knew before any fine-tuning: a linear probe on all of its layers, frozen, scored on
+    the test split (the report's "frozen base" row), and the probe. (None, None) for a classifier that is
+    not a :class:`PooledClassifier` (a teacher saved before pooling was read as the base was trained)."""
+    if not hasattr(model, "embed"):
+        return None, None
+    progress(Progress("loading", message="the frozen base and a linear probe (what it knows before training)"))
+    started = time.perf_counter()
+    probe = probe_model(model, tokenizer, train_f, val_f, device, seed)
+    pred = probe.logits(embeddings(model, test_f, tokenizer, device)).argmax(1)
+    n = model.classifier.out_features
+    return {"macro_f1": float(f1_score(y_test, pred, labels=list(range(n)), average="macro", zero_division=0)),
+            "accuracy": float((pred == np.array(y_test)).mean()), "val_macro_f1": probe.val_macro_f1,
+            "layers": num_layers(model.config), "C": probe.C, "seconds": round(time.perf_counter() - started, 2),
+            "model": "the frozen base's sentence embeddings + logistic regression"}, probe
+
+
+def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_test, splits, device, progress):
+    """The fine-tuned teacher (given, or the base with all its layers fine-tuned here, its head started from
+    the frozen probe), its test scores, and the frozen probe's row. A teacher fine-tuned here is checked
+    against the probe and the TF-IDF baseline on validation: ``worth_copying`` says whether it beat both."""
+    frozen = None
     if given is None:
         teacher = load_classifier(base, dict(enumerate(labels)))
+        frozen, probe = frozen_probe(teacher, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed,
+                                     progress)
+        if probe is not None:
+            start_head_from(teacher, probe)
         teacher_spec = replace(spec, method="full", lr=spec.lr, epochs=spec.teacher_epochs or spec.epochs)
         hist = fine_tune(teacher, tokenizer, train_f, val_f, teacher_spec, device, progress, stage="teacher")
         source, base_name, seconds = f"{base.name}, all layers fine-tuned on this file", base.name, hist.train_seconds
+        val_f1 = max(hist.epoch_val_f1) if hist.epoch_val_f1 else 0.0
     else:
         teacher, source, seconds = given, str(spec.teacher), 0.0
         base_name = (getattr(teacher.config, "tinytutor_pruning", None) or {}).get("base_model", str(spec.teacher))
+        val_proba = predict_proba(teacher.to(device), val_f, tokenizer, device).numpy()
+        val_f1 = float(f1_score([f["labels"] for f in val_f], val_proba.argmax(1), average="macro", zero_division=0))
+        frozen_base = load_classifier(base, dict(enumerate(labels)))
+        frozen, _ = frozen_probe(frozen_base, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed,
+                                 progress)
+        del frozen_base
     teacher.to(device).eval()
     proba = predict_proba(teacher, test_f, tokenizer, device).numpy()
     f1 = float(f1_score(y_test, proba.argmax(1), labels=list(range(len(labels))), average="macro", zero_division=0))
+    tfidf_val = tfidf_baseline(splits.train.texts, splits.train.labels, splits.validation.texts,
+                               splits.validation.labels, spec.seed)["macro_f1"]
+    references = {"TF-IDF": tfidf_val} | ({"the frozen probe": frozen["val_macro_f1"]} if frozen else {})
+    below = {name: v for name, v in references.items() if val_f1 <= v}
+    if below:
+        progress(Progress("loading", message="the teacher is no better than " + " and ".join(
+            f"{name} ({v:.3f})" for name, v in below.items()) + f" on validation ({val_f1:.3f})"))
     params = count_parameters(teacher)
     return teacher, {
         "source": source, "base_model": base_name, "macro_f1": f1,
         "accuracy": float((proba.argmax(1) == np.array(y_test)).mean()),
+        "val_macro_f1": val_f1, "val_references": references, "worth_copying": not below,
         "layers": num_layers(teacher.config), "params": params,
         "size_bytes": sum(p.numel() * p.element_size() for p in teacher.parameters()),
         "train_seconds": round(seconds, 2),
-    }
+    }, frozen
 
 
 def distill(student, teacher, tokenizer, train_texts, train_f, val_f, keep, spec, device, progress):
@@ -323,6 +378,22 @@ def measure_latency(model_dir: Path, texts: list[str], n: int = 40) -> float:
     return statistics.median(message_latencies_ms(Predictor(model_dir), sample))
 
 
+def comparison_rows(m: dict) -> list[tuple[str, float]]:
+    """The report's three rows: the TF-IDF baseline, the frozen base read by a linear probe, this model."""
+    rows = [("TF-IDF + logistic regression (same split)", m["baseline_macro_f1"])]
+    if m.get("probe"):
+        rows.append((f"frozen base, {m['probe']['layers']} layers + linear probe", m["probe"]["macro_f1"]))
+    trained = "linear probe on the frozen cut" if m["method"] == "probe" else m["method"]
+    rows.append((f"this model ({len(m['layers_kept'])} layers, {trained})", m["macro_f1"]))
+    return rows
+
+
+def comparison_table(m: dict) -> str:
+    lines = ["| model | test macro-F1 |", "|---|---|"]
+    lines += [f"| {name} | {f1:.3f} |" for name, f1 in comparison_rows(m)]
+    return "\n".join(lines)
+
+
 def model_card(m: dict) -> str:
     per_class = "\n".join(
         f"| {lab} | {m['report'][lab]['precision']:.3f} | {m['report'][lab]['recall']:.3f} | "
@@ -345,6 +416,21 @@ The student keeps {m['retained']:.1%} of the teacher's macro-F1.
 """
     serving = m["serving"]
     prov = m["provenance"]
+    if m.get("pooling"):
+        usage = f"""It reads the encoder by {m['pooling']} pooling, as the base was trained, in the sentence-transformers
+layout; any sentence-transformers install loads it (no `trust_remote_code`), and its embeddings are the logits:
+
+```python
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer("{m['model_dir']}")
+logits = model.encode(["a message to classify"])
+label = model[0].auto_model.config.id2label[int(logits[0].argmax())]
+```"""
+    else:
+        usage = f"""```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="{m['model_dir']}")
+```"""
     versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
     return f"""# TinyTutor model
 
@@ -352,15 +438,13 @@ A text classifier for {len(m['labels'])} labels, fine-tuned ({m['method']}) from
 {len(m['layers_kept'])} of its {m['layers_base']} encoder layers kept (layers {m['layers_kept']}, strategy
 `{m['strategy']}`): {m['params']:,} parameters instead of {m['params_base']:,}.
 
-```python
-from transformers import pipeline
-clf = pipeline("text-classification", model="{m['model_dir']}")
-```
+{usage}
 
 ## Test split ({m['split']['test']} examples, never seen in training)
 
-accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; TF-IDF + logistic regression baseline on the
-same split: macro-F1 {m['baseline_macro_f1']:.3f}.
+{comparison_table(m)}
+
+accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}.
 
 | label | precision | recall | F1 | support |
 |---|---|---|---|---|

@@ -66,14 +66,9 @@ class Predictor:
         elif engine == "onnxruntime":
             raise TrainerError(f"{model_dir} has no ONNX model to serve (onnx/{INT8_FILE} or onnx/{FP32_FILE})")
         else:
-            from transformers import AutoModelForSequenceClassification
+            from .classifier import load_model_dir
 
-            from .models import check_weights
-
-            check_weights(model_dir)
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, local_files_only=True, use_safetensors=True, trust_remote_code=False
-            ).to(self.device).eval()
+            self.model = load_model_dir(model_dir).to(self.device).eval()
             self.engine = "torch"
 
     def logits(self, texts: list[str]) -> np.ndarray:

@@ -18,7 +18,7 @@ from pydantic.dataclasses import dataclass
 from .errors import SpecError
 
 Strategy = Literal["alternate", "bottom", "top"]
-Method = Literal["full", "lora", "head", "distill"]
+Method = Literal["full", "lora", "head", "distill", "probe"]
 Device = Literal["auto", "cpu", "cuda"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 METHODS: tuple[str, ...] = get_args(Method)
@@ -84,7 +84,9 @@ class TrainSpec:
     layer_list: list[int] | None = None  # an explicit choice of layers, overrides layers/strategy
     strategy: Strategy = "alternate"
     method: Method = "full"
-    epochs: int = Field(6, ge=1, le=10_000)
+    epochs: int | None = Field(None, ge=1, le=10_000)  # None: until validation stops improving (see max_epochs)
+    max_epochs: int = Field(20, ge=1, le=10_000)  # the ceiling when epochs is None (a class's quota)
+    time_budget_seconds: float | None = Field(None, gt=0)  # no epoch starts that would end past this (a job's limit)
     lr: float | None = Field(None, gt=0, lt=1)  # None: DEFAULT_LR[method]
     batch_size: int = Field(32, ge=1, le=4096)
     max_length: int = Field(128, ge=1, le=512)  # BERT-family position embeddings stop at 512

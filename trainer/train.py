@@ -19,6 +19,10 @@ from .progress import Progress, ProgressFn
 from .spec import TrainSpec
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight")
+# The automatic epoch ceiling (epoch_ceiling); measured in benchmarks/bench_quality.py
+MIN_STEPS = 300
+STEPS_PER_LABEL = 40
+MIN_EPOCHS = 4
 
 
 @dataclass
@@ -28,6 +32,8 @@ class History:
     epoch_val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    stopped_for_time: bool = False  # the next epoch would have run past the job's time budget
+    epoch_ceiling: int = 0  # the most epochs this run could have had
     train_seconds: float = 0.0
     train_tokens: int = 0  # real (non-pad) tokens seen in training
     padded_tokens: int = 0  # tokens including padding
@@ -36,6 +42,10 @@ class History:
 def prepare_method(model, spec: TrainSpec):
     """Make the model train what the method says. LoRA goes through peft; returns the model to train."""
     if spec.method in ("full", "distill"):  # a distilled student trains all its weights
+        return model
+    if spec.method == "probe":  # the head was fitted by logistic regression; nothing is trained here
+        for p in model.parameters():
+            p.requires_grad = False
         return model
     if spec.method == "head":
         for name, p in model.named_parameters():
@@ -66,6 +76,17 @@ def finish_method(model, spec: TrainSpec):
     return model
 
 
+def epoch_ceiling(spec: TrainSpec, n_train: int, n_labels: int) -> int:
+    """How many epochs a run may take: ``spec.epochs`` when given, else enough optimiser steps for the
+    data and its labels (``STEPS_PER_LABEL`` per label, at least ``MIN_STEPS``), within ``MIN_EPOCHS`` and
+    ``spec.max_epochs``. Early stopping on validation usually ends a run well before it."""
+    if spec.epochs is not None:
+        return spec.epochs
+    steps_per_epoch = max(1, math.ceil(n_train / spec.batch_size))
+    wanted = math.ceil(max(MIN_STEPS, STEPS_PER_LABEL * n_labels) / steps_per_epoch)
+    return max(1, min(spec.max_epochs, max(MIN_EPOCHS, wanted)))
+
+
 def param_groups(model, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -93,8 +114,9 @@ def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[d
     """
     torch.manual_seed(spec.seed)
     model.to(device)
-    epochs = epochs or spec.epochs
-    history = History()
+    n_labels = model.config.num_labels
+    epochs = epochs or epoch_ceiling(spec, len(train_features), n_labels)
+    history = History(epoch_ceiling=epochs)
     # fused AdamW: one kernel over all parameters instead of a loop of small ops; on the CPU the
     # optimizer step was as slow as the forward and backward pass of a 3-layer MiniLM (bench_trainer.py)
     optimizer = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=spec.learning_rate, fused=True)
@@ -164,6 +186,10 @@ def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[d
             if bad_epochs >= spec.patience and epoch < epochs:
                 history.stopped_early = True
                 break
+        elapsed = time.perf_counter() - started
+        if spec.time_budget_seconds and epoch < epochs and elapsed * (epoch + 1) / epoch > spec.time_budget_seconds:
+            history.stopped_for_time = True  # one more epoch would overrun the job's time limit
+            break
     if best_state is not None and history.best_epoch != len(history.epoch_val_f1):
         model.load_state_dict(best_state)
     history.train_seconds = time.perf_counter() - started

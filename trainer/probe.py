@@ -1,0 +1,86 @@
+"""The linear probe: what a frozen encoder already knows, and the head fine-tuning starts from.
+
+The probe is scikit-learn's logistic regression on the classifier's own sentence embeddings (the
+pooled, L2-normalised vectors :class:`trainer.classifier.PooledClassifier` feeds its head), fitted
+on the training split in seconds. It serves three ends: the "frozen base" row of every report (what
+the base knew before any fine-tuning), the ``probe`` method (the model *is* the frozen encoder and
+this head), and LP-FT (Kumar et al., 2022): fine-tuning starts from the probe's head instead of a
+random one, so the first steps refine the encoder rather than undo it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from .batching import eval_loader, unsort
+from .device import autocast
+
+C_GRID = (1.0, 10.0, 100.0)  # inverse regularisation tried on validation; features are unit vectors
+
+
+@dataclass
+class Probe:
+    weight: np.ndarray  # [labels, width]
+    bias: np.ndarray  # [labels]
+    C: float
+    val_macro_f1: float
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.weight.T + self.bias
+
+
+@torch.inference_mode()
+def embeddings(model, features: list[dict], tokenizer, device, batch_size: int = 64) -> np.ndarray:
+    """Sentence embeddings [n, width] of a :class:`PooledClassifier` for tokenised features, in order."""
+    model.to(device).eval()
+    loader, order = eval_loader(features, tokenizer, batch_size)
+    out = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with autocast(device):
+            emb, _ = model.embed(**batch)
+        out.extend(emb.float().cpu())
+    return torch.stack(unsort(out, order)).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def fit_probe(x_train: np.ndarray, y_train: list[int], x_val: np.ndarray, y_val: list[int], n_labels: int,
+              seed: int) -> Probe:
+    """Logistic regression on the training embeddings, its C chosen by validation macro-F1 (ties: the
+    stronger regularisation). Every label gets a row, even one absent from the training split."""
+    best = None
+    for c in C_GRID:
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x_train, y_train)
+        f1 = float(f1_score(y_val, clf.predict(x_val), average="macro", zero_division=0)) if len(y_val) else 0.0
+        if best is None or f1 > best[0] + 1e-9:
+            best = (f1, c, clf)
+    f1, c, clf = best
+    weight = np.zeros((n_labels, x_train.shape[1]), dtype=np.float32)
+    bias = np.full(n_labels, -1e4 if len(clf.classes_) < n_labels else 0.0, dtype=np.float32)
+    if len(clf.classes_) == 2:  # one decision row w: the same probabilities as logits (-w/2, +w/2)
+        rows = np.stack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
+        biases = np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
+    else:
+        rows, biases = clf.coef_, clf.intercept_
+    for k, cls in enumerate(clf.classes_):
+        weight[int(cls)], bias[int(cls)] = rows[k], biases[k]
+    return Probe(weight, bias, c, f1)
+
+
+def start_head_from(model, probe: Probe) -> None:
+    """LP-FT: the classifier's linear head takes the probe's weights."""
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.from_numpy(probe.weight))
+        model.classifier.bias.copy_(torch.from_numpy(probe.bias))
+
+
+def probe_model(model, tokenizer, train_f: list[dict], val_f: list[dict], device, seed: int) -> Probe:
+    """Fit a probe on ``model``'s frozen embeddings of the training split (C chosen on validation)."""
+    n_labels = model.classifier.out_features
+    x_train = embeddings(model, train_f, tokenizer, device)
+    x_val = embeddings(model, val_f, tokenizer, device)
+    return fit_probe(x_train, [f["labels"] for f in train_f], x_val, [f["labels"] for f in val_f], n_labels, seed)
