@@ -240,7 +240,7 @@ def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp
             await db.close()
 
     reports, payloads, jobs = asyncio.run(rows())
-    assert jobs[3].params == {"layers": 1, "seed": 7} and jobs[3].dataset_id == jobs[2].dataset_id
+    assert jobs[3].params == {"layers": 1, "seed": 7, "max_epochs": 20} and jobs[3].dataset_id == jobs[2].dataset_id
     prov = reports[0][0]["provenance"]
     assert prov["base_sha256"] == content_hash(tiny_base) and prov["seed"] == 42
     assert prov["versions"]["torch"] and prov["versions"]["transformers"] and reports[0][0]["spec"]["layers"] == 2

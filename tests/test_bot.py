@@ -56,6 +56,21 @@ async def test_login_runs_setup_and_syncs_every_command_to_the_configured_guild(
     assert {"dispatch", "reap", "outbox", "progress"} <= set(env.bot.runtime.periodic.names)
 
 
+async def test_train_with_method_probe_reports_the_three_rows(env):
+    """The probe method from /train: seconds of work, and the result shows TF-IDF, the frozen base and the model."""
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    await env.run(ALICE, "train", [opt, option("name", STRING, "quick"), option("method", STRING, "probe")],
+                  attachments=[att])
+    done = await env.fake.wait(lambda: [c for c in env.channel_posts() if c.files], timeout=120,
+                               what="the completion message")
+    embed = done[0].json["embeds"][0]
+    lines = embed["description"].splitlines()
+    assert lines[1].startswith("TF-IDF baseline: macro-F1 0.") and lines[2].startswith("Frozen base (4 layers) + linear probe")
+    assert lines[3].startswith("**This model** (2 layers, linear probe on the frozen layers)")
+    assert {"TF-IDF baseline", "Frozen base + probe"} <= {f["name"] for f in embed["fields"]}
+    assert embed["footer"]["text"].startswith("a linear probe of")
+
+
 async def test_train_progress_report_and_predict_end_to_end(env):
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
     calls = await env.run(ALICE, "train", [opt, option("name", STRING, "topics"), option("epochs", INTEGER, 3)],

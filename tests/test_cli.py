@@ -11,7 +11,7 @@ from conftest import write_csv
 
 from bot.cli import main
 
-TRAIN_KEYS = {"accuracy", "macro_f1", "baseline_macro_f1", "labels", "layers_kept", "params", "params_base",
+TRAIN_KEYS = {"accuracy", "macro_f1", "baseline_macro_f1", "probe_macro_f1", "labels", "layers_kept", "params", "params_base",
               "train_seconds", "ms_per_message", "model_dir"}
 
 
@@ -70,6 +70,18 @@ def test_train_json_then_predict(learnable_csv, tiny_base, tmp_path, capsys):
     assert [p["text"] for p in preds] == ["rain snow cloud storm", "pizza bread cheese soup"]
     assert {p["label"] for p in preds} <= {"food", "sports", "weather"}
     assert all(abs(sum(t["score"] for t in p["top"]) - 1) < 0.01 for p in preds)  # 3 labels, top 3
+
+
+def test_train_probe_json_then_predict(learnable_csv, tiny_base, tmp_path, capsys):
+    """--method probe: the frozen layers and a linear head, served like any other model."""
+    out_dir = tmp_path / "probe"
+    assert main(["train", str(learnable_csv), "--base", str(tiny_base), "--method", "probe", "--layers", "2",
+                 "--out", str(out_dir), "--json"]) == 0
+    result = _last_json(capsys)
+    assert set(result) >= TRAIN_KEYS and result["method"] == "probe"
+    assert result["engine"].startswith("onnxruntime") and 0 <= result["probe_macro_f1"] <= 1
+    assert main(["predict", str(out_dir), "rain snow cloud storm", "--json"]) == 0
+    assert _last_json(capsys)[0]["label"] in {"food", "sports", "weather"}
 
 
 def test_train_distill_json_adds_the_teacher(synthetic_csv, tiny_base, tmp_path, capsys):

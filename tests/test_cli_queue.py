@@ -64,7 +64,9 @@ def test_submit_list_cancel(config, synthetic_csv, tmp_path, capsys):
 
 
 def test_scheduler_command_runs_queued_jobs_and_stops_on_ctrl_c(config, synthetic_csv, capsys):
-    assert main(["queue", "submit", str(synthetic_csv), "--guild", "g1", "--user", "ann", "--name", "topics"]) == 0
+    """A probe job (the frozen encoder and a linear head: seconds) through the queue and a worker process."""
+    assert main(["queue", "submit", str(synthetic_csv), "--guild", "g1", "--user", "ann", "--name", "topics",
+                 "--method", "probe"]) == 0
     exe = Path(sys.executable).with_name("tinytutor")
     proc = subprocess.Popen([str(exe), "scheduler"], cwd=config.parent, env=os.environ.copy(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -84,4 +86,6 @@ def test_scheduler_command_runs_queued_jobs_and_stops_on_ctrl_c(config, syntheti
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "job 1 started (attempt 1): process" in out and "scheduler running with 1 slot(s)" in out
-    assert list((config.parent / "class-data" / "models").glob("job-1-a1/model.safetensors"))
+    [model_dir] = (config.parent / "class-data" / "models").glob("job-1-a1")
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["method"] == "probe" and metrics["params_trained"] == 0 and (model_dir / "3_Dense").is_dir()

@@ -210,7 +210,7 @@ def advice(ev: Evaluation, baseline: dict, label_counts: dict[str, int], warning
                     "or a shorter max_length train faster.")
     elif history.stopped_early:
         tips.append(f"Training stopped early after epoch {len(history.epoch_val_f1)} because validation macro-F1 "
-                    f"stopped improving; the weights from epoch {history.best_epoch} were kept.")
+                    f"stayed clearly below its best; the weights from epoch {history.best_epoch} were kept.")
     elif history.best_epoch == len(history.epoch_val_f1) and len(history.epoch_val_f1) > 1 and \
             history.epoch_val_f1[-1] > history.epoch_val_f1[-2] + 0.005:
         tips.append("Validation macro-F1 was still rising in the last epoch: a few more epochs may help.")

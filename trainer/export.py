@@ -68,15 +68,26 @@ def export_onnx(model, tokenizer, path: Path) -> Path:
     return path
 
 
-def quantize_int8(fp32: Path, int8: Path) -> Path:
+def quantize_int8(fp32: Path, int8: Path, weight_type: str = "int8", per_channel: bool = True,
+                  reduce_range: bool = False) -> Path:
     """ONNX Runtime's dynamic quantisation: int8 weights for MatMul/Gemm, activations quantised per call.
 
     Weights get one scale per output channel: with one scale per tensor, 1 of 158 test labels flipped on
     the chatterbot example (0.5 points of macro-F1); per channel, none did, at the same size and speed.
+    ``benchmarks/bench_serving.py`` (part 3) compares the other options on this CPU.
     """
+    import logging as std_logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    quiet = std_logging.getLogger()  # the quantiser logs a pre-processing hint at WARNING on the root logger
+    level = quiet.level
+    quiet.setLevel(std_logging.ERROR)
+    try:
+        quantize_dynamic(str(fp32), str(int8), per_channel=per_channel, reduce_range=reduce_range,
+                         weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8)
+    finally:
+        quiet.setLevel(level)
     return int8
 
 
