@@ -294,7 +294,7 @@ def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_tes
         teacher_spec = replace(spec, method="full", lr=spec.lr, epochs=spec.teacher_epochs or spec.epochs)
         hist = fine_tune(teacher, tokenizer, train_f, val_f, teacher_spec, device, progress, stage="teacher")
         source, base_name, seconds = f"{base.name}, all layers fine-tuned on this file", base.name, hist.train_seconds
-        val_f1 = max(hist.epoch_val_f1) if hist.epoch_val_f1 else 0.0
+        val_f1 = hist.epoch_val_f1[hist.best_epoch - 1] if hist.best_epoch else 0.0  # the epoch kept
     else:
         teacher, source, seconds = given, str(spec.teacher), 0.0
         base_name = (getattr(teacher.config, "tinytutor_pruning", None) or {}).get("base_model", str(spec.teacher))
