@@ -64,10 +64,11 @@ async def burst(predictor: Predictor, texts: list[str], batched: bool) -> float:
 
 
 QUANT_VARIANTS = {  # ONNX Runtime's dynamic quantisation: activations are always uint8, weights as named
-    "int8 weights, per channel (ours)": {},
-    "int8 weights, per channel, reduce_range": {"reduce_range": True},
-    "uint8 weights, per channel": {"weight_type": "uint8"},
-    "int8 weights, per tensor": {"per_channel": False},
+    "int8 weights, per channel, fp32 embeddings (ours)": {},
+    "... and int8 embeddings (before)": {"embeddings": True},
+    "... reduce_range (7-bit weights)": {"reduce_range": True},
+    "... uint8 weights": {"weight_type": "uint8"},
+    "... per tensor": {"per_channel": False},
 }
 
 

@@ -61,7 +61,7 @@ async def test_submit_stores_dataset_and_job_and_answers_with_position(service, 
     async with db.transaction() as s:
         job = await s.get(Job, sub.job.id)
         ds = await s.get(Dataset, job.dataset_id)
-    assert job.params == {"epochs": 2} and job.owner_id == "alice" and job.priority == 0
+    assert job.params == {"epochs": 2, "max_epochs": 20} and job.owner_id == "alice" and job.priority == 0
     stored = service.store.path(ds.path)
     assert stored.read_bytes() == GOOD
     assert stored.name == f"{ds.sha256}.csv"  # the name comes from the content, not from the upload

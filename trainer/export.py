@@ -69,12 +69,15 @@ def export_onnx(model, tokenizer, path: Path) -> Path:
 
 
 def quantize_int8(fp32: Path, int8: Path, weight_type: str = "int8", per_channel: bool = True,
-                  reduce_range: bool = False) -> Path:
+                  reduce_range: bool = False, embeddings: bool = False) -> Path:
     """ONNX Runtime's dynamic quantisation: int8 weights for MatMul/Gemm, activations quantised per call.
 
     Weights get one scale per output channel: with one scale per tensor, 1 of 158 test labels flipped on
     the chatterbot example (0.5 points of macro-F1); per channel, none did, at the same size and speed.
-    ``benchmarks/bench_serving.py`` (part 3) compares the other options on this CPU.
+    The embedding tables (Gather) stay fp32 unless ``embeddings``: a lookup costs the same in either, and
+    int8 embeddings were the largest source of flipped labels (a 3-layer model on the 21 chat topics: 16
+    of 1,857 lines differed from fp32 with them, 10 without). ``benchmarks/bench_serving.py`` (part 3)
+    compares the options on this CPU (AVX2, no VNNI): reduce_range and uint8 weights changed a line or two.
     """
     import logging as std_logging
 
@@ -85,7 +88,8 @@ def quantize_int8(fp32: Path, int8: Path, weight_type: str = "int8", per_channel
     quiet.setLevel(std_logging.ERROR)
     try:
         quantize_dynamic(str(fp32), str(int8), per_channel=per_channel, reduce_range=reduce_range,
-                         weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8)
+                         weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8,
+                         op_types_to_quantize=["MatMul", "Gemm"] + (["Gather"] if embeddings else []))
     finally:
         quiet.setLevel(level)
     return int8
