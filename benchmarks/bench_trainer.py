@@ -34,6 +34,7 @@ from trainer.examples import write_chatterbot_csv  # noqa: E402
 from trainer.models import load_classifier, load_tokenizer, resolve_base  # noqa: E402
 from trainer.pipeline import message_latencies_ms, run_training  # noqa: E402
 from trainer.predict import Predictor  # noqa: E402
+from trainer.probe import probe_model, start_head_from  # noqa: E402
 from trainer.pruning import num_layers, prune_layers, select_layers  # noqa: E402
 from trainer.spec import TrainSpec  # noqa: E402
 from trainer.train import fine_tune, predict_proba  # noqa: E402
@@ -60,6 +61,7 @@ def train_once(spec: TrainSpec, bucketed: bool) -> dict:
         return encode(tok, part.texts, spec.max_length, [l2i[y] for y in part.labels])
 
     train_f, val_f, test_f = feats(splits.train), feats(splits.validation), feats(splits.test)
+    start_head_from(model, probe_model(model, tok, train_f, val_f, torch.device("cpu"), spec.seed))  # as the pipeline
     start = time.perf_counter()
     hist = fine_tune(model, tok, train_f, val_f, spec, torch.device("cpu"), lambda p: None, bucketed=bucketed)
     wall = time.perf_counter() - start

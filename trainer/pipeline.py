@@ -84,6 +84,9 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     out_dir = Path(spec.out_dir) if spec.out_dir else default_out_dir(spec.data_path)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TrainerError(f"The output directory {out_dir} already has files in it; choose another --out")
+    # the whole run's training budget (a job's time limit, less time to evaluate and export): the teacher
+    # and the student of a distillation share it
+    deadline = time.perf_counter() + spec.time_budget_seconds if spec.time_budget_seconds else None
     threads = set_threads(spec.threads)
     set_seed(spec.seed)  # before the new classifier head is initialised
     device = pick_device(spec.device)
@@ -114,7 +117,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     teacher_report = None
     if spec.method == "distill":
         teacher, teacher_report, frozen = _teacher(spec, base, given_teacher, labels, tokenizer, train_f, val_f,
-                                                   test_f, y_test, splits, device, progress)
+                                                   test_f, y_test, splits, device, progress, deadline)
         model = copy.deepcopy(teacher)
         base_name = teacher_report["base_model"]
     else:
@@ -137,14 +140,15 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     if spec.method == "distill":
-        history = distill(model, teacher, tokenizer, splits.train.texts, train_f, val_f, keep, spec, device, progress)
+        history = distill(model, teacher, tokenizer, splits.train.texts, train_f, val_f, keep, spec, device, progress,
+                          deadline)
         teacher_report["ms_per_message"] = round(torch_latency_ms(teacher, tokenizer, splits.test.texts,
                                                                   spec.max_length), 2)
         del teacher
     elif spec.method == "probe":
         history = History(epoch_val_f1=[probe.val_macro_f1], best_epoch=0)
     else:
-        history = fine_tune(model, tokenizer, train_f, val_f, spec, device, progress)
+        history = fine_tune(model, tokenizer, train_f, val_f, spec, device, progress, deadline=deadline)
     model = finish_method(model, spec)
 
     progress(Progress("evaluating", message="test split and TF-IDF baseline"))
@@ -280,7 +284,8 @@ def frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, seed,
             "model": "the frozen base's sentence embeddings + logistic regression"}, probe
 
 
-def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_test, splits, device, progress):
+def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_test, splits, device, progress,
+             deadline=None):
     """The fine-tuned teacher (given, or the base with all its layers fine-tuned here, its head started from
     the frozen probe), its test scores, and the frozen probe's row. A teacher fine-tuned here is checked
     against the probe and the TF-IDF baseline on validation: ``worth_copying`` says whether it beat both."""
@@ -292,7 +297,8 @@ def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_tes
         if probe is not None:
             start_head_from(teacher, probe)
         teacher_spec = replace(spec, method="full", lr=spec.lr, epochs=spec.teacher_epochs or spec.epochs)
-        hist = fine_tune(teacher, tokenizer, train_f, val_f, teacher_spec, device, progress, stage="teacher")
+        hist = fine_tune(teacher, tokenizer, train_f, val_f, teacher_spec, device, progress, stage="teacher",
+                         deadline=deadline)
         source, base_name, seconds = f"{base.name}, all layers fine-tuned on this file", base.name, hist.train_seconds
         val_f1 = hist.epoch_val_f1[hist.best_epoch - 1] if hist.best_epoch else 0.0  # the epoch kept
     else:
@@ -325,7 +331,8 @@ def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_tes
     }, frozen
 
 
-def distill(student, teacher, tokenizer, train_texts, train_f, val_f, keep, spec, device, progress):
+def distill(student, teacher, tokenizer, train_texts, train_f, val_f, keep, spec, device, progress,
+            deadline: float | None = None):
     """TinyBERT task distillation of ``student`` (cut from ``teacher``), with optional augmentation."""
     loss = TinyBertLoss(tuple(keep), spec.temperature, spec.soft_weight, spec.hard_weight, spec.hidden_weight,
                         spec.attention_weight)
@@ -338,7 +345,8 @@ def distill(student, teacher, tokenizer, train_texts, train_f, val_f, keep, spec
         teacher.set_attn_implementation("eager")
         student.set_attn_implementation("eager")
     try:
-        return fine_tune(student, tokenizer, features, val_f, spec, device, progress, loss_fn=loss, teacher=teacher)
+        return fine_tune(student, tokenizer, features, val_f, spec, device, progress, loss_fn=loss, teacher=teacher,
+                         deadline=deadline)
     finally:
         if eager:
             student.set_attn_implementation("sdpa")

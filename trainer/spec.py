@@ -88,7 +88,8 @@ class TrainSpec:
     method: Method = "full"
     epochs: int | None = Field(None, ge=1, le=10_000)  # None: until validation stops improving (see max_epochs)
     max_epochs: int = Field(20, ge=1, le=10_000)  # the ceiling when epochs is None (a class's quota)
-    time_budget_seconds: float | None = Field(None, gt=0)  # no epoch starts that would end past this (a job's limit)
+    time_budget_seconds: float | None = Field(None, gt=0)  # seconds of training for the whole run (teacher and
+    # student together): no epoch starts that would end past them (the scheduler sets it from a job's limit)
     lr: float | None = Field(None, gt=0, lt=1)  # None: DEFAULT_LR[method]
     batch_size: int = Field(32, ge=1, le=4096)
     max_length: int = Field(128, ge=1, le=512)  # BERT-family position embeddings stop at 512

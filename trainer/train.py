@@ -116,13 +116,15 @@ def predict_proba(model, features: list[dict], tokenizer, device, batch_size: in
 
 def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[dict], spec: TrainSpec,
               device: torch.device, progress: ProgressFn, loss_fn: LossFn = cross_entropy,
-              bucketed: bool = True, teacher=None, stage: str = "training", epochs: int | None = None) -> History:
+              bucketed: bool = True, teacher=None, stage: str = "training", epochs: int | None = None,
+              deadline: float | None = None) -> History:
     """Train ``model`` in place and leave the kept epoch's weights in it (the last, unless validation
     clearly preferred an earlier one: :func:`validation_noise`).
 
     With a ``teacher``, each batch also goes through the (frozen) teacher and ``loss_fn`` gets both
     outputs; when the loss reads only the teacher's logits they are computed once and cached.
-    ``stage`` names the progress stage ("teacher" while a teacher is fine-tuned). ``bucketed=False``
+    ``stage`` names the progress stage ("teacher" while a teacher is fine-tuned). ``deadline`` (a
+    ``time.perf_counter()`` value): no epoch starts that would end after it. ``bucketed=False``
     is only for the benchmark that compares against the usual tutorial recipe.
     """
     torch.manual_seed(spec.seed)
@@ -199,9 +201,9 @@ def fine_tune(model, tokenizer, train_features: list[dict], val_features: list[d
         if bad_epochs >= spec.patience and epoch < epochs:
             history.stopped_early = True
             break
-        elapsed = time.perf_counter() - started
-        if spec.time_budget_seconds and epoch < epochs and elapsed * (epoch + 1) / epoch > spec.time_budget_seconds:
-            history.stopped_for_time = True  # one more epoch would overrun the job's time limit
+        per_epoch = (time.perf_counter() - started) / epoch
+        if deadline is not None and epoch < epochs and time.perf_counter() + per_epoch > deadline:
+            history.stopped_for_time = True  # one more epoch would overrun the job's time budget
             break
     # the last epoch's weights (trained longest, at the smallest learning rate) unless the best epoch was
     # better by more than validation can be trusted to tell
