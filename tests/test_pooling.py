@@ -76,6 +76,15 @@ def test_the_saved_directory_reloads_to_the_same_logits(tiny_base, tmp_path):
     assert [m["type"].rsplit(".", 1)[1] for m in modules] == ["Transformer", "Pooling", "Normalize", "Dense"]
 
 
+def test_a_damaged_head_is_refused_plainly(tiny_base, tmp_path):
+    from trainer.errors import BaseModelError
+
+    load_classifier(resolve_base(str(tiny_base)), LABELS).save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "3_Dense" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(BaseModelError, match="the head of .* is damaged"):
+        load_model_dir(tmp_path / "m")
+
+
 def test_a_cls_pooled_transformers_directory_from_before_still_serves(tiny_base, tmp_path):
     """Directories trained before pooling was read as the base was trained: a transformers sequence
     classifier ([CLS] and pooler), with and without its ONNX file."""

@@ -146,6 +146,7 @@ def load_model_dir(model_dir: str | Path):
     model_dir = Path(model_dir)
     check_weights(model_dir)
     if is_pooled_dir(model_dir):
+        check_weights(model_dir / HEAD_DIR, f"the head of {model_dir}")  # damaged: a plain refusal, no traceback
         return PooledClassifier.from_pretrained(model_dir)
     from transformers import AutoModelForSequenceClassification
 
