@@ -28,7 +28,7 @@ from transformers import set_seed  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from trainer import data as data_mod  # noqa: E402
-from trainer.batching import encode  # noqa: E402
+from trainer.batching import encode, text_labels  # noqa: E402
 from trainer.device import set_threads  # noqa: E402
 from trainer.examples import write_chatterbot_csv  # noqa: E402
 from trainer.models import load_classifier, load_tokenizer, resolve_base  # noqa: E402
@@ -66,7 +66,7 @@ def train_once(spec: TrainSpec, bucketed: bool) -> dict:
     hist = fine_tune(model, tok, train_f, val_f, spec, torch.device("cpu"), lambda p: None, bucketed=bucketed)
     wall = time.perf_counter() - start
     pred = predict_proba(model, test_f, tok, torch.device("cpu")).argmax(-1).tolist()
-    f1 = f1_score([f["labels"] for f in test_f], pred, average="macro")
+    f1 = f1_score(text_labels(test_f), pred, average="macro")
     return {"wall": wall, "tokens": hist.train_tokens, "padded": hist.padded_tokens, "f1": f1,
             "tok_s": hist.train_tokens / wall}
 

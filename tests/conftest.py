@@ -45,27 +45,31 @@ def synthetic_rows(n_per_class: int = 40, seed: int = 0) -> list[tuple[str, str]
     return rows
 
 
-@pytest.fixture
-def tiny_base(tmp_path_factory) -> Path:
-    """A 4-layer, 32-wide random BERT with a WordPiece vocabulary of the synthetic words, saved as safetensors."""
+def make_tiny_base(root: Path, layers: int = 4) -> Path:
+    """A ``layers``-layer, 32-wide random BERT with a WordPiece vocabulary of the synthetic words, saved as
+    safetensors in ``root``: an encoder without a head, read by mean pooling, like the embedded base."""
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    root = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
         {w for ws in TOPIC_WORDS.values() for w in ws} | set(FILLER)) + list("abcdefghijklmnopqrstuvwxyz")
     tok = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     tok.save_pretrained(root)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
-    import torch
-
     torch.manual_seed(0)
-    BertModel(config).save_pretrained(root)  # an encoder without a head, like the embedded base
+    BertModel(config).save_pretrained(root)
     # ...and, like it, a sentence encoder read by mean pooling (sentence-transformers' declaration)
     (root / "1_Pooling").mkdir()
     (root / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, "pooling_mode_cls_token": false, '
                                                     '"pooling_mode_mean_tokens": true}')
     return root
+
+
+@pytest.fixture
+def tiny_base(tmp_path_factory) -> Path:
+    """A 4-layer tiny BERT (:func:`make_tiny_base`), new for each test."""
+    return make_tiny_base(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture

@@ -417,7 +417,7 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
     if missing_label:
         errors.append(_problem("missing_label", "Some rows have no label", "Give every example a label or delete those rows.",
                                column=label_col, rows=missing_label))
-    # Long texts: one long document is normal (the model reads only its first max_length tokens); a column
+    # Long texts: one long document is normal (the model reads it in windows of max_length tokens); a column
     # where many cells are that long is almost surely not a column of messages.
     if too_long and len(too_long) > limits.long_text_error_share * len(table.rows):
         errors.append(_problem("text_too_long", f"{plural(len(too_long), 'text')} of {len(table.rows):,} are longer "
@@ -428,8 +428,9 @@ def load_dataset(path: str | Path, limits: DataLimits, text_column: str | None =
     elif too_long:
         warnings.append(_problem("long_documents", f"{plural(len(too_long), 'text')} {'is' if len(too_long) == 1 else 'are'} "
                                                f"longer than {limits.max_text_chars:,} characters",
-                                 f"They are kept, cut to {limits.max_text_chars:,} characters; the model reads only "
-                                 "the first max_length tokens of any text.", column=text_col, rows=too_long))
+                                 f"They are kept, cut to {limits.max_text_chars:,} characters (the model reads a long "
+                                 "text in windows of max_length tokens).", column=text_col,
+                                 rows=too_long))
     if bad_split:
         errors.append(_problem("bad_split_value", f"Column '{split_col}' has values other than train, validation and test",
                                "Use train, validation (or dev) and test, or delete the column to let TinyTutor split.",

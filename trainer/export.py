@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from .batching import mean_by_text, tokenize_windows
+
 ONNX_DIR = "onnx"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_qint8.onnx"
@@ -111,16 +113,19 @@ def session(path: Path, threads: int = 1):
 
 
 def _batched_logits(forward, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
-    """``forward(encoding) -> logits`` over length-sorted batches, returned in the order of ``texts``."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    """``forward(encoding) -> logits`` over length-sorted batches of every window of ``texts``
+    (:func:`trainer.batching.tokenize_windows`), each text's the mean of its windows', in text order."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    inputs, owner = tokenize_windows(tokenizer, texts, max_length)
+    order = sorted(range(len(owner)), key=lambda i: len(inputs["input_ids"][i]))
     parts = {}
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="np")
+        enc = tokenizer.pad({k: [v[i] for i in idx] for k, v in inputs.items()}, return_tensors="np")
         for i, row in zip(idx, forward(enc), strict=True):
             parts[i] = row
-    return np.stack([parts[i] for i in range(len(texts))]) if texts else np.zeros((0, 0), dtype=np.float32)
+    return mean_by_text(np.stack([parts[i] for i in range(len(owner))]), owner, len(texts))
 
 
 def onnx_logits(sess, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:

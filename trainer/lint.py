@@ -7,6 +7,7 @@ from collections import Counter
 
 from .data import Dataset, _problem
 from .errors import Problem, plural
+from .spec import MAX_WINDOWS
 
 UNK_WARNING_SHARE = 0.05  # more than this share of characters unknown to the vocabulary is a warning
 FRAGMENT_WARNING = 3.0  # more word pieces per word than this: the vocabulary barely knows the language
@@ -71,7 +72,10 @@ def tokenizer_warnings(ds: Dataset, tokenizer, max_length: int, base_name: str) 
             column=ds.text_column))
     if long_rows:
         warnings.append(_problem(
-            "long_texts", f"{plural(len(long_rows), 'text')} {'is' if len(long_rows) == 1 else 'are'} longer than max_length={max_length} tokens and will be cut",
-            "Raise max_length (up to 512, slower) or put the important words first.",
+            "long_texts", f"{plural(len(long_rows), 'text')} {'is' if len(long_rows) == 1 else 'are'} longer than "
+                          f"max_length={max_length} tokens: each is read in overlapping windows of {max_length} tokens "
+                          f"(up to {MAX_WINDOWS}) and its label decided by all of them",
+            "Nothing to do; such texts take longer to train on and to classify. A larger max_length (up to 512) "
+            "reads more context at once, and is slower.",
             column=ds.text_column, rows=long_rows))
     return warnings, stats

@@ -24,7 +24,7 @@ from transformers import set_seed
 
 from . import data as data_mod
 from .augment import augment
-from .batching import encode
+from .batching import TEXT, count_texts, encode, text_labels
 from .check import check_file
 from .classifier import load_model_dir
 from .device import pick_device, set_threads
@@ -305,7 +305,7 @@ def _teacher(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_tes
         teacher, source, seconds = given, str(spec.teacher), 0.0
         base_name = (getattr(teacher.config, "tinytutor_pruning", None) or {}).get("base_model", str(spec.teacher))
         val_proba = predict_proba(teacher.to(device), val_f, tokenizer, device).numpy()
-        val_f1 = float(f1_score([f["labels"] for f in val_f], val_proba.argmax(1), average="macro", zero_division=0))
+        val_f1 = float(f1_score(text_labels(val_f), val_proba.argmax(1), average="macro", zero_division=0))
         frozen_base = load_classifier(base, dict(enumerate(labels)))
         frozen, _ = frozen_probe(frozen_base, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed,
                                  progress)
@@ -339,7 +339,9 @@ def distill(student, teacher, tokenizer, train_texts, train_f, val_f, keep, spec
     features = list(train_f)
     if spec.augment:
         extra = augment(train_texts, spec.augment, spec.seed, tokenizer.mask_token or "[MASK]")
-        features += encode(tokenizer, extra, spec.max_length, [IGNORE] * len(extra))
+        offset = count_texts(features)  # the copies are texts of their own, after the originals
+        features += [f | {TEXT: f[TEXT] + offset} for f in encode(tokenizer, extra, spec.max_length,
+                                                                     [IGNORE] * len(extra))]
     eager = loss.needs_internals and spec.attention_weight > 0  # SDPA attention returns no attention maps
     if eager:
         teacher.set_attn_implementation("eager")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .batching import mean_by_text, tokenize_windows
 from .errors import TrainerError
 
 
@@ -72,23 +73,24 @@ class Predictor:
             self.engine = "torch"
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        """Logits [n, labels] in the order of ``texts``.
+        """Logits [n, labels] in the order of ``texts``; a text longer than ``max_length`` tokens is read in
+        overlapping windows and gets the mean of their logits (:func:`trainer.batching.tokenize_windows`).
 
-        Texts are tokenised once and grouped by exact token count, so no batch carries padding: on a
+        Windows are tokenised once and grouped by exact token count, so no batch carries padding: on a
         CPU, padding a batch of chat lines to its longest member cost more than batching saved (64
         lines padded together: 285 msgs/s; one at a time: 1,770; equal lengths together: 2,180).
         """
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        enc, owner = tokenize_windows(self.tokenizer, texts, self.max_length)
         names = self._inputs if self.session is not None else [n for n in enc if n in MODEL_INPUTS]
         by_length: dict[int, list[int]] = {}
         for i, ids in enumerate(enc["input_ids"]):
             by_length.setdefault(len(ids), []).append(i)
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        out = np.zeros((len(owner), len(self.labels)), dtype=np.float32)
         for idx in by_length.values():
             for start in range(0, len(idx), self.batch_size):
                 part = idx[start:start + self.batch_size]
                 out[part] = self._forward({n: np.array([enc[n][i] for i in part], dtype=np.int64) for n in names})
-        return out
+        return mean_by_text(out, owner, len(texts))
 
     def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         if self.session is not None:

@@ -17,7 +17,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from .batching import eval_loader, unsort
+from .batching import count_texts, eval_loader, mean_by_text, text_labels, texts_of, unsort
 from .device import autocast
 
 C_GRID = (1.0, 10.0, 100.0)  # inverse regularisation tried on validation; features are unit vectors
@@ -36,7 +36,8 @@ class Probe:
 
 @torch.inference_mode()
 def embeddings(model, features: list[dict], tokenizer, device, batch_size: int = 64) -> np.ndarray:
-    """Sentence embeddings [n, width] of a :class:`PooledClassifier` for tokenised features, in order."""
+    """Sentence embeddings [texts, width] of a :class:`PooledClassifier` for tokenised features, in text
+    order; a long text's is the mean of its windows' (the head is linear: the mean of their logits)."""
     model.to(device).eval()
     loader, order = eval_loader(features, tokenizer, batch_size)
     out = []
@@ -45,7 +46,9 @@ def embeddings(model, features: list[dict], tokenizer, device, batch_size: int =
         with autocast(device):
             emb, _ = model.embed(**batch)
         out.extend(emb.float().cpu())
-    return torch.stack(unsort(out, order)).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return mean_by_text(torch.stack(unsort(out, order)).numpy(), texts_of(features), count_texts(features))
 
 
 def fit_probe(x_train: np.ndarray, y_train: list[int], x_val: np.ndarray, y_val: list[int], n_labels: int,
@@ -83,4 +86,4 @@ def probe_model(model, tokenizer, train_f: list[dict], val_f: list[dict], device
     n_labels = model.classifier.out_features
     x_train = embeddings(model, train_f, tokenizer, device)
     x_val = embeddings(model, val_f, tokenizer, device)
-    return fit_probe(x_train, [f["labels"] for f in train_f], x_val, [f["labels"] for f in val_f], n_labels, seed)
+    return fit_probe(x_train, text_labels(train_f), x_val, text_labels(val_f), n_labels, seed)

@@ -31,6 +31,12 @@ DEVICES: tuple[str, ...] = get_args(Device)
 # trains nothing by gradient. For a BERT-base-sized model pass --lr 3e-5.
 DEFAULT_LR = {"full": 1e-4, "lora": 1e-3, "head": 2e-3, "distill": 1e-4, "probe": 1e-4}
 
+# A text longer than max_length tokens is read in windows of max_length tokens (trainer.batching), each
+# reading this share of the one before again, at most MAX_WINDOWS of them spread over the text (~1,000
+# tokens at max_length 128, about 4,000 characters of English).
+WINDOW_OVERLAP = 0.5
+MAX_WINDOWS = 16
+
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
