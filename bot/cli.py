@@ -277,13 +277,14 @@ def cmd_train(args, settings) -> int:
 
 
 def cmd_check(args, settings) -> int:
-    from trainer.check import check_file
-    from trainer.errors import DataError
+    from trainer.check import check_upload
+    from trainer.errors import DataError, Problem
+    from trainer.sandbox import run_sync
 
     spec = settings.train_spec(args.file, text_column=args.text_column, label_column=args.label_column,
                                base=args.base, max_length=args.max_length)
-    try:
-        ds, info = check_file(spec, settings.base_models)
+    try:  # read in the sandbox, as the bot reads uploads: a hostile file is stopped at [sandbox]'s limits
+        info = run_sync(check_upload, spec.to_dict(), settings.base_models, limits=settings.sandbox.limits())["info"]
     except DataError as exc:
         if not args.json:
             raise
@@ -297,10 +298,10 @@ def cmd_check(args, settings) -> int:
           f"text column '{info['text_column']}', label column '{info['label_column']}'")
     for label, n in info["labels"].items():
         print(f"  {label:<24} {n}")
-    if ds.warnings:
+    if info["warnings"]:
         print("Warnings:")
-        for w in ds.warnings:
-            print(f"  - {w}")
+        for w in info["warnings"]:
+            print(f"  - {Problem(**w)}")
     print("The file can be trained on.")
     return EXIT_OK
 

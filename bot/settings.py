@@ -111,6 +111,20 @@ class Ray(Section):
     local_cpus: int = Field(0, ge=0, le=1024)  # CPUs of a local runtime; 0: all of this machine's
 
 
+class Sandbox(Section):
+    """How much reading one uploaded file may take (trainer.sandbox): each is read in a child process."""
+
+    seconds: float = Field(30.0, gt=0, le=3600)  # wall clock, the child's start included
+    cpu_seconds: int = Field(20, ge=1, le=3600)  # a 20 MB CSV of short rows takes about 8
+    memory_mb: int = Field(1024, ge=128, le=1_048_576)  # the child's address space
+    at_once: int = Field(2, ge=1, le=256)  # files read at the same time (more wait their turn)
+
+    def limits(self):
+        from trainer.sandbox import Limits
+
+        return Limits(seconds=self.seconds, cpu_seconds=self.cpu_seconds, memory_mb=self.memory_mb)
+
+
 class Quotas(Section):
     """Defaults for a new class; instructors change their class's values (/quota)."""
 
@@ -167,6 +181,7 @@ class Settings(BaseSettings):
     queue: Queue = Field(default_factory=Queue)
     ray: Ray = Field(default_factory=Ray)
     quotas: Quotas = Field(default_factory=Quotas)
+    sandbox: Sandbox = Field(default_factory=Sandbox)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     web: Web = Field(default_factory=Web)
 

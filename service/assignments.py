@@ -183,8 +183,8 @@ class Assignments(ServiceBase):
             if await self._find_assignment(s, caller.guild_id, name) is not None:
                 raise Conflict(f"This class already has an assignment named '{name}'; choose another name.")
         with self._staged(test, train) as ((staged, staged_train), created), self._name_taken(name):
-            test_info, train_info, baseline, warnings = await asyncio.to_thread(
-                self._check_assignment_files, staged, staged_train)
+            test_info, train_info, baseline, warnings = await self._check_assignment_files(caller, staged,
+                                                                                           staged_train)
             async with self.db.transaction() as s:
                 if await self._find_assignment(s, caller.guild_id, name) is not None:
                     raise Conflict(f"This class already has an assignment named '{name}'; choose another name.")
@@ -201,42 +201,26 @@ class Assignments(ServiceBase):
         view.warnings = warnings
         return view
 
-    def _check_assignment_files(self, staged: Path, staged_train: Path | None):
-        """Both files checked (server limits: an instructor's upload is not held to a student's quota), the
-        training file's labels, their overlap, and the TF-IDF reference line. In a worker thread."""
-        from trainer.check import check_file
-        from trainer.data import normalise_text
-        from trainer.errors import DataError
-        from trainer.hidden import HiddenTest, baseline_on_hidden, missing_labels
+    async def _check_assignment_files(self, caller: Caller, staged: Path, staged_train: Path | None):
+        """Both files checked in the sandbox (server limits: an instructor's upload is not held to a
+        student's quota), the training file's labels, their overlap, and the TF-IDF reference line."""
+        from trainer.hidden import check_assignment_files
 
-        from .errors import InvalidDataset
+        def spec(path: Path) -> dict:
+            return self.settings.train_spec(str(path)).to_dict()
 
-        def check(path: Path, what: str):
-            try:
-                return check_file(self.settings.train_spec(str(path)), self.settings.base_models)
-            except DataError as exc:
-                raise InvalidDataset([f"{what}: {p}" for p in exc.problems]) from None
-
-        test_ds, test_info = check(staged, "the test file")
+        found = await self._read(caller, check_assignment_files, spec(staged),
+                                 spec(staged_train) if staged_train else None, self.settings.base_models)
+        test_info, train_info = found["test"], found["train"]
         warnings = [f"test file: {w['message']}" for w in test_info["warnings"]]
-        if staged_train is None:
-            return test_info, None, None, warnings
-        train_ds, train_info = check(staged_train, "the training file")
-        missing = missing_labels(list(test_info["labels"]), train_info["labels"])
-        if missing:
-            raise InvalidRequest(f"The training file has no examples of {', '.join(missing)}, which the test file "
-                                 "has; a model trained on it could never predict them. Add them, or leave the "
+        if found["missing"]:
+            raise InvalidRequest(f"The training file has no examples of {', '.join(found['missing'])}, which the test "
+                                 "file has; a model trained on it could never predict them. Add them, or leave the "
                                  "training file out.")
-        seen = {normalise_text(t) for t in train_ds.texts}
-        shared = sum(normalise_text(t) in seen for t in test_ds.texts)
-        if shared:
-            warnings.append(f"{shared} of the {len(test_ds)} test texts also appear in the training file, so "
-                            "scores on the hidden set will be optimistic; remove them from one of the files.")
-        hidden = HiddenTest(str(staged), test_ds.text_column, test_ds.label_column, sorted(test_info["labels"]))
-        baseline = baseline_on_hidden(staged_train, (train_ds.text_column, train_ds.label_column), hidden,
-                                      self.settings.data)
-        return test_info, train_info, {"macro_f1": baseline["macro_f1"], "accuracy": baseline["accuracy"],
-                                       "model": baseline["model"]}, warnings
+        if found["shared"]:
+            warnings.append(f"{found['shared']} of the {test_info['rows']} test texts also appear in the training "
+                            "file, so scores on the hidden set will be optimistic; remove them from one of the files.")
+        return test_info, train_info, found["baseline"], warnings
 
     @contextlib.contextmanager
     def _name_taken(self, name: str):

@@ -33,8 +33,9 @@ from storage.models import (
 )
 from storage.queue import insert_if_absent
 
-from .errors import NotFound, PermissionDenied
+from .errors import InvalidDataset, InvalidRequest, NotFound, PermissionDenied
 from .microbatch import MicroBatcher
+from .sandbox import Door
 
 # Settings a student may choose per job (the rest come from config.toml).
 JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max_length", "batch_size",
@@ -160,6 +161,9 @@ class ServiceBase:
         self._predictors = predictors  # built on the first prediction: a submission never imports torch
         self.batcher = MicroBatcher(self._predict_batch, settings.queue.predict_batch_ms / 1000)
         self.slots = slots or max(1, settings.queue.cpu_slots)
+        self.door = Door(settings.sandbox.limits(), settings.sandbox.at_once)  # every upload is parsed through it
+        self._reading: dict[tuple[str, str], asyncio.Lock] = {}  # (class, student) -> their turn at the door (one
+        # small lock per student who ever uploaded: kept, so no waiter is ever left holding a forgotten one)
 
     @property
     def predictors(self):
@@ -289,6 +293,40 @@ class ServiceBase:
                 raise NotFound("You have no default model yet: train one with /train, or pick one with /models.")
             model_id = member.default_model_id
         return await self._usable_model(s, caller, model_id)
+
+    async def _read(self, caller: Caller, func, *args):
+        """``func(*args)``, a reader of uploaded bytes in the trainer, through the sandbox (``self.door``),
+        one file at a time per student: a student's next upload waits for the one being read, so one
+        student holds at most one of the door's readers, whatever they send. DataError becomes
+        InvalidDataset, TrainerError InvalidRequest."""
+        from trainer.errors import DataError, TrainerError
+
+        key = (str(caller.guild_id), str(caller.user_id))
+        lock = self._reading.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self.door.run(func, *args)
+        except DataError as exc:
+            raise InvalidDataset(exc.problems) from None
+        except TrainerError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+    def _limits_for(self, cls: Classroom) -> dict:
+        """The [data] limits a file of this class is read under: the class's byte quota where it is lower
+        (a workbook may expand only so far per byte a class allows)."""
+        from dataclasses import replace
+
+        return asdict(replace(self.settings.data, max_bytes=min(self.settings.data.max_bytes, cls.max_bytes)))
+
+    def _spec_for(self, path: Path, params: dict, cls: Classroom) -> dict:
+        """The training spec a file is checked with, as JSON for the sandbox."""
+        from trainer.errors import SpecError
+
+        try:
+            spec = self.settings.train_spec(str(path), **_spec_params(params)).to_dict()
+        except SpecError as exc:
+            raise InvalidRequest(f"That setting cannot work: {exc}") from None
+        return spec | {"limits": self._limits_for(cls)}
 
     @contextlib.contextmanager
     def _staged(self, *uploads: tuple[bytes, str] | None):

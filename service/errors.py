@@ -26,6 +26,14 @@ class Conflict(ServiceError):
     """The thing is not in a state that allows this (e.g. cancelling a finished job)."""
 
 
+class RateLimited(ServiceError):
+    """Too much at once or too often; ``retry_after`` says in how many seconds to try again."""
+
+    def __init__(self, message: str, retry_after: float = 0.0):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class QuotaExceeded(ServiceError):
     """A class quota refuses the request. ``limit`` is the quota's name, ``value`` its setting."""
 

@@ -20,7 +20,7 @@ from .base import (
     _text_column,
     csv_cell,
 )
-from .errors import Conflict, InvalidDataset, InvalidRequest
+from .errors import Conflict, InvalidRequest
 
 log = logging.getLogger("tinytutor.service")
 
@@ -114,25 +114,18 @@ class Models(ServiceBase):
         import csv
         import io
 
-        from trainer.data import read_table
-        from trainer.errors import DataError
+        from trainer.check import read_texts
 
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
         self._check_bytes(cls, len(content))
-        staged = self.store.staging_file(content, filename)
-        try:
-            table = await asyncio.to_thread(read_table, staged, self.settings.data)
-        except DataError as exc:
-            raise InvalidDataset(exc.problems) from None
-        finally:
-            staged.unlink(missing_ok=True)
-        col = _text_column(table.columns)
+        with self._staged((content, filename)) as ((staged,), _):
+            table = await self._read(caller, read_texts, str(staged), self._limits_for(cls), max_rows)
+        columns, rows = table["columns"], [dict(zip(table["columns"], r, strict=True)) for r in table["rows"]]
+        col = _text_column(columns)
         if col is None:
             raise InvalidRequest("No text column found: name one column 'text' (or 'message', 'sentence', '文本').")
-        if len(table.rows) > max_rows:
-            raise InvalidRequest(f"The file has {len(table.rows):,} rows; at most {max_rows:,} can be classified at once.")
-        texts = [str(r.get(col) or "") for r in table.rows]
+        texts = [str(r.get(col) or "") for r in rows]
         idx = [i for i, t in enumerate(texts) if t.strip()]
         if not idx:
             raise InvalidRequest(f"Column '{col}' is empty.")
@@ -143,9 +136,9 @@ class Models(ServiceBase):
         by_row = dict(zip(idx, preds, strict=True))
         out = io.StringIO()
         w = csv.writer(out)
-        w.writerow([csv_cell(c) for c in [*table.columns, "predicted_label", "confidence"]])
-        for i, row in enumerate(table.rows):
+        w.writerow([csv_cell(c) for c in [*columns, "predicted_label", "confidence"]])
+        for i, row in enumerate(rows):
             p = by_row.get(i)
-            w.writerow([*(csv_cell(row.get(c, "")) for c in table.columns), csv_cell(p.label) if p else "",
+            w.writerow([*(csv_cell(row.get(c, "")) for c in columns), csv_cell(p.label) if p else "",
                         f"{p.score:.4f}" if p else ""])
         return view, out.getvalue().encode("utf-8"), len(idx)

@@ -13,7 +13,7 @@ from trainer.hidden import missing_labels
 
 from .assignments import Assignments
 from .base import JOB_PARAMS, MAX_NAME, Caller, Submitted, _spec_params
-from .errors import InvalidDataset, InvalidRequest, QuotaExceeded
+from .errors import InvalidRequest, QuotaExceeded
 
 
 class Submissions(Assignments):
@@ -30,8 +30,11 @@ class Submissions(Assignments):
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
         self._check_bytes(cls, len(content))
+        from trainer.check import check_upload
+
         with self._staged((content, filename)) as ((staged,), _):
-            _, info = await asyncio.to_thread(self._check_sync, staged, params, cls)
+            info = (await self._read(caller, check_upload, self._spec_for(staged, params, cls),
+                                     self.settings.base_models))["info"]
         self._check_rows(cls, info["rows"])
         return info
 
@@ -96,7 +99,12 @@ class Submissions(Assignments):
             raise InvalidRequest(f"That training setting cannot work: {exc}") from None
 
         with self._staged((content, filename), validation) as ((staged, staged_val), created):
-            info, val_info = await asyncio.to_thread(self._check_submission, staged, staged_val, params, cls)
+            from trainer.check import check_upload
+
+            read = await self._read(caller, check_upload, self._spec_for(staged, params, cls), self.settings.base_models,
+                                    str(staged_val) if staged_val else None)
+            info, val_info = read["info"], read["validation"]
+            await asyncio.to_thread(self._check_layers, staged, params)
             self._check_rows(cls, info["rows"])
             if task is not None:
                 missing = missing_labels(task.labels, info["labels"])
@@ -152,36 +160,12 @@ class Submissions(Assignments):
             raise QuotaExceeded("max_jobs_per_day", cls.max_jobs_per_day,
                                 f"You have submitted {today} job(s) today (UTC); try again tomorrow")
 
-    def _check_sync(self, path: Path, params: dict, cls: Classroom):
-        from trainer.check import check_file
-        from trainer.errors import DataError, TrainerError
-
-        # [data] limits are the server's hard caps; the class's (lower) quotas are checked around this
-        spec = self.settings.train_spec(str(path), **_spec_params(params))
-        try:
-            return check_file(spec, self.settings.base_models)
-        except DataError as exc:
-            raise InvalidDataset(exc.problems) from None
-        except TrainerError as exc:
-            raise InvalidRequest(str(exc)) from None
-
-    def _check_submission(self, staged: Path, staged_val: Path | None, params: dict, cls: Classroom):
-        """The file check, the validation file check and the layer choice, in a worker thread."""
-        from trainer import data as data_mod
-        from trainer.errors import DataError, TrainerError
+    def _check_layers(self, staged: Path, params: dict) -> None:
+        """The base model and the layer choice (the server's own files, not the upload), in a worker thread."""
+        from trainer.errors import TrainerError
         from trainer.models import check_weights, layer_count, resolve_base
         from trainer.pruning import select_layers
 
-        ds, info = self._check_sync(staged, params, cls)
-        val_info = None
-        if staged_val is not None:
-            try:
-                val = data_mod.load_dataset(str(staged_val), self.settings.data, ds.text_column, ds.label_column,
-                                            for_training=False)
-            except DataError as exc:
-                raise InvalidDataset(exc.problems) from None
-            val_info = {"rows": len(val), "labels": val.label_counts, "warnings": [w.to_dict() for w in val.warnings],
-                        "encoding": val.encoding, "format": val.fmt}
         spec = self.settings.train_spec(str(staged), **_spec_params(params))
         try:
             base = resolve_base(spec.base, self.settings.base_models)
@@ -190,4 +174,3 @@ class Submissions(Assignments):
             select_layers(layer_count(base), spec.layers, spec.strategy, spec.layer_list)
         except TrainerError as exc:
             raise InvalidRequest(str(exc)) from None
-        return info, val_info

@@ -6,12 +6,14 @@ Kept apart from the training pipeline so ``tinytutor check``, ``queue submit`` a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from . import data as data_mod
+from .errors import DataError, TrainerError
 from .lint import tokenizer_warnings
 from .models import BaseModel, load_tokenizer, resolve_base
-from .spec import TrainSpec
+from .spec import DataLimits, TrainSpec
 
 
 class FileTokenizer:
@@ -56,3 +58,32 @@ def check_file(spec: TrainSpec, registry: dict[str, str] | None = None, base: Ba
         "tokenizer": {k: round(v, 4) for k, v in stats.items()}, "base_model": base.name,
     }
     return ds, info
+
+
+# -- what the sandbox runs (trainer.sandbox): JSON in, JSON out ------------------------------------
+
+def check_upload(spec: dict, registry: dict | None = None, validation_path: str | None = None) -> dict:
+    """A file's check as ``tinytutor check --json`` prints it (``info``) and, when given, the validation
+    file's, read with the same columns (``validation``). Raises DataError. Runs in the sandbox."""
+    train_spec = TrainSpec.from_dict(spec)
+    ds, info = check_file(train_spec, registry)
+    out = {"info": info, "validation": None}
+    if validation_path:
+        val = data_mod.load_dataset(validation_path, train_spec.limits, ds.text_column, ds.label_column,
+                                    for_training=False)
+        out["validation"] = {"rows": len(val), "labels": val.label_counts, "encoding": val.encoding,
+                             "format": val.fmt, "warnings": [w.to_dict() for w in val.warnings]}
+    return out
+
+
+def read_texts(path: str, limits: dict, max_rows: int) -> dict:
+    """A table to classify (``/predict_file``): its columns and rows as strings. Raises DataError, and
+    TrainerError beyond ``max_rows``. Runs in the sandbox."""
+    try:  # read no further than max_rows
+        table = data_mod.read_table(path, replace(DataLimits(**limits), max_rows=max(max_rows, 1)))
+    except DataError as exc:
+        if [p.code for p in exc.problems] != ["too_many_rows"]:
+            raise
+        raise TrainerError(f"The file has more than {max_rows:,} rows; at most {max_rows:,} can be classified at "
+                           "once. Split it into smaller files.") from None
+    return {"columns": table.columns, "rows": [[r.get(c, "") for c in table.columns] for r in table.rows]}

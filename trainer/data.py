@@ -131,16 +131,24 @@ def _control_share(text: str) -> float:
 
 # --- formats ------------------------------------------------------------------------------------
 
-def _read_delimited(text: str, suffix: str, encoding: str) -> Table:
-    sample = text[:65536]
+SNIFF_CHARS = 1024  # of the header line: csv.Sniffer's regular expressions take minutes on 64 KB of ',"'
+
+
+def _read_delimited(text: str, suffix: str, encoding: str, limits: DataLimits) -> Table:
     delimiter = "\t" if suffix == ".tsv" else ","
     with contextlib.suppress(csv.Error):
-        delimiter = csv.Sniffer().sniff(sample.split("\n", 50)[0] + "\n", delimiters=",\t;|").delimiter
+        delimiter = csv.Sniffer().sniff(text[:SNIFF_CHARS].split("\n", 1)[0] + "\n", delimiters=",\t;|").delimiter
+    # a cell may be as long as the file (a text is cut to max_text_chars later, with a warning); csv's
+    # default of 131,072 characters would stop a legal file with an error no student can read
+    csv.field_size_limit(max(csv.field_size_limit(), limits.max_bytes))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         raise DataError([_problem("empty", "The file is empty", "Upload a file with a header row and examples.")]) from None
+    except csv.Error as exc:
+        raise DataError([_problem("bad_csv", f"The header row cannot be read as CSV: {exc}",
+                                  "Save the file again as CSV UTF-8 from a spreadsheet.", rows=[1])]) from None
     columns = [h.strip() for h in header]
     problems: list[Problem] = []
     dupes = [c for c, n in Counter(columns).items() if n > 1 and c]
@@ -149,9 +157,21 @@ def _read_delimited(text: str, suffix: str, encoding: str) -> Table:
                                  "Give every column its own name.", rows=[1]))
     rows, numbers, ragged = [], [], []
     # A spreadsheet shows one row per record (a quoted cell may span several lines), header = row 1.
-    for start, values in enumerate(reader, start=2):
+    records = enumerate(reader, start=2)
+    while True:
+        try:
+            start, values = next(records)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a NUL byte: the row is named, reading stops there
+            problems.append(_problem("bad_csv", f"A row cannot be read as CSV: {exc}",
+                                     "Save the file again as CSV UTF-8 from a spreadsheet.",
+                                     rows=[reader.line_num]))
+            break
         if not values or all(not v.strip() for v in values):
             continue
+        if len(rows) >= limits.max_rows:  # counted while reading: a file of millions of rows stops here
+            raise DataError([_too_many_rows(f"more than {limits.max_rows:,}", limits)])
         if len(values) != len(columns):
             ragged.append(start)
             continue
@@ -171,13 +191,15 @@ def _read_delimited(text: str, suffix: str, encoding: str) -> Table:
     return Table(columns, rows, numbers, encoding, fmt)
 
 
-def _read_jsonl(text: str, encoding: str) -> Table:
+def _read_jsonl(text: str, encoding: str, limits: DataLimits) -> Table:
     rows, numbers, columns, bad = [], [], {}, []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(io.StringIO(text), start=1):
         if not line.strip():
             continue
+        if len(rows) >= limits.max_rows:
+            raise DataError([_too_many_rows(f"more than {limits.max_rows:,}", limits)])
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_int=str)  # as text: no int of 5,000 digits (Python refuses those)
         except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than Python parses
             bad.append(lineno)
             continue
@@ -197,9 +219,9 @@ def _read_jsonl(text: str, encoding: str) -> Table:
     return Table(list(columns), rows, numbers, encoding, "jsonl")
 
 
-def _read_json(text: str, encoding: str) -> Table:
+def _read_json(text: str, encoding: str, limits: DataLimits) -> Table:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=str)  # as text: no int of 5,000 digits (Python refuses those)
     except json.JSONDecodeError as exc:
         raise DataError([_problem("bad_json", f"The JSON file does not parse: {exc.msg}",
                                   "Check the file in a JSON validator, or upload CSV instead.",
@@ -210,12 +232,18 @@ def _read_json(text: str, encoding: str) -> Table:
     if not isinstance(data, list) or not all(isinstance(o, dict) for o in data):
         raise DataError([_problem("bad_json", "A JSON upload must be a list of objects",
                                   'Write it as [{"text": ..., "label": ...}, ...] or as JSONL.')])
+    if len(data) > limits.max_rows:
+        raise DataError([_too_many_rows(len(data), limits)])
     columns: dict[str, None] = {}
     for o in data:
         for k in o:
             columns.setdefault(k, None)
     rows = [{k: _cell(v) for k, v in o.items()} for o in data]
     return Table(list(columns), rows, list(range(1, len(rows) + 1)), encoding, "json")
+
+
+XLSX_MEMBER_EXPANSION = 20  # the largest file inside a workbook, per byte of the byte limit
+XLSX_EXPANSION = 50  # all of them together
 
 
 def _read_xlsx(path: Path, limits: DataLimits) -> Table:
@@ -227,15 +255,21 @@ def _read_xlsx(path: Path, limits: DataLimits) -> Table:
 
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            expanded = sum(i.file_size for i in zf.infolist())
+            members = {i.filename: i.file_size for i in zf.infolist()}
     except zipfile.BadZipFile:
-        names, expanded = set(), 0
-    if "xl/workbook.xml" not in names:
+        members = {}
+    if "xl/workbook.xml" not in members:
         raise DataError([_problem("not_xlsx", "The file is a ZIP archive (or a damaged one), not an XLSX spreadsheet",
                                   "Unzip it and upload the CSV or XLSX file inside, or save the sheet again as .xlsx.")])
-    if expanded > 50 * limits.max_bytes:  # XML of a table is rarely more than 20x its zip
-        raise DataError([_problem("too_many_bytes", f"The spreadsheet expands to {expanded:,} bytes",
+    # The XML of a table is rarely more than 20x its zip, and openpyxl reads the workbook, the styles and
+    # every shared string whole before the first row: one member of 900 MB took 5.4 GB. The caller's
+    # max_bytes is the class's quota where there is one, so a class with small files gets small caps.
+    biggest = max(members, key=members.get)
+    expanded = sum(members.values())
+    if members[biggest] > XLSX_MEMBER_EXPANSION * limits.max_bytes or expanded > XLSX_EXPANSION * limits.max_bytes:
+        raise DataError([_problem("too_many_bytes", f"The spreadsheet expands to {expanded:,} bytes ({biggest}: "
+                                                    f"{members[biggest]:,}), more than a table of at most "
+                                                    f"{limits.max_bytes:,} bytes needs",
                                   "Upload fewer rows (as CSV UTF-8 if you can).")])
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
@@ -312,12 +346,12 @@ def read_table(path: str | Path, limits: DataLimits) -> Table:
         raise DataError([_problem("binary", "The file is mostly unreadable control characters, not a table of texts",
                                   "Upload a CSV, TSV, JSONL or XLSX file with a text and a label column.")])
     if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(text, encoding)
+        return _read_jsonl(text, encoding, limits)
     if suffix == ".json":
-        return _read_json(text, encoding)
+        return _read_json(text, encoding, limits)
     if suffix not in (".csv", ".tsv", ".txt") and text.lstrip().startswith("{"):
-        return _read_jsonl(text, encoding)
-    return _read_delimited(text, suffix, encoding)
+        return _read_jsonl(text, encoding, limits)
+    return _read_delimited(text, suffix, encoding, limits)
 
 
 # --- columns --------------------------------------------------------------------------------------

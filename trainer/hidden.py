@@ -71,3 +71,38 @@ def baseline_on_hidden(train_path: str | Path, train_columns: tuple[str, str], h
     train = data_mod.load_dataset(train_path, limits, *train_columns)
     test = data_mod.load_dataset(hidden.path, limits, hidden.text_column, hidden.label_column, for_training=False)
     return tfidf_baseline(train.texts, train.labels, test.texts, test.labels, seed, labels=list(hidden.labels))
+
+
+def check_assignment_files(test_spec: dict, train_spec: dict | None, registry: dict | None = None) -> dict:
+    """An assignment's hidden test file and optional training file, checked (runs in the sandbox): each
+    file's ``check`` info, the test file's columns, the test labels the training file lacks, how many
+    test texts the training file also has, and the TF-IDF reference line (trained on the training file,
+    scored on the hidden set). A DataError names which file it is about."""
+    from dataclasses import replace
+
+    from .check import check_file
+    from .data import normalise_text
+    from .errors import DataError
+    from .spec import TrainSpec
+
+    def check(spec: dict, what: str):
+        try:
+            return check_file(TrainSpec.from_dict(spec), registry)
+        except DataError as exc:
+            raise DataError([replace(p, message=f"{what}: {p.message}") for p in exc.problems]) from None
+
+    test_ds, test_info = check(test_spec, "the test file")
+    out = {"test": test_info, "train": None, "missing": [], "shared": 0, "baseline": None}
+    if train_spec is None:
+        return out
+    train_ds, train_info = check(train_spec, "the training file")
+    out |= {"train": train_info, "missing": missing_labels(list(test_info["labels"]), train_info["labels"])}
+    if out["missing"]:
+        return out
+    seen = {normalise_text(t) for t in train_ds.texts}
+    out["shared"] = sum(normalise_text(t) in seen for t in test_ds.texts)
+    hidden = HiddenTest(test_spec["data_path"], test_ds.text_column, test_ds.label_column, sorted(test_info["labels"]))
+    limits = TrainSpec.from_dict(train_spec).limits
+    baseline = baseline_on_hidden(train_spec["data_path"], (train_ds.text_column, train_ds.label_column), hidden, limits)
+    out["baseline"] = {k: baseline[k] for k in ("macro_f1", "accuracy", "model")}
+    return out

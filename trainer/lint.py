@@ -27,14 +27,24 @@ def _script(ch: str) -> str:
     return "other"
 
 
+LINT_BATCH = 2000  # texts tokenised at a time: ids and offsets of a whole 20 MB file at once took gigabytes
+
+
+def _tokenized(tokenizer, texts: list[str], rows: list[int]):
+    """(text, ids, offsets, row) for every text, tokenised in batches so memory stays flat."""
+    for start in range(0, len(texts), LINT_BATCH):
+        part = texts[start:start + LINT_BATCH]
+        enc = tokenizer(part, add_special_tokens=True, truncation=False, return_offsets_mapping=True)
+        yield from zip(part, enc["input_ids"], enc["offset_mapping"], rows[start:start + LINT_BATCH], strict=True)
+
+
 def tokenizer_warnings(ds: Dataset, tokenizer, max_length: int, base_name: str) -> tuple[list[Problem], dict]:
     """Return warnings and the numbers behind them (``unk_char_share``, ``long_texts``...)."""
-    enc = tokenizer(ds.texts, add_special_tokens=True, truncation=False, return_offsets_mapping=True)
     unk_id = tokenizer.unk_token_id
     total_chars = unk_chars = 0
     unk_scripts: Counter[str] = Counter()
     long_rows, n_words, n_pieces = [], 0, 0
-    for text, ids, offsets, row in zip(ds.texts, enc["input_ids"], enc["offset_mapping"], ds.rows, strict=True):
+    for text, ids, offsets, row in _tokenized(tokenizer, ds.texts, ds.rows):
         total_chars += sum(1 for ch in text if not ch.isspace())
         for tid, (a, b) in zip(ids, offsets, strict=True):
             if tid == unk_id and b > a:
