@@ -51,7 +51,9 @@ bench: install
 	$(PY) benchmarks/bench_trainer.py
 	$(PY) benchmarks/bench_serving.py
 	$(PY) benchmarks/bench_quality.py
+	$(PY) benchmarks/bench_long_texts.py
 	$(PY) benchmarks/bench_queue.py
+	$(PY) benchmarks/bench_door.py
 
 clean:
 	rm -rf $(VENV) runs data tinytutor-data .pytest_cache .ruff_cache
