@@ -24,7 +24,7 @@ from transformers import set_seed
 
 from . import data as data_mod
 from .augment import augment
-from .batching import TEXT, count_texts, encode, text_labels
+from .batching import TEXT, count_texts, encode, first_windows, text_labels
 from .check import check_file
 from .classifier import load_model_dir
 from .device import pick_device, set_threads
@@ -134,7 +134,10 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         # LP-FT: the head starts from a probe on the cut encoder's own embeddings (for the probe method,
         # that probe is the whole model)
         progress(Progress("loading", message=f"fitting a linear probe on {len(keep)} frozen layers"))
-        probe = probe_model(model, tokenizer, train_f, val_f, device, spec.seed)
+        # fitted on what the model will be trained on (each text's first window) to start its head, on
+        # every window when the probe is the model (it is served reading them all)
+        probe = probe_model(model, tokenizer, train_f if spec.method == "probe" else first_windows(train_f), val_f,
+                            device, spec.seed)
         start_head_from(model, probe)
     model = prepare_method(model, spec)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
