@@ -11,6 +11,7 @@ import pytest
 from conftest import synthetic_rows
 from fake_discord import User
 from sqlalchemy import func, select
+from test_service import csv_bytes, stored_files
 
 from service import Caller, Service
 from service.errors import InvalidDataset
@@ -20,17 +21,6 @@ from trainer.check import check_upload
 from trainer.sandbox import Limits, request
 
 SNIFFER_TRAP = b',"' * 32768 + b"\n"  # 64 KB: csv.Sniffer's regular expressions took 39 s on its first line
-
-
-def _csv(rows) -> bytes:
-    import csv
-    import io
-
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(["text", "label"])
-    w.writerows(rows)
-    return out.getvalue().encode()
 
 
 def test_the_child_gets_none_of_the_bots_secrets(monkeypatch):
@@ -79,7 +69,7 @@ async def service(tmp_path, settings_for):
 
 async def test_a_file_over_the_cpu_limit_is_refused_naming_it_and_nothing_is_stored(service, tmp_path):
     svc, db = service(cpu_seconds=1)
-    content = _csv((f"message number {i} about {i % 97}", f"l{i % 3}") for i in range(150_000))  # ~3 s of work
+    content = csv_bytes((f"message number {i} about {i % 97}", f"l{i % 3}") for i in range(150_000))  # ~3 s of work
     caller = Caller("class-x", "ann")
     with pytest.raises(InvalidDataset, match=r"more than 1 s of processor time to read"):
         await svc.check(caller, content, "big.csv")
@@ -87,7 +77,7 @@ async def test_a_file_over_the_cpu_limit_is_refused_naming_it_and_nothing_is_sto
         await svc.submit(caller, content, "big.csv", name="big")
     async with db.transaction() as s:
         assert (await s.execute(select(func.count()).select_from(Dataset))).scalar_one() == 0
-    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and p.suffix != ".db"]
+    assert stored_files(svc) == []
 
 
 async def test_a_file_over_the_memory_limit_is_refused_naming_it(service):
@@ -101,7 +91,7 @@ async def test_a_huge_csv_cell_and_a_huge_json_number_are_row_problems_not_crash
     svc, _ = service()
     rows = synthetic_rows(10)
     rows[2] = ("x " * 80_000, "food")  # 160,000 characters: past csv's default field limit of 131,072
-    info = await svc.check(Caller("class-c", "ann"), _csv(rows), "long.csv")
+    info = await svc.check(Caller("class-c", "ann"), csv_bytes(rows), "long.csv")
     assert info["rows"] == 30 and "long_documents" in [w["code"] for w in info["warnings"]]
     lines = [json.dumps({"text": t, "label": y}) for t, y in synthetic_rows(10)]
     lines[4] = '{"text": ' + "7" * 5000 + ', "label": "food"}'  # Python refuses ints past 4,300 digits
@@ -119,7 +109,7 @@ def test_tinytutor_check_reads_in_the_sandbox_and_answers_the_sniffer_trap_in_mo
     assert main(["check", str(path), "--json"]) == 2
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["errors"]
     path = tmp_path / "slow.csv"
-    path.write_bytes(_csv((f"message number {i}", f"l{i % 3}") for i in range(40_000)))
+    path.write_bytes(csv_bytes((f"message number {i}", f"l{i % 3}") for i in range(40_000)))
     monkeypatch.setenv("TINYTUTOR_SANDBOX__CPU_SECONDS", "1")
     assert main(["check", str(path), "--json"]) == 2
     assert "processor time" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["errors"][0]["message"]
@@ -140,7 +130,7 @@ async def test_four_students_sending_the_sniffer_trap_at_once_leave_the_bot_answ
                                      timeout=60, what="a /check answer")
         assert answer[0].ephemeral and "cannot be trained on" in answer[0].content and "nothing was stored" in \
             answer[0].content
-    opt, att = env.attachment_option("dataset", "good.csv", _csv(synthetic_rows(20)))
+    opt, att = env.attachment_option("dataset", "good.csv", csv_bytes(synthetic_rows(20)))
     calls = await env.run(students[0], "check", [opt], attachments=[att])
     assert "can be trained on: 60 examples" in [c for c in calls if c.path.startswith("/webhooks")][0].content
 

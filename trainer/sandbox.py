@@ -12,8 +12,8 @@ and that function runs in a fresh ``python -m trainer.sandbox`` that
 - answers with JSON only (never pickle: the parent must not run what a child says), the function's
   result, or the ``DataError`` / ``TrainerError`` it raised, which is raised again in the caller.
 
-A file that hits a limit is refused as a ``DataError`` that names the limit ("this file took more
-than 20 s to read"), so every caller's row-level error path shows it and nothing is stored. Callers
+A file that hits a limit is refused as a ``DataError`` that names the limit ("This file took more
+than 20 s of processor time to read"), so every caller's row-level error path shows it and nothing is stored. Callers
 bound how many children run at once (the service: ``[sandbox].at_once``).
 """
 
