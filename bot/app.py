@@ -57,14 +57,17 @@ class TinyTutorBot(commands.Bot):
         await self.add_cog(Instructors(self))
         await self.add_cog(Assignments(self))
         self.add_dynamic_items(CancelJobButton, QueuePageButton)
-        guild_id = self.settings.discord.guild_id
-        if guild_id:
+        servers = self.settings.discord.servers
+        for guild_id in servers:  # instant, and only there
             guild = discord.Object(id=int(guild_id))
             self.tree.copy_global_to(guild=guild)
-            self.synced = await self.tree.sync(guild=guild)
-        else:
+            synced = await self.tree.sync(guild=guild)
+            self.synced = self.synced or synced
+            log.info("synced %d commands to server %s", len(synced), guild_id)
+        if not servers:
             self.synced = await self.tree.sync()
-        log.info("synced %d commands %s", len(self.synced), f"to guild {guild_id}" if guild_id else "globally")
+            log.warning("synced %d commands globally: any server that invites the bot can use it (set "
+                        "[discord].guild_id or allowed_guilds to serve only your class)", len(self.synced))
         # the scheduler, the outbox pump and the progress editor share the process's periodic tasks
         await self.runtime.start_jobs()
         self.outbox = OutboxPump(self.runtime.db, self.announcer.deliver, refused=refused,
@@ -78,6 +81,13 @@ class TinyTutorBot(commands.Bot):
             web = self.settings.web
             self.web = await start_site(make_app(self.runtime.service, self.settings), web.host, web.port)
             log.info("dashboard at %s (listening on %s:%d)", web.base_url, web.host, web.port)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        if not self.settings.discord.serves(guild.id):
+            log.warning("invited to server %s (%s), which is not in [discord].allowed_guilds%s", guild.id, guild.name,
+                        "; leaving it" if self.settings.discord.leave_other_guilds else "")
+            if self.settings.discord.leave_other_guilds:
+                await guild.leave()
 
     async def _progress_round(self) -> None:
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -138,11 +138,23 @@ class Quotas(Section):
 
 class DiscordSettings(Section):
     guild_id: str = Field("", pattern=r"^\d*$")  # a server id: commands sync there at start; empty: globally
+    # more servers the bot serves beside guild_id (commands sync to each); both empty: any server that invites it
+    allowed_guilds: list[Annotated[str, Field(pattern=r"^\d+$")]] = Field(default_factory=list)
+    leave_other_guilds: bool = False  # leave a server that is not allowed when invited to it or used from it
     instructor_role_id: str = Field("", pattern=r"^\d*$")  # members with this role are instructors too
     max_upload_bytes: int = Field(5000000, ge=1, le=PG_INT_MAX)  # larger attachments are refused before download
     progress_edit_seconds: float = Field(5.0, gt=0, le=3600)  # how often progress messages are edited (at most)
     outbox_seconds: float = Field(2.0, gt=0, le=3600)  # how often finished jobs are looked for and announced
     give_up_minutes: float = Field(30.0, ge=0)  # a result its channel refuses (403/404) this long goes to DMs
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers the bot serves; empty: any server that invites it."""
+        return list(dict.fromkeys(([self.guild_id] if self.guild_id else []) + list(self.allowed_guilds)))
+
+    def serves(self, guild_id: int | str | None) -> bool:
+        servers = self.servers
+        return guild_id is not None and (not servers or str(guild_id) in servers)
 
 
 class Web(Section):

@@ -18,8 +18,8 @@ class Env:
         self.bot, self.fake = bot, fake
 
     def send(self, user: User, name: str, options=(), sub: str | None = None, attachments=(), type_: int = 1,
-             target: dict | None = None) -> dict:
-        data = {"id": str(snowflake()), "name": name, "type": type_, "guild_id": str(GUILD_ID),
+             target: dict | None = None, guild_id: int = GUILD_ID) -> dict:
+        data = {"id": str(snowflake()), "name": name, "type": type_, "guild_id": str(guild_id),
                 "options": [{"name": sub, "type": 1, "options": list(options)}] if sub else list(options)}
         resolved = {}
         if attachments:
@@ -29,7 +29,7 @@ class Env:
             resolved["messages"] = {target["id"]: target}
         if resolved:
             data["resolved"] = resolved
-        payload = self.fake.interaction(user, data)
+        payload = self.fake.interaction(user, data, guild_id=guild_id)
         self.bot._connection.parse_interaction_create(payload)
         return payload
 

@@ -136,6 +136,7 @@ class FakeDiscord:
         self.deferred: dict[str, bool] = {}  # token -> the defer's ephemeral flag, until its first follow-up
         self.acknowledged: set[str] = set()
         self.created: dict[str, float] = {}  # interaction id -> when it was sent
+        self.left_guilds: list[str] = []  # servers the bot left
 
     def fail(self, method: str, path: str, status: int, code: int = 0, times: int = 1, after: int = 0) -> Fault:
         """Make ``times`` requests matching ``method`` and the ``path`` pattern fail with ``status``, after
@@ -239,6 +240,9 @@ class FakeDiscord:
         if path == "/users/@me/channels" and m == "POST":  # open a direct message channel
             return self.reply({"id": str(DM_CHANNEL_ID), "type": 1, "last_message_id": None,
                                "recipients": [user_json(int(payload["recipient_id"]), "student")]})
+        if parts[:3] == ["users", "@me", "guilds"] and len(parts) == 4 and m == "DELETE":  # leave a server
+            self.left_guilds.append(parts[3])
+            return self.reply(None)
         if parts[0] == "users" and len(parts) == 2 and m == "GET":
             return self.reply(user_json(int(parts[1]), f"user{parts[1]}"))
         if path == "/oauth2/applications/@me":
@@ -325,11 +329,12 @@ class FakeDiscord:
                 "url": f"{self.base}/attachments/{name}", "proxy_url": f"{self.base}/attachments/{name}",
                 "content_type": "text/csv"}
 
-    def interaction(self, user: User, data: dict, type_: int = 2, message: dict | None = None) -> dict:
+    def interaction(self, user: User, data: dict, type_: int = 2, message: dict | None = None,
+                    guild_id: int = GUILD_ID) -> dict:
         payload = {
             "id": str(snowflake()), "application_id": str(APP_ID), "type": type_, "data": data,
-            "guild_id": str(GUILD_ID), "channel_id": str(CHANNEL_ID),
-            "channel": {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "class",
+            "guild_id": str(guild_id), "channel_id": str(CHANNEL_ID),
+            "channel": {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(guild_id), "name": "class",
                         "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
             "member": {"user": user_json(user.id, user.name), "roles": [str(r) for r in user.roles],
                        "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0,

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from conftest import synthetic_rows
 from fake_discord import (
+    APP_ID,
     CHANNEL_ID,
     DM_CHANNEL_ID,
     GUILD_ID,
@@ -230,3 +231,59 @@ async def test_a_rate_limited_notice_is_retried_and_posted_once(env):
     await asyncio.sleep(0.6)  # outbox rounds that must not send it again
     assert len(posted(env, "was cancelled")) == 1
     assert [c.status for c in env.channel_posts()].count(429) == 1
+
+
+OTHER_GUILD = 424242424242
+
+
+async def classes(env) -> list[str]:
+    from sqlalchemy import select
+
+    from storage.models import Classroom
+
+    async with env.bot.runtime.db.transaction() as s:
+        return list((await s.execute(select(Classroom.guild_id))).scalars())
+
+
+async def test_a_server_the_bot_does_not_serve_gets_a_plain_answer_and_no_class(env):
+    assert env.bot.settings.discord.servers == [str(GUILD_ID)]  # guild_id set, allowed_guilds empty
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    for name, options, kw in [("models", (), {"sub": "list"}), ("train", [opt], {"attachments": [att]}),
+                              ("dashboard", (), {})]:
+        calls = await env.run(TEACHER, name, options, guild_id=OTHER_GUILD, **kw)
+        assert len(calls) == 1 and calls[0].ephemeral, (name, calls)
+        assert "not set up for this server" in calls[0].content
+    data = {"id": str(snowflake()), "name": "predict", "type": 1, "guild_id": str(OTHER_GUILD),
+            "options": [{"name": "model", "type": STRING, "value": "", "focused": True}]}
+    payload = env.fake.interaction(ALICE, data, type_=4, guild_id=OTHER_GUILD)
+    env.bot._connection.parse_interaction_create(payload)
+    await asyncio.sleep(0.5)
+    assert env.fake.attachment_gets == []  # the upload was never even downloaded
+    assert await classes(env) == [] and env.fake.left_guilds == []
+    # the class's own server is served as before, and now has a class
+    calls = await env.run(ALICE, "models", sub="list")
+    assert "No models yet" in calls[0].data["embeds"][0]["description"]
+    assert await classes(env) == [str(GUILD_ID)]
+    # configured to leave: it answers, then leaves that server
+    env.bot.settings.discord.leave_other_guilds = True
+    calls = await env.run(ALICE, "models", sub="list", guild_id=OTHER_GUILD)
+    assert "not set up for this server" in calls[0].content
+    await env.fake.wait(lambda: env.fake.left_guilds, what="leaving the server")
+    assert env.fake.left_guilds == [str(OTHER_GUILD)] and await classes(env) == [str(GUILD_ID)]
+
+
+async def test_commands_sync_to_each_allowed_server_and_never_globally(env, monkeypatch):
+    from bot.app import create_bot
+
+    settings = env.bot.settings.model_copy(deep=True)
+    settings.discord.allowed_guilds = ["777", "888"]
+    settings.storage.data_dir = settings.storage.data_dir + "-second"
+    bot = create_bot(settings)
+    before = len(env.fake.calls)
+    await bot.login("fake-token")
+    try:
+        syncs = [c.path for c in env.fake.calls[before:] if c.method == "PUT"]
+    finally:
+        await bot.close()
+    assert syncs == [f"/applications/{APP_ID}/guilds/{g}/commands" for g in (GUILD_ID, 777, 888)]
+    assert settings.discord.serves(888) and not settings.discord.serves(OTHER_GUILD)

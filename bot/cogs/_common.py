@@ -29,9 +29,20 @@ def is_instructor(interaction: discord.Interaction, settings) -> bool:
     return bool(role) and int(role) in getattr(interaction.user, "_roles", ())
 
 
-def caller_of(interaction: discord.Interaction, settings) -> Caller:
+class OtherServer(InvalidRequest):
+    """An interaction from a server the bot does not serve ([discord].allowed_guilds)."""
+
+
+def check_server(interaction: discord.Interaction, settings) -> None:
     if interaction.guild_id is None:
         raise InvalidRequest("TinyTutor works inside your class's server, not in direct messages.")
+    if not settings.discord.serves(interaction.guild_id):
+        raise OtherServer("TinyTutor is not set up for this server, so nothing here was stored. Whoever runs the "
+                          "bot can add this server's id to `allowed_guilds` in its configuration.")
+
+
+def caller_of(interaction: discord.Interaction, settings) -> Caller:
+    check_server(interaction, settings)
     return Caller(str(interaction.guild_id), str(interaction.user.id), is_instructor(interaction, settings),
                   interaction.user.display_name)
 
@@ -97,6 +108,28 @@ async def report_error(interaction: discord.Interaction, error: Exception) -> No
 
 
 class TutorTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Every command, context menu and autocomplete: only from the servers the bot serves. Another
+        server's gets a plain private answer (autocomplete: no choices) and nothing else runs, so its first
+        command creates no class; with [discord].leave_other_guilds the bot then leaves that server."""
+        settings = interaction.client.settings
+        try:
+            check_server(interaction, settings)
+        except OtherServer as refused:
+            log.warning("refused an interaction from server %s (not in [discord].allowed_guilds)",
+                        interaction.guild_id)
+            if interaction.type is discord.InteractionType.application_command:
+                await report_error(interaction, refused)
+            if settings.discord.leave_other_guilds:
+                try:
+                    await interaction.client.http.leave_guild(interaction.guild_id)
+                except discord.HTTPException:
+                    log.exception("could not leave server %s", interaction.guild_id)
+            return False
+        except InvalidRequest:
+            pass  # a direct message: the command's own caller_of answers it
+        return True
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await report_error(interaction, error)
 
