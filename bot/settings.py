@@ -134,6 +134,10 @@ class Quotas(Section):
     max_rows: int = Field(20000, ge=1, le=PG_INT_MAX)
     max_bytes: int = Field(5000000, ge=1, le=PG_INT_MAX)
     max_epochs: int = Field(20, ge=1, le=PG_INT_MAX)
+    checks_per_hour: int = Field(30, ge=1, le=PG_INT_MAX)  # /check per student (instructors: no limit)
+    predict_files_per_hour: int = Field(10, ge=1, le=PG_INT_MAX)  # /predict_file per student
+    predictions_per_minute: int = Field(30, ge=1, le=PG_INT_MAX)  # /predict and Classify message per student
+    max_disk_mb: int = Field(2000, ge=1, le=PG_INT_MAX)  # the class's uploads and models together
 
 
 class DiscordSettings(Section):

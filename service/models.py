@@ -83,7 +83,14 @@ class Models(ServiceBase):
         """Classify texts with a model the caller may use (``None``: their default model).
 
         Loading and inference run in a thread; the event loop never waits on them. Requests for the
-        same model that arrive within ``[queue].predict_batch_ms`` share one forward pass."""
+        same model that arrive within ``[queue].predict_batch_ms`` share one forward pass. Each call
+        counts towards the student's ``predictions_per_minute``."""
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+        await self._rate_limit(caller, cls, "predict")
+        return await self._classify(caller, model_id, texts, top_k)
+
+    async def _classify(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3):
         texts = [t for t in texts if t and t.strip()]
         if not texts:
             raise InvalidRequest("Give at least one non-empty text to classify.")
@@ -118,6 +125,7 @@ class Models(ServiceBase):
 
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
+        await self._rate_limit(caller, cls, "predict_file")
         self._check_bytes(cls, len(content))
         with self._staged((content, filename)) as ((staged,), _):
             table = await self._read(caller, read_texts, str(staged), self._limits_for(cls), max_rows)
@@ -131,7 +139,8 @@ class Models(ServiceBase):
             raise InvalidRequest(f"Column '{col}' is empty.")
         view, preds = None, []
         for start in range(0, len(idx), MAX_PREDICT_TEXTS):
-            view, part = await self.predict(caller, model_id, [texts[i] for i in idx[start:start + MAX_PREDICT_TEXTS]])
+            view, part = await self._classify(caller, model_id,
+                                              [texts[i] for i in idx[start:start + MAX_PREDICT_TEXTS]])
             preds.extend(part)
         by_row = dict(zip(idx, preds, strict=True))
         out = io.StringIO()

@@ -29,6 +29,7 @@ class Submissions(Assignments):
             raise InvalidRequest(f"Unknown check settings: {', '.join(sorted(unknown))}")
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
+        await self._rate_limit(caller, cls, "check")
         self._check_bytes(cls, len(content))
         from trainer.check import check_upload
 

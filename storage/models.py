@@ -81,6 +81,11 @@ class Classroom(Base):
     max_rows: Mapped[int] = mapped_column(Integer)
     max_bytes: Mapped[int] = mapped_column(Integer)
     max_epochs: Mapped[int] = mapped_column(Integer)
+    # Rate limits per student (instructors have none) and the class's disk quota (migration 0005).
+    checks_per_hour: Mapped[int] = mapped_column(Integer, server_default="30")
+    predict_files_per_hour: Mapped[int] = mapped_column(Integer, server_default="10")
+    predictions_per_minute: Mapped[int] = mapped_column(Integer, server_default="30")
+    max_disk_mb: Mapped[int] = mapped_column(Integer, server_default="2000")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

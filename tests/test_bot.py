@@ -220,6 +220,13 @@ async def test_models_commands_and_predict_file_on_a_trained_model(env, tiny_bas
     rows = list(csv.DictReader(io.StringIO(body.decode())))
     assert [r["text"] for r in rows] == ["pizza and cheese", "rain and snow"]
     assert all(r["predicted_label"] in ("food", "sports", "weather") for r in rows)
+    # Bob's next file this hour is over the class's rate limit: refused privately, saying when to try again
+    await env.bot.service.set_quotas(_caller(TEACHER), predict_files_per_hour=1)
+    opt, att = env.attachment_option("dataset", "chat.csv", table)
+    calls = await env.run(BOB, "predict_file", [opt], attachments=[att])
+    refusal = [c for c in calls if "predict_files_per_hour = 1" in c.content]
+    assert len(refusal) == 1 and refusal[0].ephemeral and "Try again in ~60 min" in refusal[0].content
+    assert not [c for c in calls if c.files]
 
     calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id))], sub="delete", messages=1)
     assert "Deleted" in [c for c in calls if c.path.startswith("/webhooks")][0].content

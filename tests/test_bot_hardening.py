@@ -287,3 +287,32 @@ async def test_commands_sync_to_each_allowed_server_and_never_globally(env, monk
         await bot.close()
     assert syncs == [f"/applications/{APP_ID}/guilds/{g}/commands" for g in (GUILD_ID, 777, 888)]
     assert settings.discord.serves(888) and not settings.discord.serves(OTHER_GUILD)
+
+
+async def test_rate_limits_answer_privately_with_when_to_try_again(env):
+    await env.bot.service.set_quotas(_caller(TEACHER), checks_per_hour=2, predictions_per_minute=3)
+    for _ in range(2):
+        opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+        calls = await env.run(ALICE, "check", [opt], attachments=[att])
+        assert "can be trained on" in [c for c in calls if c.path.startswith("/webhooks")][0].content
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    calls = await env.run(ALICE, "check", [opt], attachments=[att])
+    refusal = [c for c in calls if c.content and "checks_per_hour" in c.content]
+    assert len(refusal) == 1 and refusal[0].ephemeral, [(c.path, c.content) for c in calls]
+    assert re.search(r"used /check 2 times in the last hour .*Try again in ~(59|60) min", refusal[0].content)
+    # a classmate and the instructor are not held back by Alice's checks
+    for user in (BOB, TEACHER):
+        opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+        calls = await env.run(user, "check", [opt], attachments=[att])
+        assert "can be trained on" in [c for c in calls if c.path.startswith("/webhooks")][0].content
+
+    # Classify message (and /predict) count per minute (/predict_file per hour: test_bot.py)
+    target = env.fake.message(CHANNEL_ID, {"content": "rain all day"}, {})
+    for _ in range(3):
+        calls = await env.run(BOB, "Classify message", type_=3, target=target)
+        assert "no default model yet" in " ".join(c.content for c in calls)
+    calls = await env.run(BOB, "Classify message", type_=3, target=target)
+    refusal = [c for c in calls if c.content and "predictions_per_minute = 3" in c.content]
+    assert len(refusal) == 1 and refusal[0].shown_ephemeral is not False and refusal[0].ephemeral
+    assert re.search(r"Try again in ~\d+ s", refusal[0].content)
+

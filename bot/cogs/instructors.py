@@ -134,18 +134,27 @@ class Instructors(commands.Cog):
                            max_running_per_student="jobs of one student running at once",
                            max_jobs_per_day="submissions per student per UTC day",
                            max_rows="examples per uploaded file", max_bytes="bytes per uploaded file",
-                           max_epochs="epochs per job")
+                           max_epochs="epochs per job", checks_per_hour="/check per student per hour",
+                           predict_files_per_hour="/predict_file per student per hour",
+                           predictions_per_minute="/predict per student per minute",
+                           max_disk_mb="MB of uploads and models the class may store")
     async def quota(self, interaction: discord.Interaction,
                     max_queued_per_student: app_commands.Range[int, 1, 1000] | None = None,
                     max_running_per_student: app_commands.Range[int, 1, 100] | None = None,
                     max_jobs_per_day: app_commands.Range[int, 1, 10000] | None = None,
                     max_rows: app_commands.Range[int, 1, 10_000_000] | None = None,
                     max_bytes: app_commands.Range[int, 1, 2_000_000_000] | None = None,
-                    max_epochs: app_commands.Range[int, 1, 1000] | None = None) -> None:
+                    max_epochs: app_commands.Range[int, 1, 1000] | None = None,
+                    checks_per_hour: app_commands.Range[int, 1, 10000] | None = None,
+                    predict_files_per_hour: app_commands.Range[int, 1, 10000] | None = None,
+                    predictions_per_minute: app_commands.Range[int, 1, 10000] | None = None,
+                    max_disk_mb: app_commands.Range[int, 1, 10_000_000] | None = None) -> None:
         """Show the class's quotas; give values to change them."""
         caller = self.caller(interaction)
         values = dict(max_queued_per_student=max_queued_per_student, max_running_per_student=max_running_per_student,
-                      max_jobs_per_day=max_jobs_per_day, max_rows=max_rows, max_bytes=max_bytes, max_epochs=max_epochs)
+                      max_jobs_per_day=max_jobs_per_day, max_rows=max_rows, max_bytes=max_bytes, max_epochs=max_epochs,
+                      checks_per_hour=checks_per_hour, predict_files_per_hour=predict_files_per_hour,
+                      predictions_per_minute=predictions_per_minute, max_disk_mb=max_disk_mb)
         changed = any(v is not None for v in values.values())
         q = await (self.bot.service.set_quotas(caller, **values) if changed else self.bot.service.quotas(caller))
         lines = [f"`{k}` = **{v:,}**" for k, v in q.items() if k != "paused"]
