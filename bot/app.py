@@ -17,7 +17,7 @@ from discord.ext import commands
 from jobs.outbox import OutboxPump
 
 from .announcer import Announcer, refused
-from .cogs._common import TutorTree
+from .cogs._common import TutorTree, member_is_instructor
 from .progress import ProgressMessages
 from .runtime import Runtime
 
@@ -29,6 +29,9 @@ class TinyTutorBot(commands.Bot):
         # Slash commands, buttons and context menus need no privileged intents.
         intents = discord.Intents.none()
         intents.guilds = True  # not privileged; keeps discord.py's guild state sane
+        # privileged, off unless configured: members' role changes as they happen (a demoted instructor's
+        # dashboard sessions end at once; without it, at their next page after [web].role_check_minutes)
+        intents.members = settings.discord.members_intent
         # No message pings anyone unless it says so: the student a message is for, nobody else (a model
         # named "@everyone news" or a label "<@&role>" is only text).
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, tree_cls=TutorTree,
@@ -69,6 +72,7 @@ class TinyTutorBot(commands.Bot):
             log.warning("synced %d commands globally: any server that invites the bot can use it (set "
                         "[discord].guild_id or allowed_guilds to serve only your class)", len(self.synced))
         # the scheduler, the outbox pump and the progress editor share the process's periodic tasks
+        self.runtime.service.role_check = self.still_instructor  # the dashboard re-checks stale roles with it
         await self.runtime.start_jobs()
         self.outbox = OutboxPump(self.runtime.db, self.announcer.deliver, refused=refused,
                                  undeliverable=self.announcer.tell_directly,
@@ -81,6 +85,30 @@ class TinyTutorBot(commands.Bot):
             web = self.settings.web
             self.web = await start_site(make_app(self.runtime.service, self.settings), web.host, web.port)
             log.info("dashboard at %s (listening on %s:%d)", web.base_url, web.host, web.port)
+
+    async def still_instructor(self, guild_id: str, user_id: str) -> bool | None:
+        """Whether Discord says this member is an instructor now (asked over REST, no privileged intent);
+        None when it cannot tell now (the server not in this bot's cache, or Discord unavailable)."""
+        guild = self.get_guild(int(guild_id))
+        if guild is None:
+            return None
+        try:
+            member = await guild.fetch_member(int(user_id))
+        except discord.NotFound:
+            return False  # they left the server
+        except discord.HTTPException:
+            log.warning("could not re-check the role of user %s in server %s", user_id, guild_id, exc_info=True)
+            return None
+        return member_is_instructor(member, self.settings)
+
+    async def on_member_update(self, before: discord.Member, after: discord.Member) -> None:
+        """Only with [discord].members_intent: a role change recorded at once."""
+        now = member_is_instructor(after, self.settings)
+        if now != member_is_instructor(before, self.settings):
+            await self.service.record_role(str(after.guild.id), str(after.id), now)
+
+    async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        await self.service.record_role(str(payload.guild_id), str(payload.user.id), False)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         if not self.settings.discord.serves(guild.id):

@@ -145,6 +145,7 @@ class DiscordSettings(Section):
     # more servers the bot serves beside guild_id (commands sync to each); both empty: any server that invites it
     allowed_guilds: list[Annotated[str, Field(pattern=r"^\d+$")]] = Field(default_factory=list)
     leave_other_guilds: bool = False  # leave a server that is not allowed when invited to it or used from it
+    members_intent: bool = False  # the privileged Server Members intent (switch it on in the developer portal too)
     instructor_role_id: str = Field("", pattern=r"^\d*$")  # members with this role are instructors too
     max_upload_bytes: int = Field(5000000, ge=1, le=PG_INT_MAX)  # larger attachments are refused before download
     progress_edit_seconds: float = Field(5.0, gt=0, le=3600)  # how often progress messages are edited (at most)
@@ -171,12 +172,41 @@ class Web(Section):
     secret_env: str = Field("TINYTUTOR_WEB_SECRET", pattern=r"^[A-Z_][A-Z0-9_]*$")  # the variable holding the secret
     link_minutes: float = Field(10.0, gt=0, le=1440)  # how long a sign-in link works (once)
     session_hours: float = Field(12.0, gt=0, le=24 * 30)  # how long a signed-in session lasts
+    role_check_minutes: float = Field(5.0, gt=0, le=24 * 60)  # a role recorded longer ago is asked of Discord again
+    allow_insecure_http: bool = False  # allow a public_url of http:// that is not this machine (cookies in clear)
     page_size: int = Field(25, ge=5, le=500)  # rows per page
     refresh_seconds: float = Field(2.0, ge=0.5, le=600)  # how often the queue page refreshes itself
 
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def check_transport(self) -> str | None:
+        """Before the dashboard starts: ConfigError when instructors would reach it over plain HTTP from
+        another machine (the session cookie and sign-in links in clear); with ``allow_insecure_http``, the
+        warning to log instead. None when the address is https:// or this machine's own."""
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.base_url)
+        if url.scheme == "https" or _loopback(url.hostname or ""):
+            return None
+        problem = (f"[web] the dashboard's address {self.base_url} is plain http:// and not this machine: sign-in "
+                   "links and session cookies would cross the network unencrypted")
+        if self.allow_insecure_http:
+            return problem + " (allowed by [web].allow_insecure_http)"
+        raise ConfigError(f"config.toml: {problem}. Put it behind a reverse proxy with TLS and set public_url = "
+                          "\"https://...\" (README: the instructor dashboard), or set allow_insecure_http = true.")
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):

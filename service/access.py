@@ -5,8 +5,10 @@ a forged or altered link fails the signature before the database is asked, an ol
 and the database keeps only the nonce's hash, marked used the first time it signs someone in. A
 session is a random token in an HttpOnly cookie; the database keeps its hash, its expiry, whether it
 was revoked, and the CSRF token its forms carry. Every request checks the session and that its user
-is still recorded as an instructor of the class (the bot records the role at each command), so an
-instructor demoted in Discord loses the dashboard at their next command there.
+is still recorded as an instructor of the class. The bot records the role at each command and when
+Discord reports a member's roles changed (``record_role``); a page served on a role older than
+``[web].role_check_minutes`` asks Discord again first (``role_check``, set by the bot), so an
+instructor demoted in Discord loses every dashboard session within minutes, whatever they do.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
 
-from storage.models import INSTRUCTOR, Classroom, Member, WebLink, WebSession, utcnow
+from storage.models import INSTRUCTOR, STUDENT, Classroom, Member, WebLink, WebSession, utcnow
 
 from .base import Caller, ServiceBase
 from .errors import PermissionDenied, ServiceError
@@ -69,7 +72,13 @@ def web_secret(settings) -> str:
     return path.read_text().strip()
 
 
+# (guild id, user id) -> whether Discord says that member is an instructor now; None: cannot tell now
+RoleCheck = Callable[[str, str], Awaitable[bool | None]]
+
+
 class Access(ServiceBase):
+    role_check: RoleCheck | None = None  # set by the bot; the dashboard alone trusts the recorded roles
+
     def _signer(self):
         from itsdangerous import URLSafeTimedSerializer
 
@@ -129,8 +138,27 @@ class Access(ServiceBase):
             if member is None or member.role != INSTRUCTOR:
                 return None
             cls = await s.get(Classroom, row.guild_id)
-            return WebIdentity(Caller(row.guild_id, row.user_id, instructor=True, name=member.display_name),
-                               row.csrf, cls.name if cls else row.guild_id)
+            identity = WebIdentity(Caller(row.guild_id, row.user_id, instructor=True, name=member.display_name),
+                                   row.csrf, cls.name if cls else row.guild_id)
+            checked = member.role_checked_at
+        stale = checked is None or utcnow() - checked > timedelta(minutes=self.settings.web.role_check_minutes)
+        if stale and self.role_check is not None:
+            still = await self.role_check(row.guild_id, row.user_id)  # outside the transaction: a Discord call
+            if still is not None:
+                await self.record_role(row.guild_id, row.user_id, still)
+                if not still:
+                    return None
+        return identity
+
+    async def record_role(self, guild_id: str, user_id: str, instructor: bool) -> None:
+        """What Discord says a member is now. An instructor who is one no more loses every dashboard session
+        at once (a member not yet recorded is not added: their first command will do it)."""
+        async with self.db.transaction() as s:
+            await s.execute(update(Member).where(Member.guild_id == str(guild_id), Member.user_id == str(user_id))
+                            .values(role=INSTRUCTOR if instructor else STUDENT, role_checked_at=utcnow())
+                            .execution_options(synchronize_session=False))
+        if not instructor:
+            await self.revoke_sessions(str(guild_id), str(user_id))
 
     async def end_session(self, token: str) -> None:
         async with self.db.transaction() as s:
@@ -155,4 +183,5 @@ class Access(ServiceBase):
 
 def same_token(a: str | None, b: str | None) -> bool:
     """Constant-time comparison of two tokens (a CSRF token against the session's)."""
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+    # as bytes: compare_digest refuses str with characters outside ASCII (a forged form field)
+    return bool(a) and bool(b) and hmac.compare_digest(str(a).encode(), str(b).encode())

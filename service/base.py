@@ -224,7 +224,7 @@ class ServiceBase:
                                                display_name=caller.name, role=role, created_at=utcnow()))
         stmt = select(Member).where(Member.guild_id == caller.guild_id, Member.user_id == caller.user_id)
         m = (await s.execute(stmt.with_for_update() if lock else stmt)).scalar_one()
-        m.role = role
+        m.role, m.role_checked_at = role, utcnow()
         if caller.name:
             m.display_name = caller.name
         return m

@@ -98,6 +98,7 @@ class Member(Base):
     user_id: Mapped[str] = mapped_column(String(32))
     display_name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(16), default=STUDENT)
+    role_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when Discord last told us the role
     default_model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

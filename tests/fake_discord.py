@@ -137,6 +137,7 @@ class FakeDiscord:
         self.acknowledged: set[str] = set()
         self.created: dict[str, float] = {}  # interaction id -> when it was sent
         self.left_guilds: list[str] = []  # servers the bot left
+        self.members: dict[tuple[int, int], tuple[int, ...]] = {}  # (server, user) -> role ids, for member lookups
 
     def fail(self, method: str, path: str, status: int, code: int = 0, times: int = 1, after: int = 0) -> Fault:
         """Make ``times`` requests matching ``method`` and the ``path`` pattern fail with ``status``, after
@@ -243,6 +244,13 @@ class FakeDiscord:
         if parts[:3] == ["users", "@me", "guilds"] and len(parts) == 4 and m == "DELETE":  # leave a server
             self.left_guilds.append(parts[3])
             return self.reply(None)
+        if parts[0] == "guilds" and parts[2:3] == ["members"] and len(parts) == 4 and m == "GET":
+            roles = self.members.get((int(parts[1]), int(parts[3])))
+            if roles is None:
+                call.status = 404
+                return self.reply({"message": "Unknown Member", "code": 10007}, 404)
+            return self.reply({"user": user_json(int(parts[3]), f"user{parts[3]}"), "roles": [str(r) for r in roles],
+                               "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0})
         if parts[0] == "users" and len(parts) == 2 and m == "GET":
             return self.reply(user_json(int(parts[1]), f"user{parts[1]}"))
         if path == "/oauth2/applications/@me":
@@ -347,6 +355,21 @@ class FakeDiscord:
             payload["message"] = message
         self.created[payload["id"]] = time.monotonic()
         return payload
+
+    def guild(self, guild_id: int = GUILD_ID, manage_role: int = 0, owner_id: int = 1) -> dict:
+        """A server as the gateway's GUILD_CREATE describes it: @everyone without permissions and, if given,
+        a role with Manage Server."""
+        def role(rid, name, perms, pos):
+            return {"id": str(rid), "name": name, "permissions": str(perms), "position": pos, "color": 0,
+                    "hoist": False, "managed": False, "mentionable": False, "flags": 0}
+
+        roles = [role(guild_id, "@everyone", 0, 0)] + ([role(manage_role, "admins", MANAGE_GUILD, 1)]
+                                                       if manage_role else [])
+        return {"id": str(guild_id), "name": "class", "owner_id": str(owner_id), "roles": roles, "emojis": [],
+                "stickers": [], "features": [], "member_count": len(self.members), "channels": [], "members": [],
+                "threads": [], "voice_states": [], "presences": [], "large": False, "unavailable": False,
+                "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
+                "mfa_level": 0, "premium_tier": 0, "preferred_locale": "en-US", "nsfw_level": 0}
 
     def calls_for(self, payload: dict) -> list[Call]:
         """The callback and follow-ups of one interaction (its id and token appear in the paths)."""

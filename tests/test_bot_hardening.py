@@ -316,3 +316,54 @@ async def test_rate_limits_answer_privately_with_when_to_try_again(env):
     assert len(refusal) == 1 and refusal[0].shown_ephemeral is not False and refusal[0].ephemeral
     assert re.search(r"Try again in ~\d+ s", refusal[0].content)
 
+
+
+async def test_discord_is_asked_for_a_stale_role_and_a_role_change_ends_dashboard_sessions(env, monkeypatch):
+    import discord
+    from fake_discord import user_json
+    from sqlalchemy import update
+
+    from storage.models import Member, utcnow
+
+    bot, fake, svc = env.bot, env.fake, env.bot.service
+    monkeypatch.setenv("TINYTUTOR_WEB_SECRET", "a test secret that is long enough")
+    bot._connection.parse_guild_create(fake.guild(manage_role=777))  # as the gateway sends it at start
+    fake.members[(GUILD_ID, TEACHER.id)] = (777,)  # Manage Server through a role
+    fake.members[(GUILD_ID, ALICE.id)] = (555,)  # the configured instructor role (a TA)
+
+    async def still(user):
+        return await bot.still_instructor(str(GUILD_ID), str(user.id))
+
+    assert await still(TEACHER) is True and await still(ALICE) is True
+    fake.members[(GUILD_ID, ALICE.id)] = ()
+    assert await still(ALICE) is False
+    del fake.members[(GUILD_ID, ALICE.id)]
+    assert await still(ALICE) is False  # left the server
+    fake.fail("GET", rf"/guilds/{GUILD_ID}/members/", 503)
+    assert await still(TEACHER) is None  # Discord unavailable: cannot tell
+    assert await bot.still_instructor("123", str(TEACHER.id)) is None  # a server not in the cache
+
+    # a session whose recorded role is stale is re-checked through Discord when a page asks for it
+    url = await svc.mint_link(_caller(TEACHER))
+    token = await svc.redeem_link(url.split("token=", 1)[1])
+    fake.members[(GUILD_ID, TEACHER.id)] = ()  # Manage Server taken away; no command run since
+    assert await svc.web_identity(token) is not None  # recorded just now
+    async with bot.runtime.db.transaction() as s:
+        await s.execute(update(Member).values(role_checked_at=utcnow() - timedelta(hours=1)))
+    assert await svc.web_identity(token) is None
+
+    # with the members intent, a role change reaches the bot as an event and ends the sessions at once
+    fake.members[(GUILD_ID, TEACHER.id)] = (777,)
+    token = await svc.redeem_link((await svc.mint_link(_caller(TEACHER))).split("token=", 1)[1])
+    guild = bot.get_guild(GUILD_ID)
+    member = {"user": user_json(TEACHER.id, "teacher"), "roles": ["777"], "joined_at": "2026-11-01T00:00:00+00:00",
+              "deaf": False, "mute": False, "flags": 0}
+    guild._add_member(discord.Member(data=member, guild=guild, state=bot._connection))
+    assert await svc.web_identity(token) is not None
+    bot._connection.parse_guild_member_update(member | {"guild_id": str(GUILD_ID), "roles": []})
+    for _ in range(100):  # the event's handler runs as its own task
+        if await svc.web_identity(token) is None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the role change did not end the dashboard session")

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import update
+from sqlalchemy import select, update
 from test_service import ALICE, BOB, GOOD, MALLORY, TEACH
 
 from service import Caller, Service
@@ -279,3 +279,65 @@ async def test_the_bot_serves_the_dashboard_in_its_own_loop_when_enabled(tmp_pat
     async with aiohttp.ClientSession() as http:  # closing the bot stopped the dashboard
         with pytest.raises(aiohttp.ClientConnectionError):
             await http.get(f"http://127.0.0.1:{port}/healthz")
+
+
+async def test_a_stale_role_is_asked_of_discord_and_a_demoted_instructor_loses_every_session(site, db):
+    service, make = site
+    first, second = await make(), await make()  # two browsers, two sessions
+    await sign_in(first, await service.mint_link(TEACH))
+    await sign_in(second, await service.mint_link(TEACH))
+    asked = []
+
+    async def discord_says(answer):
+        async def check(guild_id, user_id):
+            asked.append((guild_id, user_id))
+            return answer
+        return check
+
+    service.role_check = await discord_says(False)
+    assert (await first.get("/queue")).status == 200 and asked == []  # recorded minutes ago: not asked
+    async with db.transaction() as s:  # ...now the recorded role is older than role_check_minutes
+        await s.execute(update(Member).values(role_checked_at=utcnow() - timedelta(minutes=6)))
+    service.role_check = await discord_says(None)  # Discord cannot tell now: the recorded role stands
+    assert (await first.get("/queue")).status == 200 and asked == [("class-a", "teacher")]
+    service.role_check = await discord_says(True)  # still one: recorded again, not asked on the next page
+    assert (await first.get("/queue")).status == 200 and len(asked) == 2
+    assert (await first.get("/queue")).status == 200 and len(asked) == 2
+    async with db.transaction() as s:
+        await s.execute(update(Member).values(role_checked_at=utcnow() - timedelta(minutes=6)))
+    service.role_check = await discord_says(False)  # demoted in Discord, no command run since
+    assert (await first.get("/queue")).status == 401
+    service.role_check = await discord_says(True)  # and the other session ended with it (never re-checked)
+    assert (await second.get("/queue")).status == 401
+    async with db.transaction() as s:
+        assert (await s.execute(select(Member.role).where(Member.user_id == "teacher"))).scalar_one() == "student"
+
+
+async def test_a_non_ascii_csrf_token_is_refused_not_an_error(site):
+    service, make = site
+    client = await make()
+    await sign_in(client, await service.mint_link(TEACH))
+    r = await client.post("/queue/pause", data={"csrf": "jeton-é-ü"}, allow_redirects=False)
+    assert r.status == 403 and (await service.quotas(TEACH))["paused"] is False
+
+
+def test_a_dashboard_over_plain_http_from_another_machine_refuses_to_start(tmp_path, monkeypatch, capsys, caplog):
+    from bot.cli import main
+    from bot.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TINYTUTOR_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TINYTUTOR_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "config.toml").write_text('[storage]\ndata_dir = "d"\n[web]\npublic_url = "http://tutor.example.edu"\n')
+    assert main(["web"]) == 1
+    err = capsys.readouterr().err
+    assert "plain http:// and not this machine" in err and "allow_insecure_http = true" in err
+    for allowed in ('public_url = "https://tutor.example.edu"', 'public_url = "http://localhost:8080"',
+                    'host = "127.0.0.2"'):
+        (tmp_path / "config.toml").write_text(f'[web]\n{allowed}\n')
+        assert load_settings().web.check_transport() is None, allowed
+    (tmp_path / "config.toml").write_text('[web]\nhost = "0.0.0.0"\nallow_insecure_http = true\n')
+    settings = load_settings()
+    with caplog.at_level("WARNING", logger="tinytutor.web"):
+        make_app(object(), settings)
+    assert "http://0.0.0.0:8080 is plain http://" in caplog.text and "allowed by" in caplog.text

@@ -39,6 +39,11 @@ OPEN_PATHS = ("/signin", "/static/", "/healthz")
 
 
 def make_app(service, settings) -> web.Application:
+    """The dashboard's application. Refuses (ConfigError) an address instructors would reach over plain
+    HTTP from another machine, unless [web].allow_insecure_http (then it warns)."""
+    insecure = settings.web.check_transport()
+    if insecure:
+        log.warning("%s", insecure)
     app = web.Application(middlewares=[security_headers, guard])
     app[SERVICE], app[SETTINGS] = service, settings
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("web", "templates"), autoescape=True,

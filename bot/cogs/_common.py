@@ -22,11 +22,21 @@ class NotInstructor(app_commands.CheckFailure):
 
 def is_instructor(interaction: discord.Interaction, settings) -> bool:
     """Manage Server, or the configured instructor role (checked in code, not only as a client hint)."""
-    if interaction.permissions.manage_guild:
+    # Member.roles needs the guild cache (no gateway intents here); the interaction carries the role ids.
+    return _instructor(interaction.permissions, getattr(interaction.user, "_roles", ()), settings)
+
+
+def member_is_instructor(member: discord.Member, settings) -> bool:
+    """The same rule for a member Discord reports (a role change, or fetched to re-check a dashboard
+    session): their permissions come from the cached server's roles."""
+    return _instructor(member.guild_permissions, member._roles, settings)
+
+
+def _instructor(permissions: discord.Permissions, role_ids, settings) -> bool:
+    if permissions.manage_guild:
         return True
     role = settings.discord.instructor_role_id
-    # Member.roles needs the guild cache (no gateway intents here); the interaction carries the role ids.
-    return bool(role) and int(role) in getattr(interaction.user, "_roles", ())
+    return bool(role) and int(role) in role_ids
 
 
 class OtherServer(InvalidRequest):

@@ -1,4 +1,4 @@
-"""a class's rate limits (/check, /predict_file, /predict) and disk quota
+"""a class's rate limits (/check, /predict_file, /predict) and disk quota; when a member's role was last checked
 
 Revision ID: 0005
 Revises: 0004
@@ -23,9 +23,13 @@ def upgrade() -> None:
     with op.batch_alter_table('classes') as batch:
         for name, default in COLUMNS.items():
             batch.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default=str(default)))
+    with op.batch_alter_table('members') as batch:
+        batch.add_column(sa.Column('role_checked_at', sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('members') as batch:
+        batch.drop_column('role_checked_at')
     with op.batch_alter_table('classes') as batch:
         for name in COLUMNS:
             batch.drop_column(name)
