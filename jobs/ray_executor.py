@@ -39,6 +39,28 @@ from .messages import INTERNAL
 log = logging.getLogger("tinytutor.ray")
 
 
+# -- a local runtime ---------------------------------------------------------------------------------
+
+def start_local_runtime(num_cpus: int | None, **options) -> None:
+    """A Ray runtime on this machine, which only holders of Ray's token can use.
+
+    Ray 2.60's servers (GCS, raylet, workers) listen on every interface whatever address they are
+    given (it never takes the loopback as a node's address), and its tasks carry students' files and
+    hidden test sets, so the runtime must require Ray's token: Ray does so by default for a new local
+    runtime, and RAY_AUTH_MODE=disabled is refused here. The token (RAY_AUTH_TOKEN_PATH, else
+    ~/.ray/auth_token, which Ray writes world-readable) is made readable by its owner only."""
+    import ray
+
+    mode = os.environ.get("RAY_AUTH_MODE", "token").strip().lower()
+    if mode != "token":
+        raise OSError(f"RAY_AUTH_MODE={mode} would let anyone who reaches this machine's Ray ports run code and "
+                      "read students' files: unset it (TinyTutor's local Ray runtime uses Ray's token)")
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, **options)
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if token.is_file():
+        token.chmod(0o600)
+
+
 # -- the task (runs on a Ray worker) -----------------------------------------------------------------
 
 def _tar(directory: Path) -> bytes:
@@ -169,7 +191,7 @@ class RayExecutor:
             if self.ray_cfg.address:
                 ray.init(address=self.ray_cfg.address, include_dashboard=False, log_to_driver=False)
             else:  # a local Ray runtime on this machine
-                ray.init(num_cpus=self.ray_cfg.local_cpus or None, include_dashboard=False, log_to_driver=False)
+                start_local_runtime(self.ray_cfg.local_cpus or None)
                 self._started_runtime = True
         if self._board is None:
             self._board = ray.remote(num_cpus=0)(ProgressBoard).remote()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from test_assignments import HIDDEN
@@ -13,7 +14,7 @@ from test_queue import get_job, status_is, training, wait_for
 from test_service import ALICE, GOOD, TEACH
 
 from jobs.executor import pid_alive
-from jobs.ray_executor import RayExecutor
+from jobs.ray_executor import RayExecutor, start_local_runtime
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database is tested elsewhere
 
@@ -22,9 +23,30 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the
 def ray_runtime():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_runtime(2, configure_logging=False)  # as RayExecutor starts one
     yield
     ray.shutdown()
+
+
+def test_the_local_runtime_refuses_a_client_without_its_token(tmp_path, db_url, monkeypatch):
+    import subprocess
+    import sys
+
+    import ray
+
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    assert token.stat().st_mode & 0o777 == 0o600
+    # Ray's servers listen on every interface: someone who reaches the port with a wrong token gets nothing
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {
+        "HOME": str(tmp_path), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}
+    address = ray.get_runtime_context().gcs_address
+    probe = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address={address!r}); print('connected')"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert probe.returncode != 0 and "connected" not in probe.stdout
+    assert f"Failed to connect to Ray cluster at {address}" in probe.stderr
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(OSError, match="RAY_AUTH_MODE=disabled would let anyone"):
+        start_local_runtime(1)
 
 
 async def long_job(service, name: str):
