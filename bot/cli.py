@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until-idle", action="store_true",
                    help="exit once no job is running or queued (a paused class's jobs wait): for scripts")
 
+    p = sub.add_parser("gc", help="remove what [storage] retention lets go: old unused uploads, failed jobs' files")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed and remove nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     p = sub.add_parser("db", help="the database schema")
     dsub = p.add_subparsers(dest="db_command", required=True)
     dsub.add_parser("upgrade", help="migrate the database to the newest schema (the app also does this at start)")
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 "example-data": cmd_example_data, "queue": cmd_queue, "scheduler": cmd_scheduler,
                 "assignment": cmd_assignment, "leaderboard": cmd_leaderboard, "compare": cmd_compare,
                 "web": cmd_web,
-                "db": cmd_db, "demo": cmd_demo, "bot": cmd_bot}[args.command](args, settings)
+                "db": cmd_db, "gc": cmd_gc, "demo": cmd_demo, "bot": cmd_bot}[args.command](args, settings)
     except DataError as exc:
         _print_problems(exc.problems)
         return EXIT_DATA
@@ -677,6 +681,28 @@ def cmd_scheduler(args, settings) -> int:
         return EXIT_OK
 
     return _run(go())
+
+
+def cmd_gc(args, settings) -> int:
+    from service import Caller
+    from trainer.errors import plural
+
+    async def gc(svc) -> int:
+        done = await svc.collect_garbage(Caller("*", "operator", operator=True), dry_run=args.dry_run)
+        if args.json:
+            print(json.dumps(done.to_dict(), indent=2))
+            return EXIT_OK
+        verb = "would remove" if done.dry_run else "removed"
+        cfg = settings.storage
+        print(f"{verb} {plural(len(done.uploads), 'upload')} no job, model or assignment uses (kept "
+              f"{cfg.keep_uploads_days:g} days), the files of {plural(len(done.jobs), 'failed or cancelled job')} "
+              f"(kept {cfg.keep_failed_days:g} days) and {plural(len(done.staged), 'stale staged upload')}: "
+              f"{done.files} path(s), {done.bytes / 1e6:,.1f} MB")
+        for rel in done.uploads + done.staged:
+            print(f"  {rel}")
+        return EXIT_OK
+
+    return _service_command(settings, gc)
 
 
 def cmd_db(args, settings) -> int:

@@ -3,15 +3,18 @@ tasks from settings, so the bot, the command line and the demo start (and stop) 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.executor import Executor
 from jobs.periodic import Periodic
 from jobs.scheduler import Scheduler
-from service import Service
+from service import Caller, Service
 from service.errors import ServiceError
 from storage.db import Database
+
+log = logging.getLogger("tinytutor.runtime")
 
 
 class EmptyDatabase(ServiceError):
@@ -59,8 +62,16 @@ class Runtime:
         return cls(settings, db, Service(db, settings, slots=scheduler.slots), scheduler, Periodic())
 
     async def start_jobs(self) -> None:
-        """Start dispatching and reaping on this process's periodic tasks."""
+        """Start dispatching and reaping on this process's periodic tasks, and the retention clean-up
+        every ``[storage].gc_hours`` (the first one that long after start)."""
         await self.scheduler.start(self.periodic)
+        self.periodic.every(self.settings.storage.gc_hours * 3600, self.collect_garbage, "gc", now=False)
+
+    async def collect_garbage(self) -> None:
+        try:
+            await self.service.collect_garbage(Caller("*", "operator", operator=True))
+        except Exception:  # the database or the disk briefly unavailable: the next turn tries again
+            log.exception("the retention clean-up failed")
 
     async def close(self) -> None:
         await self.periodic.stop()  # no periodic turn may outlive the database

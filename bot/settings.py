@@ -56,6 +56,11 @@ class Hub(Section):
 class Storage(Section):
     data_dir: str = "tinytutor-data"  # datasets, models, plots, logs and the SQLite file
     database_url: str = ""  # empty: SQLite in data_dir; or postgresql+asyncpg://user@host/db
+    # retention (storage.retention, `tinytutor gc`): 0 keeps forever. A model's dataset and assignment files
+    # are kept as long as they are used, whatever their age.
+    keep_uploads_days: float = Field(30.0, ge=0, le=36500)  # uploads no queued job, model or assignment uses
+    keep_failed_days: float = Field(7.0, ge=0, le=36500)  # a failed or cancelled job's log, plots, partial model
+    gc_hours: float = Field(24.0, gt=0, le=24 * 365)  # how often the scheduler's process cleans up
 
     @field_validator("database_url")
     @classmethod

@@ -1,11 +1,42 @@
-"""Class administration for instructors: quotas, pausing the queue, the class report."""
+"""Class administration for instructors: quotas, pausing the queue, the class report; and the
+server's retention (``collect_garbage``)."""
 
 from __future__ import annotations
 
-from storage.models import INT_MAX
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from storage import retention
+from storage.files import size_of
+from storage.models import INT_MAX, Dataset, utcnow
 
 from .base import QUOTA_NAMES, Caller, ServiceBase, csv_cell
 from .errors import InvalidRequest, PermissionDenied
+
+log = logging.getLogger("tinytutor.service")
+
+STAGING_GRACE_SECONDS = 3600  # an upload staged this long ago is no longer being read (the sandbox's limit is 30 s)
+
+
+@dataclass
+class Collected:
+    """What a clean-up removed (or, with ``dry_run``, would remove)."""
+
+    dry_run: bool
+    uploads: list[str] = field(default_factory=list)  # relative paths of upload files
+    jobs: list[int] = field(default_factory=list)  # failed or cancelled jobs whose files went (those with any)
+    staged: list[str] = field(default_factory=list)  # leftovers in tmp/
+    files: int = 0  # paths removed (a directory counts once)
+    bytes: int = 0
+
+    def to_dict(self) -> dict:
+        return {"dry_run": self.dry_run, "uploads": self.uploads, "jobs": self.jobs, "staged": self.staged,
+                "files": self.files, "bytes": self.bytes}
 
 
 class Admin(ServiceBase):
@@ -107,3 +138,47 @@ class Admin(ServiceBase):
             row["data_warnings"] = [w["message"] for w in (ds.lint.get("warnings") or [])] if ds else []
             row["last_error"] = failures[who].error if who in failures else None
         return ranked
+
+    # -- retention (the server's operator) -----------------------------------------------------------
+    async def collect_garbage(self, caller: Caller, dry_run: bool = False) -> Collected:
+        """Remove what ``[storage]`` retention lets go (storage.retention says what is always kept): old
+        uploads nothing uses, failed and cancelled jobs' files, stale staged uploads. The server's
+        operator only (``tinytutor gc``, the periodic clean-up)."""
+        if not caller.operator:
+            raise PermissionDenied("Only the server's operator can remove stored files (tinytutor gc).")
+        cfg, now = self.settings.storage, utcnow()
+
+        def before(days: float):
+            return now - timedelta(days=days) if days else None
+
+        out = Collected(dry_run)
+        async with self.db.transaction() as s:
+            found = await retention.forgettable(s, before(cfg.keep_uploads_days), before(cfg.keep_failed_days))
+            out.uploads = sorted(found.datasets)
+            if not dry_run and found.datasets:  # marked in the transaction that found them unused
+                ids = [i for rows in found.datasets.values() for i in rows]
+                await s.execute(update(Dataset).where(Dataset.id.in_(ids)).values(removed_at=now)
+                                .execution_options(synchronize_session=False))
+        staged = await asyncio.to_thread(self.store.stale_staging, STAGING_GRACE_SECONDS)
+        out.staged = [self.store.rel(p) for p in staged]
+        paths = [self.store.path(rel) for rel in out.uploads] + staged
+        for job_id in found.jobs:
+            left = await asyncio.to_thread(self.store.job_files, job_id)
+            if left:  # an earlier clean-up took the rest
+                out.jobs.append(job_id)
+                paths += left
+
+        def remove() -> None:
+            for p in paths:
+                if not p.exists():
+                    continue
+                out.files += 1
+                out.bytes += size_of(p)
+                if not dry_run:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+        if not dry_run and out.files:
+            log.info("retention removed %d upload(s), the files of %d failed or cancelled job(s) and %d staged "
+                     "file(s): %.1f MB", len(out.uploads), len(out.jobs), len(out.staged), out.bytes / 1e6)
+        return out

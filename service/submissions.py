@@ -67,6 +67,11 @@ class Submissions(Assignments):
                         raise InvalidRequest(f"Job {like} is a classmate's: attach your own file to rerun its "
                                              "settings on it.")
                     ds = await s.get(Dataset, earlier.dataset_id)
+                    if ds.removed_at is not None:
+                        raise InvalidRequest(
+                            f"The file job {like} trained on ({ds.name}) is no longer stored: uploads nothing uses are "
+                            f"kept {self.settings.storage.keep_uploads_days:g} days. Attach it again to rerun "
+                            "these settings on it.")
                     content, filename = await asyncio.to_thread(self.store.path(ds.path).read_bytes), ds.name
         if content is None and task is not None:
             content, filename = await self.assignment_training_file(caller, assignment)
@@ -76,6 +81,7 @@ class Submissions(Assignments):
         self._check_bytes(cls, len(content))
         if validation is not None:
             self._check_bytes(cls, len(validation[0]))
+        await self._check_disk(cls, len(content) + (len(validation[0]) if validation is not None else 0))
         epochs = params.get("epochs", self.settings.training.get("epochs"))
         if epochs is not None and epochs > cls.max_epochs:
             raise QuotaExceeded("max_epochs", cls.max_epochs, f"{epochs} epochs is more than this class allows")
@@ -142,6 +148,20 @@ class Submissions(Assignments):
     def _check_bytes(self, cls: Classroom, n: int) -> None:
         if n > cls.max_bytes:
             raise QuotaExceeded("max_bytes", cls.max_bytes, f"The file is {n:,} bytes")
+
+    async def _check_disk(self, cls: Classroom, adding: int) -> None:
+        """The class's disk quota: its stored uploads and models, and what this submission would add."""
+        from storage.files import size_of
+        from storage.retention import class_storage
+
+        async with self.db.transaction() as s:
+            uploads, models = await class_storage(s, cls.guild_id)
+        used = uploads + await asyncio.to_thread(lambda: sum(size_of(self.store.path(m)) for m in models))
+        if used + adding > cls.max_disk_mb * 1_000_000:
+            raise QuotaExceeded("max_disk_mb", cls.max_disk_mb,
+                                f"The class already stores {used / 1e6:,.1f} MB of uploads and models, and this "
+                                f"submission would add {adding / 1e6:,.1f} MB; delete models you no longer need "
+                                "(/models delete)")
 
     def _check_rows(self, cls: Classroom, rows: int) -> None:
         if rows > cls.max_rows:

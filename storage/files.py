@@ -103,10 +103,33 @@ class ArtefactStore:
     def remove_tree(self, rel: str) -> None:
         shutil.rmtree(self.path(rel), ignore_errors=True)
 
+    def job_files(self, job_id: int) -> list[Path]:
+        """What a finished job left here: its log, its plots, its attempts' model directories."""
+        found = [self.root / "logs" / f"job-{job_id}.log", self.root / "reports" / f"job-{job_id}"]
+        models = self.root / "models"
+        if models.is_dir():
+            found += sorted(models.glob(f"job-{job_id}-a*")) + sorted(models.glob(f".job-{job_id}-a*"))
+        return [p for p in found if p.exists()]
+
+    def stale_staging(self, older_than_seconds: float) -> list[Path]:
+        """Uploads staged in ``tmp/`` and never cleaned up (a crash, a full disk), older than given."""
+        import time
+
+        tmp = self.root / "tmp"
+        limit = time.time() - older_than_seconds
+        return sorted(p for p in tmp.iterdir() if p.stat().st_mtime < limit) if tmp.is_dir() else []
+
     def log_path(self, job_id: int) -> Path:
         p = self.root / "logs" / f"job-{job_id}.log"
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+
+def size_of(path: Path) -> int:
+    """Bytes of a file, or of every file under a directory; 0 for nothing there."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
 def sha256_file(path: Path) -> str:

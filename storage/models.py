@@ -118,6 +118,7 @@ class Dataset(Base):
     labels: Mapped[dict] = mapped_column(JSON)  # label -> count
     lint: Mapped[dict] = mapped_column(JSON)  # what `tinytutor check --json` prints
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its file removed by retention (storage.retention)
 
 
 class Job(Base):

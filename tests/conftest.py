@@ -176,6 +176,14 @@ def settings_for(tmp_path, tiny_base):
 
 
 @pytest.fixture
+async def service(db, settings_for, db_url):
+    """The service on the test database, with the queue tests' settings (no scheduler)."""
+    from service import Service
+
+    return Service(db, settings_for(db_url))
+
+
+@pytest.fixture
 async def make(db, db_url, settings_for):
     """Build a service and a scheduler on the test database; stops every scheduler at the end."""
     made = []

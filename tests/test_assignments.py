@@ -18,7 +18,6 @@ from conftest import cli_config, synthetic_rows, write_csv
 from sqlalchemy import select, update
 from test_service import ALICE, BOB, MALLORY, TEACH, csv_bytes, stored_files
 
-from service import Service
 from service.errors import Conflict, InvalidDataset, InvalidRequest, NotFound, PermissionDenied
 from storage.models import Assignment, Dataset, Job, Outbox, Report, Score, utcnow
 
@@ -32,11 +31,6 @@ def hidden_rows(n_per_class: int = 8) -> list[tuple[str, str]]:
 
 HIDDEN = csv_bytes(hidden_rows())
 TRAIN = csv_bytes(synthetic_rows(20))
-
-
-@pytest.fixture
-async def service(db, settings_for, db_url):
-    return Service(db, settings_for(db_url))
 
 
 async def test_only_instructors_set_assignments_and_bad_files_store_nothing(service, db):

@@ -11,7 +11,7 @@ import pytest
 from conftest import synthetic_rows
 from sqlalchemy import func, select
 
-from service import Caller, Service
+from service import Caller
 from service.errors import (
     Conflict,
     InvalidDataset,
@@ -37,11 +37,6 @@ def csv_bytes(rows) -> bytes:
 
 
 GOOD = csv_bytes(synthetic_rows(20))
-
-
-@pytest.fixture
-async def service(db, settings_for, db_url):
-    return Service(db, settings_for(db_url))
 
 
 async def count(db, model) -> int:

@@ -1,4 +1,5 @@
-"""a class's rate limits (/check, /predict_file, /predict) and disk quota; when a member's role was last checked
+"""a class's rate limits (/check, /predict_file, /predict) and disk quota; when a member's role was last
+checked; when retention removed an upload's file
 
 Revision ID: 0005
 Revises: 0004
@@ -25,9 +26,13 @@ def upgrade() -> None:
             batch.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default=str(default)))
     with op.batch_alter_table('members') as batch:
         batch.add_column(sa.Column('role_checked_at', sa.DateTime(), nullable=True))
+    with op.batch_alter_table('datasets') as batch:
+        batch.add_column(sa.Column('removed_at', sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('datasets') as batch:
+        batch.drop_column('removed_at')
     with op.batch_alter_table('members') as batch:
         batch.drop_column('role_checked_at')
     with op.batch_alter_table('classes') as batch:
