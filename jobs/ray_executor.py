@@ -279,17 +279,18 @@ class RayExecutor:
         if "error" in result:
             if result.get("traceback"):
                 log.error("job %s failed in its Ray task:\n%s", job_id, result["traceback"])
-            async with db.transaction() as s:
-                await q.fail(s, job_id, lease, result["error"])
+            await db.write_with_retries(lambda s: q.fail(s, job_id, lease, result["error"]),
+                                        f"job {job_id}: recording its failure")
             return
         await asyncio.to_thread(self._keep_model, payload["model_rel"], result["model_tar"])
         from trainer.pipeline import CONFUSION_PNG, CURVE_PNG
 
         model_dir = self.store.path(payload["model_rel"])
         plots = self.store.copy_plots(job_id, [model_dir / CONFUSION_PNG, model_dir / CURVE_PNG])
-        async with db.transaction() as s:
-            model = await q.succeed(s, job_id, lease, payload["model_rel"], result["metrics"], *plots,
-                                    hidden=result.get("hidden"))
+        model = await db.write_with_retries(
+            lambda s: q.succeed(s, job_id, lease, payload["model_rel"], result["metrics"], *plots,
+                                hidden=result.get("hidden")),
+            f"job {job_id}: recording its model")
         if model is None:
             log.warning("job %s finished after it was cancelled or reassigned; discarding its model", job_id)
             self.store.remove_tree(payload["model_rel"])

@@ -104,8 +104,9 @@ async def _run(payload: dict) -> None:
         rel = payload["model_rel"]
         # the report keeps its own copy of the plots, so deleting the model later leaves the report whole
         plots = store.copy_plots(job_id, [result.model_dir / CONFUSION_PNG, result.model_dir / CURVE_PNG])
-        async with db.transaction() as s:
-            model = await q.succeed(s, job_id, lease, rel, result.metrics, *plots, hidden=result.hidden)
+        model = await db.write_with_retries(  # a database blip must not throw a finished training away
+            lambda s: q.succeed(s, job_id, lease, rel, result.metrics, *plots, hidden=result.hidden),
+            f"job {job_id}: recording its model")
         if model is None:
             log.warning("job %s finished after it was cancelled or reassigned; discarding %s", job_id, rel)
             store.remove_tree(rel)
@@ -124,5 +125,4 @@ async def _record_failure(db, job_id: int, lease: str, error: str) -> None:
     from storage import queue as q
 
     log.info("job %s failed: %s", job_id, error)
-    async with db.transaction() as s:
-        await q.fail(s, job_id, lease, error)
+    await db.write_with_retries(lambda s: q.fail(s, job_id, lease, error), f"job {job_id}: recording its failure")

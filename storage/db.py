@@ -8,12 +8,16 @@ reader never has to upgrade to a writer mid-transaction (the case where SQLite a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +29,11 @@ from sqlalchemy.pool import NullPool
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK = 7_246_117_301  # the PostgreSQL advisory lock key migrations hold ("tinytutor" on a phone pad)
 SQLITE_BUSY_MS = 30_000
+# A finished job's outcome is written again after these pauses (about 15 s in all, well inside the 60 s a
+# running job may stay silent before it counts as lost: [queue].heartbeat_timeout_seconds).
+OUTCOME_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+T = TypeVar("T")
+log = logging.getLogger("tinytutor.db")
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -85,6 +94,23 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on any error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def write_with_retries(self, write: Callable[[AsyncSession], Awaitable[T]], what: str,
+                                 delays: tuple[float, ...] = OUTCOME_RETRY_DELAYS) -> T:
+        """``await write(session)`` in a transaction, again after each of ``delays`` seconds if the database
+        fails it (unreachable, a lock timeout, a constraint another writer just took): for writes that
+        must not be lost, such as a finished job's outcome. The last failure is raised."""
+        for attempt, delay in enumerate((*delays, None)):
+            try:
+                async with self.transaction() as s:
+                    return await write(s)
+            except (DBAPIError, OSError) as exc:
+                if delay is None:
+                    raise
+                log.warning("%s failed (attempt %d of %d), again in %g s: %s", what, attempt + 1, len(delays) + 1,
+                            delay, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def current_revision(self) -> str | None:
         """The schema's Alembic revision; None for a database never migrated (new, or emptied)."""

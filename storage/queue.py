@@ -159,6 +159,11 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
                      progress={"stage": "done", "message": f"macro-F1 {metrics['macro_f1']:.3f}"})
     if job is None:
         return None
+    # Versions of one student's same-named models are allocated one finish at a time: the member row is
+    # locked first (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers), so two jobs finishing
+    # at once get versions n and n+1, not the same one twice (a unique-constraint error that lost a model).
+    member = (await session.execute(select(Member).where(
+        Member.guild_id == job.guild_id, Member.user_id == job.owner_id).with_for_update())).scalar_one_or_none()
     version = (await session.execute(
         select(func.coalesce(func.max(Model.version), 0))
         .where(Model.guild_id == job.guild_id, Model.owner_id == job.owner_id, Model.name == job.name))).scalar_one() + 1
@@ -172,8 +177,6 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
     await session.flush()
     session.add(Report(job_id=job.id, model_id=model.id, metrics=metrics, report_text=metrics["report_text"],
                        confusion_png=confusion_rel, curve_png=curve_rel))
-    member = (await session.execute(select(Member).where(
-        Member.guild_id == job.guild_id, Member.user_id == job.owner_id))).scalar_one_or_none()
     if member is not None and member.default_model_id is None:
         member.default_model_id = model.id  # a student's first model is their default for "Classify message"
     if hidden is not None and job.assignment_id is not None:

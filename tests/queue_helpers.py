@@ -34,3 +34,22 @@ def crashing_run_job(payload: dict) -> None:
 
     pipeline.run_training = broken
     run_job(payload)
+
+
+def flaky_outcome_run_job(payload: dict) -> None:
+    """The real worker, with the database failing the first two tries of its final write (a blip)."""
+    from sqlalchemy.exc import OperationalError
+
+    import storage.queue as q
+    from jobs.worker import run_job
+
+    real, calls = q.succeed, []
+
+    async def flaky(session, *args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OperationalError("INSERT INTO models ...", {}, Exception("server closed the connection unexpectedly"))
+        return await real(session, *args, **kwargs)
+
+    q.succeed = flaky
+    run_job(payload)

@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from queue_helpers import crashing_run_job, slow_run_job
+from queue_helpers import crashing_run_job, flaky_outcome_run_job, slow_run_job
 from sqlalchemy import select
 from test_service import ALICE, BOB, GOOD, TEACH
 
@@ -334,3 +334,43 @@ async def test_a_periodic_task_still_running_at_its_next_turn_is_not_a_warning(c
         await asyncio.sleep(0.2)
     assert calls == [1]  # its later turns were skipped while it ran...
     assert not [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]  # ...quietly
+
+
+@ONE_DATABASE
+async def test_a_database_blip_at_the_final_write_does_not_lose_the_training(make, db):
+    service, sched = make(target=flaky_outcome_run_job)
+    sub = await service.submit(ALICE, GOOD, "topics.csv", name="topics")
+    await sched.start()
+    try:
+        job = await wait_for(status_is(db, sub.job.id, "succeeded", "failed"))
+    finally:
+        await sched.stop()
+    assert job.status == "succeeded" and job.attempts == 1  # recorded on the third try, not trained again
+    async with db.transaction() as s:
+        models = list((await s.execute(select(Model).where(Model.job_id == job.id))).scalars())
+    assert len(models) == 1 and service.store.path(models[0].path).is_dir()
+    log = service.store.log_path(job.id).read_text()
+    assert "recording its model failed (attempt 1 of 6), again in 0.5 s" in log
+    assert "attempt 2 of 6" in log and "attempt 3 of 6" not in log
+
+
+async def test_two_same_named_jobs_finishing_at_once_get_the_next_two_versions(make, db):
+    from storage import queue as q
+
+    service, sched = make()
+    await service.set_quotas(TEACH, max_running_per_student=2, max_queued_per_student=5)
+    for _ in range(2):
+        await service.submit(ALICE, GOOD, "t.csv", name="topics")
+    jobs = [await sched.claim_next(), await sched.claim_next()]
+    metrics = {"macro_f1": 0.9, "accuracy": 0.9, "baseline_macro_f1": 0.5, "baseline_accuracy": 0.5,
+               "train_seconds": 1, "ms_per_message": 1, "size_bytes": 1, "best_epoch": 1, "method": "full",
+               "base_model": "tiny", "layers_kept": [0], "layers_base": 4, "params": 1, "params_base": 2,
+               "labels": ["a", "b"], "report_text": ""}
+
+    async def finish(job):  # one transaction each, no retries: the two race as two workers would
+        async with db.transaction() as s:
+            model = await q.succeed(s, job.id, job.lease, f"models/job-{job.id}-a1", metrics, "c.png", "k.png")
+            await asyncio.sleep(0.2)  # hold the transaction open while the other one runs
+            return model.version
+
+    assert sorted(await asyncio.gather(*(finish(j) for j in jobs))) == [1, 2]
