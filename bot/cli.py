@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
+    # Students' uploads, hidden test sets, models, logs and the SQLite file are the service account's
+    # alone: everything this process and its workers create is private (0600 files, 0700 directories).
+    os.umask(0o077)
     if getattr(args, "executor", None):
         settings.queue.executor = args.executor
     if not settings.hub.allow_downloads:

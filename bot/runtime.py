@@ -48,6 +48,11 @@ class Runtime:
                    **scheduler_kwargs) -> Runtime:
         """Connect (to ``database_url``, else the configured database), upgrade the schema to head (the
         app always does at start), build the parts. The executor defaults to ``[queue].executor``."""
+        from storage.files import ArtefactStore
+
+        if ArtefactStore(settings.storage.data_dir).make_private():
+            log.warning("the data directory %s was readable by other users; it is now its owner's only",
+                        settings.storage.data_dir)
         db = Database(database_url or settings.database_url)
         try:
             if await db.current_revision() is None:

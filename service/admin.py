@@ -117,26 +117,27 @@ class Admin(ServiceBase):
     async def students(self, caller: Caller) -> list[dict]:
         """Instructors: the class report's rows with each student's name and what went wrong with their data:
         the warnings of their latest upload, and their latest failure."""
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
-        from storage.models import Dataset
+        from storage.models import FAILED, Job
 
         ranked, _ = await self.class_report(caller)
         names = await self.member_names(caller)
-        async with self.db.transaction() as s:
-            latest: dict[str, Dataset] = {}
-            for ds in (await s.execute(select(Dataset).where(Dataset.guild_id == caller.guild_id)
-                                       .order_by(Dataset.id))).scalars():
-                latest[ds.owner_id] = ds
-        failures = {v.owner_id: v for v in await self.jobs(caller, everyone=True, statuses=("failed",), limit=1000)
-                    if v.error}
+        g = caller.guild_id
+        async with self.db.transaction() as s:  # each student's newest upload and newest failure, one row each
+            newest_upload = select(func.max(Dataset.id)).where(Dataset.guild_id == g).group_by(Dataset.owner_id)
+            latest = {ds.owner_id: ds for ds in (await s.execute(
+                select(Dataset).where(Dataset.id.in_(newest_upload)))).scalars()}
+            newest_failure = (select(func.max(Job.id)).where(Job.guild_id == g, Job.status == FAILED,
+                                                             Job.error.is_not(None)).group_by(Job.owner_id))
+            failures = dict((await s.execute(select(Job.owner_id, Job.error).where(Job.id.in_(newest_failure)))).all())
         for row in ranked:
             who = row["student"]
             ds = latest.get(who)
             row["name"] = names.get(who) or who
             row["dataset"] = ds.name if ds else None
             row["data_warnings"] = [w["message"] for w in (ds.lint.get("warnings") or [])] if ds else []
-            row["last_error"] = failures[who].error if who in failures else None
+            row["last_error"] = failures.get(who)
         return ranked
 
     # -- retention (the server's operator) -----------------------------------------------------------

@@ -26,6 +26,15 @@ class ArtefactStore:
     def __init__(self, data_dir: str | Path):
         self.root = Path(data_dir).resolve()
 
+    def make_private(self) -> bool:
+        """Create the data directory readable by its owner only, or make an existing one so (directories
+        made before 0700 was the rule were world-readable). True when it had to be tightened."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.root.stat().st_mode & 0o077:
+            self.root.chmod(0o700)
+            return True
+        return False
+
     def path(self, rel: str | Path) -> Path:
         """The absolute path of a stored artefact; refuses anything outside the data directory."""
         p = (self.root / rel).resolve()

@@ -68,8 +68,14 @@ def test_scheduler_command_runs_queued_jobs_and_stops_on_ctrl_c(config, syntheti
     assert main(["queue", "submit", str(synthetic_csv), "--guild", "g1", "--user", "ann", "--name", "topics",
                  "--method", "probe"]) == 0
     exe = Path(sys.executable).with_name("tinytutor")
-    proc = subprocess.Popen([str(exe), "scheduler"], cwd=config.parent, env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    data = config.parent / "class-data"
+    data.chmod(0o755)  # as a data directory made before files were private was
+    umask = os.umask(0o022)  # the scheduler starts under a permissive umask and must not keep it
+    try:
+        proc = subprocess.Popen([str(exe), "scheduler"], cwd=config.parent, env=os.environ.copy(),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:
+        os.umask(umask)
     try:
         deadline = time.monotonic() + 120
         status = None
@@ -89,3 +95,7 @@ def test_scheduler_command_runs_queued_jobs_and_stops_on_ctrl_c(config, syntheti
     [model_dir] = (config.parent / "class-data" / "models").glob("job-1-a1")
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["method"] == "probe" and metrics["params_trained"] == 0 and (model_dir / "3_Dense").is_dir()
+    # nothing the scheduler and its worker wrote is readable by another user of the machine
+    written = [data, data / "tinytutor.db", data / "logs" / "job-1.log", model_dir, model_dir / "metrics.json",
+               *(data / "datasets").rglob("*")]
+    assert {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in written if p.stat().st_mode & 0o077} == {}

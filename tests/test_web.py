@@ -16,7 +16,7 @@ from test_service import ALICE, BOB, GOOD, MALLORY, TEACH
 
 from service import Caller, Service
 from service.errors import PermissionDenied
-from storage.models import Member, WebSession, utcnow
+from storage.models import Job, Member, WebSession, utcnow
 from web.app import COOKIE, make_app
 
 OTHER_TEACH = Caller("class-b", "t2", instructor=True, name="Mr B")
@@ -341,3 +341,27 @@ def test_a_dashboard_over_plain_http_from_another_machine_refuses_to_start(tmp_p
     with caplog.at_level("WARNING", logger="tinytutor.web"):
         make_app(object(), settings)
     assert "http://0.0.0.0:8080 is plain http://" in caplog.text and "allowed by" in caplog.text
+
+
+async def test_the_cancel_form_goes_back_only_to_a_page_of_this_site(site):
+    service, make = site
+    client = await make()
+    await sign_in(client, await service.mint_link(TEACH))
+    token = csrf_of(await (await client.get("/queue")).text())
+    for back, location in [("https://evil.example/phish", "/queue"), ("//evil.example", "/queue"),
+                           ("/\\evil.example", "/queue"), ("javascript:alert(1)", "/queue"), ("/queue?page=2", "/queue?page=2")]:
+        job = (await service.submit(ALICE, GOOD, "a.csv", name="m")).job.id
+        r = await client.post(f"/jobs/{job}/cancel", data={"csrf": token, "back": back}, allow_redirects=False)
+        assert (r.status, r.headers["Location"]) == (303, location), back
+
+
+async def test_the_students_page_shows_each_students_newest_failure(site, db):
+    service, make = site
+    client = await make()
+    ids = [(await service.submit(ALICE, GOOD, "a.csv", name=f"m{i}")).job.id for i in range(3)]
+    async with db.transaction() as s:
+        for i, job_id in enumerate(ids):
+            await s.execute(update(Job).where(Job.id == job_id).values(status="failed", error=f"failure number {i}"))
+    await sign_in(client, await service.mint_link(TEACH))
+    html = await (await client.get("/students")).text()
+    assert "last failure: failure number 2" in html and "failure number 0" not in html

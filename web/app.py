@@ -133,6 +133,14 @@ async def _render(request, template: str, context: dict, status: int = 200) -> w
     return aiohttp_jinja2.render_template(template, request, await _context(request) | context, status=status)
 
 
+def _here(path: str | None, default: str) -> str:
+    """A form's "back" field if it is a path on this site; anything else (``https://evil.example``,
+    ``//evil.example``, ``/\\evil.example``) is the default, so a form cannot redirect off the site."""
+    if path and path.startswith("/") and not path.startswith(("//", "/\\")) and "\\" not in path:
+        return path
+    return default
+
+
 def _redirect(to: str) -> NoReturn:
     """Answer a form with "303 See Other" (post/redirect/get: a reload does not post it again)."""
     raise web.HTTPSeeOther(to)
@@ -234,7 +242,7 @@ async def resume(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     await request.app[SERVICE].cancel(request[WHO].caller, int(request.match_info["id"]))
-    _redirect(request[FORM].get("back") or "/queue")
+    _redirect(_here(request[FORM].get("back"), "/queue"))
 
 
 async def priority(request: web.Request) -> web.Response:
