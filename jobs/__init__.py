@@ -24,4 +24,4 @@ def make_executor(settings):
         return RayExecutor(settings)
     from .executor import LocalExecutor
 
-    return LocalExecutor()
+    return LocalExecutor(hidden_env=(settings.web.secret_env,))

@@ -15,6 +15,7 @@ worker that died (the reaper requeues its job). Two executors:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -74,23 +75,42 @@ class ProcessHandle:
             self.process.close()
 
 
+# What a worker never needs and a student's file must never reach: the bot's token, the dashboard's signing
+# secret (the default variable; [web].secret_env names another), the database URL with its password (the
+# worker gets the URL it writes to in its payload) and Ray's token.
+SECRET_ENV = ("DISCORD_TOKEN", "TINYTUTOR_WEB_SECRET", "TINYTUTOR_DATABASE_URL", "RAY_AUTH_TOKEN")
+
+
+@contextlib.contextmanager
+def _environment_without(names: tuple[str, ...]):
+    """os.environ without ``names`` for the duration (a spawned child copies the environment as it starts).
+    Used around a synchronous start with no await inside, so no other task of the loop sees the gap."""
+    saved = {n: os.environ.pop(n) for n in names if n in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 class LocalExecutor:
     """One spawned process per job on this machine (spawn, not fork: no inherited event loop or
-    database connections)."""
+    database connections), started without the process's secrets (``SECRET_ENV``, ``hidden_env``)."""
 
     name = "local"
 
-    def __init__(self, target: Callable[[dict], None] | None = None):
+    def __init__(self, target: Callable[[dict], None] | None = None, hidden_env: tuple[str, ...] = ()):
         from .worker import run_job
 
         self.target = target or run_job
+        self.hidden_env = tuple(dict.fromkeys(SECRET_ENV + tuple(hidden_env)))
         self._ctx = multiprocessing.get_context("spawn")
 
     async def launch(self, payload: dict) -> ProcessHandle:
         os.makedirs(os.path.dirname(payload["log_path"]), exist_ok=True)  # OSError: read-only data directory
         proc = self._ctx.Process(target=self.target, args=(payload,), name=f"tinytutor-job-{payload['job_id']}",
                                  daemon=False)
-        proc.start()
+        with _environment_without(self.hidden_env):
+            proc.start()
         return ProcessHandle(payload["job_id"], proc)
 
     async def close(self) -> None:

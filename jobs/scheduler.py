@@ -21,10 +21,11 @@ from sqlalchemy import select
 from storage import queue as q
 from storage.db import Database
 from storage.files import ArtefactStore
-from storage.models import Assignment, Dataset, Job, Model
+from storage.models import CLASS, INSTRUCTOR, Assignment, Dataset, Job, Member, Model
 from trainer.errors import SpecError
 
-from .executor import Executor, Handle, LocalExecutor, pid_alive
+from . import make_executor
+from .executor import Executor, Handle, pid_alive
 from .fairness import next_job
 from .messages import CRASHED, START_FAILED, TIMED_OUT
 from .periodic import Periodic
@@ -68,7 +69,7 @@ class Scheduler:
         self.db, self.settings = db, settings
         self.queue_cfg = settings.queue
         self.store = ArtefactStore(settings.storage.data_dir)
-        self.executor = executor or LocalExecutor()
+        self.executor = executor or make_executor(settings)
         self._slots_given = slots is not None
         self.slots = slots if slots is not None else count_slots(self.queue_cfg.cpu_slots,
                                                                  self.queue_cfg.gpu_slots_per_device)
@@ -227,11 +228,21 @@ class Scheduler:
             val = await s.get(Dataset, job.validation_dataset_id) if job.validation_dataset_id else None
             teacher_id = job.params.get("teacher_model_id")
             teacher = await s.get(Model, teacher_id) if teacher_id is not None else None
+            owner_role = (await s.execute(select(Member.role).where(
+                Member.guild_id == job.guild_id, Member.user_id == job.owner_id))).scalar_one_or_none()
             hidden = await self._hidden_test(s, job)
         if teacher_id is not None and (teacher is None or teacher.guild_id != job.guild_id):
             async with self.db.transaction() as s:
                 await q.fail(s, job.id, job.lease, f"The teacher model {teacher_id} was deleted before this job "
                                                    "started; submit again with another teacher, or none.")
+            return False
+        if (teacher is not None and teacher.owner_id != job.owner_id and teacher.visibility != CLASS
+                and owner_role != INSTRUCTOR):
+            # its owner stopped sharing it after this job was queued: a classmate's model is used only while shared
+            async with self.db.transaction() as s:
+                await q.fail(s, job.id, job.lease, f"The teacher model {teacher.name} v{teacher.version} is no "
+                                                   "longer shared with the class; submit again with another "
+                                                   "teacher, or none.")
             return False
         try:
             payload = self.payload(job, ds.path, val.path if val else None, teacher.path if teacher else None,

@@ -92,6 +92,10 @@ async def claim(session: AsyncSession, job_id: int, host: str, *, skip_locked: b
     job = await session.get(Job, job_id)
     if job is None:
         return None
+    if skip_locked:  # one claim per student at a time, so the running count below sees the other's claim
+        # (unlocked, two schedulers each counted 0 running and both started a job for a student at the limit)
+        await session.execute(select(Member.id).where(Member.guild_id == job.guild_id, Member.user_id == job.owner_id)
+                              .with_for_update())
     other = Job.__table__.alias("other")
     running_for_student = (select(func.count()).select_from(other)
                            .where(other.c.guild_id == job.guild_id, other.c.owner_id == job.owner_id,

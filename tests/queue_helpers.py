@@ -53,3 +53,12 @@ def flaky_outcome_run_job(payload: dict) -> None:
 
     q.succeed = flaky
     run_job(payload)
+
+
+def environment_run_job(payload: dict) -> None:
+    """Write the worker's environment (names only) next to its log, then stop: what a job's process can see."""
+    import json
+    import os
+
+    with open(payload["log_path"] + ".env", "w") as f:
+        json.dump(sorted(os.environ), f)

@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from queue_helpers import crashing_run_job, flaky_outcome_run_job, slow_run_job
+from queue_helpers import crashing_run_job, environment_run_job, flaky_outcome_run_job, slow_run_job
 from sqlalchemy import select
 from test_service import ALICE, BOB, GOOD, TEACH
 
@@ -374,3 +374,58 @@ async def test_two_same_named_jobs_finishing_at_once_get_the_next_two_versions(m
             return model.version
 
     assert sorted(await asyncio.gather(*(finish(j) for j in jobs))) == [1, 2]
+
+
+async def test_a_worker_starts_without_the_bots_secrets(tmp_path, monkeypatch):
+    import json
+
+    from jobs.executor import LocalExecutor
+
+    secrets = {"DISCORD_TOKEN": "bot-token", "TINYTUTOR_WEB_SECRET": "signing", "CLASS_WEB_SECRET": "other",
+               "TINYTUTOR_DATABASE_URL": "postgresql+asyncpg://u:pw@db/x", "RAY_AUTH_TOKEN": "ray"}
+    for k, v in secrets.items():
+        monkeypatch.setenv(k, v)
+    executor = LocalExecutor(environment_run_job, hidden_env=("CLASS_WEB_SECRET",))
+    handle = await executor.launch({"job_id": 1, "log_path": str(tmp_path / "logs" / "job-1.log")})
+    await asyncio.to_thread(handle.process.join, 60)
+    seen = set(json.loads((tmp_path / "logs" / "job-1.log.env").read_text()))
+    assert "PATH" in seen and not seen & set(secrets)
+    assert all(os.environ[k] == v for k, v in secrets.items())  # this process keeps them
+
+
+@ONE_DATABASE
+async def test_a_teacher_unshared_after_a_classmate_queued_a_distillation_is_not_used(make, db):
+    service, sched = make()
+    await service.ensure_class("class-a")
+    async with db.transaction() as s:
+        teacher = Model(guild_id="class-a", owner_id="alice", name="teach", version=1, base_model="tiny",
+                        layers_kept=[0, 1], layers_base=4, params=1, params_base=2,
+                        labels=["food", "sports", "weather"], metrics={"macro_f1": 0.9}, visibility="class",
+                        path="models/fake-teacher")
+        s.add(teacher)
+        await s.flush()
+        teacher_id = teacher.id
+    sub = await service.submit(BOB, GOOD, "t.csv", name="student", params={"teacher_model_id": teacher_id})
+    await service.share_model(ALICE, teacher_id, shared=False)
+    assert await sched.dispatch() == 0
+    job = await get_job(db, sub.job.id)
+    assert job.status == "failed" and "teach v1 is no longer shared with the class" in job.error
+
+
+async def test_schedulers_claiming_at_once_keep_a_student_to_their_running_limit(make, db, db_url):
+    service, _ = make()
+    await service.set_quotas(TEACH, max_queued_per_student=20)  # max_running_per_student stays 1
+    for i in range(8):
+        await service.submit(ALICE, GOOD, "t.csv", name=f"m{i}")
+    dbs = [Database(db_url) for _ in range(4)]
+    try:
+        scheds = []
+        for d in dbs:
+            _, s = make()
+            s.db = d
+            scheds.append(s)
+        claimed = await asyncio.gather(*(s.claim_next() for s in scheds))
+    finally:
+        for d in dbs:
+            await d.close()
+    assert len([j for j in claimed if j is not None]) == 1, claimed
