@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import discord
 
@@ -33,12 +34,18 @@ class Announcer:
         """The completion message (embed, both plots) and the classification report, within limits.
         ``ping``: the completion message notifies the job's owner (only them); the rest notify nobody."""
         m = rep.metrics
-        files = [discord.File(rep.confusion_png, filename="confusion_matrix.png"),
-                 discord.File(rep.curve_png, filename="training_curve.png")]
+        # plots missing here (removed, or written on another host) are left out, not retried for ever
+        plots = [(p, n) for p, n in ((rep.confusion_png, "confusion_matrix.png"), (rep.curve_png, "training_curve.png"))
+                 if Path(p).is_file()]
+        files = [discord.File(p, filename=n) for p, n in plots]
         note = f"\n⚠️ When it finished, {rep.not_posted}." if rep.not_posted else ""
+        if len(plots) < 2:
+            log.warning("job %s: its plots are not on this host (%s, %s); posting the result without them",
+                        rep.job_id, rep.confusion_png, rep.curve_png)
+            note += "\n(Its plots could not be attached: they are not stored on this server.)"
+        confusion = "confusion_matrix.png" if any(n == "confusion_matrix.png" for _, n in plots) else None
         first = {"content": f"{mention} your model **{render.truncate(rep.name, 80)}** is ready.{note}",
-                 "embed": render.result_embed(rep.job_id, rep.name, rep.version, m, "confusion_matrix.png",
-                                              rep.standing),
+                 "embed": render.result_embed(rep.job_id, rep.name, rep.version, m, confusion, rep.standing),
                  "files": files,
                  "allowed_mentions": render.only_pinging(rep.owner_id) if ping else discord.AllowedMentions.none()}
         report = f"Classification report (job {rep.job_id}, test split):\n{m['report_text']}"

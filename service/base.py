@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -38,9 +40,18 @@ from storage.models import (
 from storage.queue import insert_if_absent
 from trainer.progress import approx_duration
 
-from .errors import InvalidDataset, InvalidRequest, NotFound, PermissionDenied, RateLimited
+from .errors import (
+    Conflict,
+    InvalidDataset,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
 from .microbatch import MicroBatcher
 from .sandbox import Door
+
+log = logging.getLogger("tinytutor.service")
 
 # Settings a student may choose per job (the rest come from config.toml).
 JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max_length", "batch_size",
@@ -380,7 +391,14 @@ class ServiceBase:
         created: list[Path] = []
         try:
             for upload in uploads:
-                paths.append(self.store.staging_file(*upload) if upload else None)
+                try:
+                    paths.append(self.store.staging_file(*upload) if upload else None)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    log.error("the data directory %s is full: %s", self.store.root, exc)
+                    raise Conflict("The server's disk is full, so your file could not be read; nothing was "
+                                   "stored. Tell your instructor, and try again later.") from None
             yield paths, created
         except BaseException:
             for p in created:

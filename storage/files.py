@@ -51,8 +51,12 @@ class ArtefactStore:
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="upload-", suffix=safe_suffix(filename), dir=tmp_dir)
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
+        except BaseException:  # a full disk: no half-written file left in tmp/
+            Path(name).unlink(missing_ok=True)
+            raise
         return Path(name)
 
     def keep_dataset(self, staged: Path, digest: str) -> tuple[Path, bool]:

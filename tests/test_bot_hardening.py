@@ -79,6 +79,23 @@ async def test_a_result_named_to_ping_everyone_pings_only_its_student_and_surviv
     calls = await env.run(BOB, "report", [option("job", INTEGER, 1)])
     assert len(calls) == 1 and calls[0].ephemeral and "belongs to another student" in calls[0].content
 
+    # plots that are not on this host (another scheduler's, or removed): the result is still posted, once,
+    # without them; before, the notice raised FileNotFoundError and was retried for ever
+    import shutil
+
+    from storage.models import Outbox
+
+    shutil.rmtree(env.bot.service.store.root / "reports" / "job-1")
+    async with env.bot.runtime.db.transaction() as s:
+        s.add(Outbox(guild_id=str(GUILD_ID), kind="job_succeeded", job_id=1, channel_id=str(CHANNEL_ID),
+                     payload={"job_id": 1, "owner_id": str(ALICE.id), "name": "again", "status": "succeeded"}))
+    again = await env.fake.wait(lambda: [c for c in posted(env, "is ready") if "could not be attached" in c.content],
+                                what="the result without its plots")
+    await asyncio.sleep(0.5)  # a second round of the pump would post it again if it had failed
+    assert len(again) == 1 and again[0].files == {} and len(posted(env, "could not be attached")) == 1
+    calls = await env.run(ALICE, "report", [option("job", INTEGER, 1)], messages=2)
+    assert [c for c in calls if "could not be attached" in c.content] and not [c for c in calls if c.files]
+
 
 async def test_the_first_command_in_a_server_never_seen_before_works(env):
     calls = await env.run(ALICE, "models", sub="list")
@@ -367,3 +384,35 @@ async def test_discord_is_asked_for_a_stale_role_and_a_role_change_ends_dashboar
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the role change did not end the dashboard session")
+
+
+async def test_a_full_disk_while_an_upload_is_staged_leaves_nothing_and_says_so(env, monkeypatch):
+    import errno
+
+    import storage.files
+
+    real = storage.files.os.fdopen
+
+    class HalfWritten:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(fd, mode="r", *args, **kwargs):  # os.fdopen is the process's: only the staging write fails
+        return HalfWritten(real(fd, mode)) if mode == "wb" else real(fd, mode, *args, **kwargs)
+
+    monkeypatch.setattr(storage.files.os, "fdopen", fdopen)
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    calls = await env.run(ALICE, "check", [opt], attachments=[att])
+    answer = [c for c in calls if c.content and "disk is full" in c.content]
+    assert len(answer) == 1 and answer[0].ephemeral and "nothing was stored" in answer[0].content
+    assert list((env.bot.service.store.root / "tmp").iterdir()) == []
