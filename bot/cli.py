@@ -42,7 +42,7 @@ def _add_train_flags(p: argparse.ArgumentParser, queued: bool = False) -> None:
                    help="passes over the training data (default: until validation macro-F1 stops improving)")
     p.add_argument("--lr", type=float, help="learning rate (default depends on --method)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int, help="tokens per text; longer texts are cut")
+    p.add_argument("--max-length", type=int, help="tokens per window; longer texts are read in overlapping windows")
     p.add_argument("--seed", type=int)
     p.add_argument("--augment", type=int, metavar="K",
                    help="distill: K perturbed copies of each training text, labelled by the teacher")

@@ -122,7 +122,7 @@ def train_task(job: dict, files: dict[str, bytes], board) -> dict:
         except DataError as exc:
             return {"error": "The file cannot be trained on: " + "; ".join(map(str, exc.problems))}
         except TrainerError as exc:
-            return {"error": str(exc)}
+            return {"error": exc.for_students(), "traceback": str(exc)}
         except Exception:
             return {"error": INTERNAL.format(job_id=job["job_id"]), "traceback": traceback.format_exc()}
         return {"metrics": result.metrics, "model_tar": _tar(result.model_dir), "hidden": result.hidden}

@@ -95,7 +95,8 @@ async def _run(payload: dict) -> None:
     except DataError as exc:
         await _record_failure(db, job_id, lease, "The file cannot be trained on: " + "; ".join(map(str, exc.problems)))
     except TrainerError as exc:
-        await _record_failure(db, job_id, lease, str(exc))
+        log.info("job %s: %s", job_id, exc)  # the log keeps the server's paths; the student's message does not
+        await _record_failure(db, job_id, lease, exc.for_students())
     except Exception:
         log.exception("job %s failed", job_id)
         await _record_failure(db, job_id, lease, INTERNAL.format(job_id=job_id))

@@ -194,4 +194,4 @@ class Submissions(Assignments):
                 check_weights(base.source, base.name)
             select_layers(layer_count(base), spec.layers, spec.strategy, spec.layer_list)
         except TrainerError as exc:
-            raise InvalidRequest(str(exc)) from None
+            raise InvalidRequest(exc.for_students()) from None

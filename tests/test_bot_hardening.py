@@ -416,3 +416,23 @@ async def test_a_full_disk_while_an_upload_is_staged_leaves_nothing_and_says_so(
     answer = [c for c in calls if c.content and "disk is full" in c.content]
     assert len(answer) == 1 and answer[0].ephemeral and "nothing was stored" in answer[0].content
     assert list((env.bot.service.store.root / "tmp").iterdir()) == []
+
+
+async def test_a_base_model_error_in_the_channel_names_no_server_path(env, tiny_base, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(tiny_base, tmp_path / "bases" / "class-bert")
+    env.bot.settings.base_models["classbert"] = str(copy)
+    env.bot.settings.training["base"] = "classbert"  # the server's base model for the class
+    sched = env.bot.runtime.scheduler
+    await sched.stop(requeue=True)  # queued until the base is broken
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    await env.run(ALICE, "train", [opt, option("name", STRING, "t"), option("epochs", INTEGER, 1)],
+                  attachments=[att])
+    (copy / "config.json").unlink()  # the operator broke the base model's directory meanwhile
+    await sched.start(env.bot.runtime.periodic)
+    failed = await env.fake.wait(lambda: posted(env, "failed:"), timeout=60, what="the failure notice")
+    assert "has no config.json" in failed[0].content and "(a file on the server)" in failed[0].content
+    assert str(tmp_path) not in failed[0].content and "class-bert" not in failed[0].content
+    log = env.bot.service.store.log_path(1).read_text()
+    assert str(copy) in log  # the operator's log keeps the path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 
@@ -18,6 +19,15 @@ class TinyTutorError(Exception):
 
 class TrainerError(TinyTutorError):
     """Something a student can fix in their data or settings; the message says what and how."""
+
+    def for_students(self) -> str:
+        """The message without the server's file paths (a base model's directory, a weights file): what a
+        student or their channel may read. The operator's log keeps ``str(self)``."""
+        return _SERVER_PATH.sub("(a file on the server)", str(self))
+
+
+# an absolute path of two or more parts, where a message names one ("points to /srv/models/bert, which")
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+[\w.@+-]*")
 
 
 class SpecError(TrainerError):

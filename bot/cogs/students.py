@@ -60,7 +60,7 @@ class Students(commands.Cog):
         method="full, LoRA, the head only, distill (TinyBERT), or probe (frozen base + linear head: seconds)",
         epochs="passes over the training data (default: until validation stops improving)",
         learning_rate="step size (default depends on the method)",
-        max_length="tokens per text; longer texts are cut",
+        max_length="tokens per window; longer texts are read in overlapping windows",
         validation="a separate validation file with the same columns (optional)",
         teacher="distill: one of your models (same labels) to learn from; default: fine-tune a full-size one first",
         augment="distill: extra perturbed copies of each text, labelled by the teacher (0-10)",
