@@ -59,7 +59,7 @@ JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max
 QUOTA_NAMES = ("max_queued_per_student", "max_running_per_student", "max_jobs_per_day", "max_rows", "max_bytes",
                "max_epochs", "checks_per_hour", "predict_files_per_hour", "predictions_per_minute", "max_disk_mb")
 # action -> (the class's quota, its window, what the student did): ServiceBase._rate_limit
-RATE_LIMITS = {"check": ("checks_per_hour", "hour", "/check"),
+RATE_LIMITS = {"check": ("checks_per_hour", "hour", "/check (and /train with a file that was refused)"),
                "predict_file": ("predict_files_per_hour", "hour", "/predict_file"),
                "predict": ("predictions_per_minute", "minute", "/predict")}
 MAX_NAME = 100
@@ -348,16 +348,17 @@ class ServiceBase:
         except TrainerError as exc:
             raise InvalidRequest(exc.for_students()) from None
 
-    async def _rate_limit(self, caller: Caller, cls: Classroom, action: str) -> None:
-        """Count one ``action`` (a key of RATE_LIMITS) by a student; RateLimited, saying when to try again,
-        past the class's limit. Instructors and the operator have none."""
+    async def _rate_limit(self, caller: Caller, cls: Classroom, action: str, *, count: bool = True) -> None:
+        """Count one ``action`` (a key of RATE_LIMITS) by a student (``count=False``: only check that one
+        more would be allowed); RateLimited, saying when to try again, past the class's limit.
+        Instructors and the operator have none."""
         if caller.steers:
             return
         quota, per, what = RATE_LIMITS[action]
         amount = getattr(cls, quota)
         item = (_PerHour if per == "hour" else _PerMinute)(amount)
         who = (action, str(caller.guild_id), str(caller.user_id))
-        if await self._rates.hit(item, *who):
+        if await (self._rates.hit if count else self._rates.test)(item, *who):
             return
         reset_at, _ = await self._rates.get_window_stats(item, *who)
         wait = max(1.0, reset_at - time.time())

@@ -4,6 +4,7 @@ any refusal nothing is stored."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -13,7 +14,7 @@ from trainer.hidden import missing_labels
 
 from .assignments import Assignments
 from .base import JOB_PARAMS, MAX_NAME, Caller, Submitted, _spec_params
-from .errors import InvalidRequest, QuotaExceeded
+from .errors import InvalidDataset, InvalidRequest, QuotaExceeded, RateLimited
 
 
 class Submissions(Assignments):
@@ -105,11 +106,18 @@ class Submissions(Assignments):
         except SpecError as exc:
             raise InvalidRequest(f"That training setting cannot work: {exc}") from None
 
+        # a /train whose file is refused was a /check in all but name: it counts towards checks_per_hour
+        await self._rate_limit(caller, cls, "check", count=False)
         with self._staged((content, filename), validation) as ((staged, staged_val), created):
             from trainer.check import check_upload
 
-            read = await self._read(caller, check_upload, self._spec_for(staged, params, cls), self.settings.base_models,
-                                    str(staged_val) if staged_val else None)
+            try:
+                read = await self._read(caller, check_upload, self._spec_for(staged, params, cls),
+                                        self.settings.base_models, str(staged_val) if staged_val else None)
+            except InvalidDataset:
+                with contextlib.suppress(RateLimited):  # the problems are the answer; the count is for next time
+                    await self._rate_limit(caller, cls, "check")
+                raise
             info, val_info = read["info"], read["validation"]
             await asyncio.to_thread(self._check_layers, staged, params)
             self._check_rows(cls, info["rows"])

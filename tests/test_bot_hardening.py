@@ -316,7 +316,15 @@ async def test_rate_limits_answer_privately_with_when_to_try_again(env):
     calls = await env.run(ALICE, "check", [opt], attachments=[att])
     refusal = [c for c in calls if c.content and "checks_per_hour" in c.content]
     assert len(refusal) == 1 and refusal[0].ephemeral, [(c.path, c.content) for c in calls]
-    assert re.search(r"used /check 2 times in the last hour .*Try again in ~(59|60) min", refusal[0].content)
+    assert re.search(r"used /check \(and /train with a file that was refused\) 2 times in the last hour "
+                     r".*Try again in ~(59|60) min", refusal[0].content)
+    # a /train whose file is refused counts the same (refused uploads were free before); a good one does not
+    await env.bot.service.set_quotas(_caller(TEACHER), checks_per_hour=1)
+    for expected in ("cannot be trained on", "checks_per_hour = 1"):
+        opt, att = env.attachment_option("dataset", "bad.csv", b"text,label\nhello,\n")
+        calls = await env.run(BOB, "train", [opt, option("name", STRING, "x")], attachments=[att])
+        assert [c for c in calls if c.ephemeral and expected in c.content], (expected, [c.content for c in calls])
+    await env.bot.service.set_quotas(_caller(TEACHER), checks_per_hour=2)
     # a classmate and the instructor are not held back by Alice's checks
     for user in (BOB, TEACHER):
         opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
