@@ -346,7 +346,7 @@ class ServiceBase:
         except DataError as exc:
             raise InvalidDataset(exc.problems) from None
         except TrainerError as exc:
-            raise InvalidRequest(exc.for_students()) from None
+            raise InvalidRequest(str(exc) if caller.operator else exc.for_students()) from None
 
     async def _rate_limit(self, caller: Caller, cls: Classroom, action: str, *, count: bool = True) -> None:
         """Count one ``action`` (a key of RATE_LIMITS) by a student (``count=False``: only check that one

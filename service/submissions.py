@@ -119,7 +119,7 @@ class Submissions(Assignments):
                     await self._rate_limit(caller, cls, "check")
                 raise
             info, val_info = read["info"], read["validation"]
-            await asyncio.to_thread(self._check_layers, staged, params)
+            await asyncio.to_thread(self._check_layers, caller, staged, params)
             self._check_rows(cls, info["rows"])
             if task is not None:
                 missing = missing_labels(task.labels, info["labels"])
@@ -189,7 +189,7 @@ class Submissions(Assignments):
             raise QuotaExceeded("max_jobs_per_day", cls.max_jobs_per_day,
                                 f"You have submitted {today} job(s) today (UTC); try again tomorrow")
 
-    def _check_layers(self, staged: Path, params: dict) -> None:
+    def _check_layers(self, caller: Caller, staged: Path, params: dict) -> None:
         """The base model and the layer choice (the server's own files, not the upload), in a worker thread."""
         from trainer.errors import TrainerError
         from trainer.models import check_weights, layer_count, resolve_base
@@ -201,5 +201,5 @@ class Submissions(Assignments):
             if base.local:
                 check_weights(base.source, base.name)
             select_layers(layer_count(base), spec.layers, spec.strategy, spec.layer_list)
-        except TrainerError as exc:
-            raise InvalidRequest(exc.for_students()) from None
+        except TrainerError as exc:  # the server's paths are for the operator, not for students
+            raise InvalidRequest(str(exc) if caller.operator else exc.for_students()) from None

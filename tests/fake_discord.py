@@ -66,6 +66,7 @@ class Call:
     status: int = 200  # what the fake answered
     shown_ephemeral: bool | None = None  # set for a deferred interaction's first follow-up
     pings: frozenset[str] = frozenset()  # "user:ID", "role:ID", "everyone" that this message notified
+    message_id: str | None = None  # the message a channel POST created
 
     @property
     def content(self) -> str:
@@ -300,7 +301,9 @@ class FakeDiscord:
         if parts[0] == "channels" and parts[2:3] == ["messages"]:
             channel = int(parts[1])
             if m == "POST":
-                return self.reply(self.message(channel, payload or {}, files))
+                msg = self.message(channel, payload or {}, files)
+                call.message_id = msg["id"]
+                return self.reply(msg)
             if m == "PATCH":
                 return self.reply(self.message(channel, payload or {}, files, int(parts[3])))
         return self.reply({"message": f"fake Discord has no route {m} {path}", "code": 0}, status=404)

@@ -85,7 +85,8 @@ async def test_train_progress_report_and_predict_end_to_end(env):
     # a public progress message, edited in place, then the completion message with both plots
     posted = await env.fake.wait(lambda: [c for c in env.channel_posts() if "job **1**" in c.content],
                                  what="the progress message")
-    progress_id = [m for m in env.fake.messages.values() if m["content"].startswith("⏳")][0]["id"]
+    assert posted[0].content.startswith("⏳")
+    progress_id = posted[0].message_id  # (a fast job may have edited it to its end already)
 
     def completion():
         return [c for c in env.channel_posts() if c.files]

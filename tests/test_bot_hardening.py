@@ -440,7 +440,6 @@ async def test_a_base_model_error_in_the_channel_names_no_server_path(env, tiny_
     (copy / "config.json").unlink()  # the operator broke the base model's directory meanwhile
     await sched.start(env.bot.runtime.periodic)
     failed = await env.fake.wait(lambda: posted(env, "failed:"), timeout=60, what="the failure notice")
-    assert "has no config.json" in failed[0].content and "(a file on the server)" in failed[0].content
-    assert str(tmp_path) not in failed[0].content and "class-bert" not in failed[0].content
+    assert "class-bert has no config.json" in failed[0].content and str(tmp_path) not in failed[0].content
     log = env.bot.service.store.log_path(1).read_text()
     assert str(copy) in log  # the operator's log keeps the path

@@ -109,7 +109,9 @@ def test_tinytutor_check_reads_in_the_sandbox_and_answers_the_sniffer_trap_in_mo
     assert main(["check", str(path), "--json"]) == 2
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["errors"]
     path = tmp_path / "slow.csv"
-    path.write_bytes(csv_bytes((f"message number {i}", f"l{i % 3}") for i in range(40_000)))
+    # about 7 MB: some 3 s of processor time to read on this machine, past a limit of 1 s whatever its speed
+    path.write_bytes(csv_bytes((" ".join(f"message{i % 97} number {i} word{j}" for j in range(6)), f"l{i % 3}")
+                               for i in range(40_000)))
     monkeypatch.setenv("TINYTUTOR_SANDBOX__CPU_SECONDS", "1")
     assert main(["check", str(path), "--json"]) == 2
     assert "processor time" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["errors"][0]["message"]

@@ -21,9 +21,10 @@ class TrainerError(TinyTutorError):
     """Something a student can fix in their data or settings; the message says what and how."""
 
     def for_students(self) -> str:
-        """The message without the server's file paths (a base model's directory, a weights file): what a
-        student or their channel may read. The operator's log keeps ``str(self)``."""
-        return _SERVER_PATH.sub("(a file on the server)", str(self))
+        """The message with the server's file paths cut to their last part (``/srv/models/bert-zh`` to
+        ``bert-zh``): what a student or their channel may read. The operator and the job's log get
+        ``str(self)``."""
+        return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], str(self))
 
 
 # an absolute path of two or more parts, where a message names one ("points to /srv/models/bert, which")
