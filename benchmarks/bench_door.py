@@ -28,7 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bot.settings import load_settings  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 from service import Caller, Service  # noqa: E402
 from storage.db import Database  # noqa: E402
 

@@ -41,14 +41,15 @@ import torch  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from bot.settings import load_settings  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from core.spec import TrainSpec  # noqa: E402
 from trainer.batching import TEXT, tokenize_windows  # noqa: E402
+from trainer.classifier import load_classifier  # noqa: E402
 from trainer.examples import chatterbot_rows, english_topics  # noqa: E402
-from trainer.models import load_classifier, load_tokenizer, resolve_base  # noqa: E402
+from trainer.models import load_tokenizer, resolve_base  # noqa: E402
 from trainer.probe import embeddings, fit_probe, start_head_from  # noqa: E402
 from trainer.progress import ignore  # noqa: E402
 from trainer.pruning import prune_layers, select_layers  # noqa: E402
-from trainer.spec import TrainSpec  # noqa: E402
 from trainer.train import fine_tune, predict_proba  # noqa: E402
 
 hf_logging.set_verbosity_error()

@@ -41,7 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from bot.settings import load_settings  # noqa: E402
+from core.settings import load_settings  # noqa: E402
 from trainer.examples import english_topics, write_chatterbot_csv  # noqa: E402
 from trainer.export import MIN_INT8_AGREEMENT  # noqa: E402
 from trainer.pipeline import run_training  # noqa: E402

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import update  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from bot.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from jobs.scheduler import Scheduler  # noqa: E402
 from service import Caller, Service  # noqa: E402
 from storage.db import Database  # noqa: E402

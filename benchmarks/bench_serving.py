@@ -34,13 +34,13 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
+from core.spec import TrainSpec  # noqa: E402
 from service.microbatch import MicroBatcher  # noqa: E402
 from trainer.classifier import load_model_dir  # noqa: E402
 from trainer.examples import chatterbot_rows, english_topics, write_chatterbot_csv  # noqa: E402
 from trainer.export import export_onnx, onnx_logits, quantize_int8, session  # noqa: E402
 from trainer.pipeline import run_training  # noqa: E402
 from trainer.predict import Predictor  # noqa: E402
-from trainer.spec import TrainSpec  # noqa: E402
 from trainer.speed import TrainingLoad, chat_messages, compare  # noqa: E402
 
 hf_logging.set_verbosity_error()

@@ -27,16 +27,17 @@ from sklearn.metrics import f1_score  # noqa: E402
 from transformers import set_seed  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
+from core.spec import TrainSpec  # noqa: E402
 from trainer import data as data_mod  # noqa: E402
 from trainer.batching import encode, text_labels  # noqa: E402
+from trainer.classifier import load_classifier  # noqa: E402
 from trainer.device import set_threads  # noqa: E402
 from trainer.examples import write_chatterbot_csv  # noqa: E402
-from trainer.models import load_classifier, load_tokenizer, resolve_base  # noqa: E402
+from trainer.models import load_tokenizer, resolve_base  # noqa: E402
 from trainer.pipeline import message_latencies_ms, run_training  # noqa: E402
 from trainer.predict import Predictor  # noqa: E402
 from trainer.probe import probe_model, start_head_from  # noqa: E402
 from trainer.pruning import num_layers, prune_layers, select_layers  # noqa: E402
-from trainer.spec import TrainSpec  # noqa: E402
 from trainer.train import fine_tune, predict_proba  # noqa: E402
 
 hf_logging.set_verbosity_error()

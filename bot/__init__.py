@@ -1,1 +1,3 @@
-"""The application: settings, the ``tinytutor`` command line, and (next) the service and Discord cogs."""
+"""The top floor: the Discord bot (``app``, ``cogs``, ``announcer``, ``progress``, ``render``), and the
+``tinytutor`` terminal app (``cli``, ``demo``, ``tables``), both built on ``runtime`` (the database, the service
+and the scheduler from settings)."""

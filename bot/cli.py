@@ -8,7 +8,9 @@ import os
 import re
 import sys
 
-from trainer.spec import METHODS, STRATEGIES
+from core.spec import METHODS, STRATEGIES
+
+from .tables import board_lines
 
 EXIT_OK, EXIT_FAIL, EXIT_DATA = 0, 1, 2
 
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .settings import ConfigError, load_settings
+    from core.settings import ConfigError, load_settings
 
     try:
         settings = load_settings(args.config)
@@ -197,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from sqlalchemy.exc import SQLAlchemyError
 
+    from core.errors import TinyTutorError
     from service.errors import InvalidDataset, ServiceError
-    from trainer.errors import DataError, TinyTutorError
+    from trainer.errors import DataError
 
     try:
         return {"train": cmd_train, "check": cmd_check, "predict": cmd_predict, "speed": cmd_speed,
@@ -286,12 +289,12 @@ def cmd_train(args, settings) -> int:
 def cmd_check(args, settings) -> int:
     from trainer.check import check_upload
     from trainer.errors import DataError, Problem
-    from trainer.sandbox import run_sync
+    from trainer.sandbox import Limits, run_sync
 
     spec = settings.train_spec(args.file, text_column=args.text_column, label_column=args.label_column,
                                base=args.base, max_length=args.max_length)
     try:  # read in the sandbox, as the bot reads uploads: a hostile file is stopped at [sandbox]'s limits
-        info = run_sync(check_upload, spec.to_dict(), settings.base_models, limits=settings.sandbox.limits())["info"]
+        info = run_sync(check_upload, spec.to_dict(), settings.base_models, limits=Limits.of(settings.sandbox))["info"]
     except DataError as exc:
         if not args.json:
             raise
@@ -509,25 +512,6 @@ def cmd_assignment(args, settings) -> int:
     return _service_command(settings, work)
 
 
-def board_lines(board, everything: bool = False) -> list[str]:
-    """The leaderboard as a terminal table, with the baseline's reference line in its place."""
-    rows = board.everything if everything else board.best
-    lines = [f"{'rank':>4}  {'student':<14} {'model':<20} {'macro-F1':>8} {'acc':>6} {'layers':>6} "
-             f"{'params':>8} {'ms/msg':>7}  job"]
-    ref = board.reference
-    for r in rows:
-        if ref is not None and r.macro_f1 < ref:
-            lines.append(f"{'':>4}  {'— baseline —':<14} {'TF-IDF':<20} {ref:>8.3f}")
-            ref = None
-        lines.append(f"{r.rank or '':>4}  {r.owner_id or '':<14.14} {r.model_name:<20.20} {r.macro_f1:>8.3f} "
-                     f"{r.accuracy:>6.3f} {r.layers:>6} {r.params / 1e6:>7.1f}M {r.ms_per_message:>7.2f}  "
-                     f"{r.job_id or ''}")
-    if ref is not None:
-        lines.append(f"{'':>4}  {'— baseline —':<14} {'TF-IDF':<20} {ref:>8.3f}")
-    lines.append(f"baseline: {board.reference_source}")
-    return lines
-
-
 def cmd_leaderboard(args, settings) -> int:
     async def work(svc) -> int:
         caller = _operator(args.guild)
@@ -687,8 +671,8 @@ def cmd_scheduler(args, settings) -> int:
 
 
 def cmd_gc(args, settings) -> int:
+    from core.errors import plural
     from service import Caller
-    from trainer.errors import plural
 
     async def gc(svc) -> int:
         done = await svc.collect_garbage(Caller("*", "operator", operator=True), dry_run=args.dry_run)

@@ -25,8 +25,8 @@ from service import Caller
 from service.errors import InvalidDataset, InvalidRequest, NotFound
 from trainer.progress import TRAINING_STAGES, epoch_label
 
-from .cli import board_lines
 from .runtime import Runtime
+from .tables import board_lines
 
 CLASS = "demo-class"
 ASSIGNMENT = "chat topics"

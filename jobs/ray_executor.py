@@ -81,10 +81,10 @@ def train_task(job: dict, files: dict[str, bytes], board) -> dict:
     or ``error`` (a message for the student). ``board`` is the progress actor."""
     import traceback
 
+    from core.spec import TrainSpec
     from trainer.errors import DataError, TrainerError
     from trainer.hidden import HiddenTest
     from trainer.pipeline import run_training
-    from trainer.spec import TrainSpec
 
     if job.get("nice"):
         os.nice(job["nice"])

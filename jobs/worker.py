@@ -39,6 +39,7 @@ def run_job(payload: dict) -> None:
 
 
 async def _run(payload: dict) -> None:
+    from core.spec import TrainSpec
     from storage import queue as q
     from storage.db import Database
     from storage.files import ArtefactStore
@@ -46,7 +47,6 @@ async def _run(payload: dict) -> None:
     from trainer.hidden import HiddenTest
     from trainer.pipeline import CONFUSION_PNG, CURVE_PNG, run_training
     from trainer.progress import Progress
-    from trainer.spec import TrainSpec
 
     job_id, lease = payload["job_id"], payload["lease"]
     db = Database(payload["database_url"], pooled=False)

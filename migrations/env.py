@@ -28,7 +28,7 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     url = config.get_main_option("sqlalchemy.url")
     if not url:  # the alembic command line: the database TinyTutor's settings name
-        from bot.settings import load_settings
+        from core.settings import load_settings
 
         url = load_settings().database_url
     engine = create_engine(url, pooled=False)

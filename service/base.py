@@ -197,7 +197,9 @@ class ServiceBase:
         self._predictors = predictors  # built on the first prediction: a submission never imports torch
         self.batcher = MicroBatcher(self._predict_batch, settings.queue.predict_batch_ms / 1000)
         self.slots = slots or max(1, settings.queue.cpu_slots)
-        self.door = Door(settings.sandbox.limits(), settings.sandbox.at_once)  # every upload is parsed through it
+        from trainer.sandbox import Limits
+
+        self.door = Door(Limits.of(settings.sandbox), settings.sandbox.at_once)  # every upload is parsed through it
         self._reading: dict[tuple[str, str], asyncio.Lock] = {}  # (class, student) -> their turn at the door (one
         # small lock per student who ever uploaded: kept, so no waiter is ever left holding a forgotten one)
         self._rates = MovingWindowRateLimiter(MemoryStorage())  # per-student rate limits (RATE_LIMITS)

@@ -3,7 +3,7 @@ the bot shows it as is (ephemeral), the command line prints it."""
 
 from __future__ import annotations
 
-from trainer.errors import TinyTutorError
+from core.errors import TinyTutorError
 
 
 class ServiceError(TinyTutorError):

@@ -36,14 +36,6 @@ T = TypeVar("T")
 log = logging.getLogger("tinytutor.db")
 
 
-def sqlite_url(path: str | Path) -> str:
-    return f"sqlite+aiosqlite:///{Path(path).resolve()}"
-
-
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def is_postgres(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 

@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from core.errors import StorageError
+
 # Suffixes the trainer reads by name; anything else is stored as .txt (sniffed as delimited text).
 KNOWN_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".xlsx", ".xls")
 
@@ -39,7 +41,7 @@ class ArtefactStore:
         """The absolute path of a stored artefact; refuses anything outside the data directory."""
         p = (self.root / rel).resolve()
         if p != self.root and self.root not in p.parents:
-            raise ValueError(f"{rel} is outside the data directory")
+            raise StorageError(f"{rel} is outside the data directory")
         return p
 
     def rel(self, path: str | Path) -> str:

@@ -156,7 +156,7 @@ async def db(db_url):
 @pytest.fixture
 def settings_for(tmp_path, tiny_base):
     """Settings for the queue tests: data under tmp_path, the tiny BERT as base, fast timings."""
-    from bot.settings import Settings
+    from core.settings import Settings
 
     def make(db_url: str, **queue):
         s = Settings()

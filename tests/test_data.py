@@ -5,9 +5,9 @@ import json
 import pytest
 from conftest import synthetic_rows, write_csv
 
+from core.spec import DataLimits
 from trainer.data import load_dataset, split_dataset
 from trainer.errors import DataError
-from trainer.spec import DataLimits
 
 LIMITS = DataLimits()
 

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from core.spec import TrainSpec
 from trainer.augment import augment, perturb
 from trainer.errors import TrainerError
 from trainer.losses import IGNORE, TinyBertLoss, att_mse_loss, hid_mse_loss, kd_ce_loss
 from trainer.pipeline import run_training
-from trainer.spec import TrainSpec
 
 # -- the losses, against numbers worked out by hand ------------------------------------------------
 
@@ -160,7 +160,7 @@ def test_a_teacher_with_other_labels_is_refused_plainly(synthetic_csv, tiny_base
 
 
 def test_a_teacher_needs_method_distill(synthetic_csv, tiny_base, tmp_path):
-    from trainer.spec import SpecError, TrainSpec
+    from core.spec import SpecError, TrainSpec
 
     with pytest.raises(SpecError, match="a teacher is for the distill method"):
         TrainSpec.make(data_path=str(synthetic_csv), base=str(tiny_base), method="full", teacher=str(tmp_path))

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
+from core.spec import TrainSpec
 from trainer.examples import write_chatterbot_csv
 from trainer.export import INT8_WORSE_P, MIN_INT8_AGREEMENT
 from trainer.pipeline import run_training
 from trainer.predict import Predictor
-from trainer.spec import TrainSpec
 from trainer.train import validation_noise
 
 

@@ -1,9 +1,11 @@
-"""The layering, read from the source: ``bot -> web -> service -> jobs -> {storage, trainer}``.
+"""The layering, read from the source: ``bot -> web -> service -> jobs -> {storage, trainer} -> core``.
 
-Every import counts, at the top of a module or inside a function: ``trainer`` is pure ML (no
-database, job runner, event loop or Discord), ``storage`` knows only itself, ``jobs`` nothing of the
-service or the bot, ``web`` (the dashboard) neither Discord nor the bot, and no package imports one
-that imports it back.
+Every import counts, at the top of a module or inside a function: ``core`` (the ground floor: errors,
+the training spec, settings) imports nothing of the project, ``trainer`` is pure ML (no database, job
+runner, event loop or Discord), ``storage`` knows only itself and the ground floor, ``migrations``
+only storage and the ground floor, ``jobs`` nothing of the service or the bot, ``web`` (the
+dashboard) neither Discord nor the bot; no package imports one that imports it back, and no module
+imports one that imports it back (directly or round a longer circle).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("trainer", "storage", "jobs", "service", "web", "bot", "migrations")
+PACKAGES = ("core", "trainer", "storage", "jobs", "service", "web", "bot", "migrations")
 
 FORBIDDEN = {
+    "core": {"trainer", "storage", "jobs", "service", "web", "bot", "migrations", "torch", "transformers",
+             "discord"},
+    "migrations": {"trainer", "jobs", "service", "web", "bot"},
     "trainer": {"storage", "jobs", "service", "web", "bot", "sqlalchemy", "alembic", "asyncio", "discord", "aiosqlite",
                 "asyncpg", "apscheduler", "ray"},
     "storage": {"trainer", "jobs", "service", "web", "bot", "discord"},
@@ -62,3 +67,48 @@ def test_no_package_imports_one_that_imports_it_back():
 
     cycles = [p for p in PACKAGES if reaches(p, p, {p})]
     assert not cycles, {p: sorted(graph[p]) for p in cycles}
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Each project module (``bot.cli``, ``service``...) and the project modules it imports, anywhere in it."""
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = here.split(".")[:len(here.split(".")) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                targets |= {module} | {f"{module}.{a.name}" for a in node.names}
+        found = set()
+        for t in targets:
+            while t and t not in modules:  # "storage.models.Job" is the module storage.models
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                found.add(t)
+        graph[name] = found
+    return graph
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    graph = module_imports()
+    circles = []
+    for start in graph:  # a depth-first walk from each module, back to itself
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not circles, sorted(set(circles))[:10]

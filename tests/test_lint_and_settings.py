@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from conftest import write_csv
 
-from bot.settings import ConfigError, load_settings
+from core.settings import ConfigError, load_settings
+from core.spec import DataLimits
 from trainer.data import load_dataset
 from trainer.lint import tokenizer_warnings
 from trainer.models import load_tokenizer, resolve_base
-from trainer.spec import DataLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_repository_config_loads_and_matches_the_defaults():
     spec = settings.train_spec("x.csv")
     assert spec.base == "minilm-l6" and spec.layers == 3 and spec.method == "full"
     assert settings.data == DataLimits()
-    from bot.settings import DiscordSettings, Queue, Quotas
+    from core.settings import DiscordSettings, Queue, Quotas
 
     # config.toml documents the defaults the code has: the two must not drift apart
     assert (settings.queue, settings.quotas, settings.discord) == (Queue(), Quotas(), DiscordSettings())
@@ -110,7 +110,7 @@ def test_config_overrides_and_relative_base_model_paths(tmp_path):
 def test_train_spec_round_trips_through_json():
     import json
 
-    from trainer.spec import SpecError, TrainSpec
+    from core.spec import SpecError, TrainSpec
 
     spec = TrainSpec(data_path="d.csv", layer_list=[0, 2], method="lora", limits=DataLimits(max_rows=9))
     again = TrainSpec.from_dict(json.loads(spec.to_json()))

@@ -5,11 +5,11 @@ import pytest
 import torch
 from conftest import make_tiny_base, synthetic_rows, write_csv
 
+from core.spec import TrainSpec
 from trainer.batching import MAX_WINDOWS, encode, text_labels, tokenize_windows
 from trainer.classifier import load_model_dir
 from trainer.pipeline import run_training
 from trainer.predict import Predictor
-from trainer.spec import TrainSpec
 from trainer.train import predict_proba
 
 WEATHER = "rain snow cloud storm wind forecast sky cold "

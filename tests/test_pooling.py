@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.classifier import PooledClassifier, load_model_dir, pool
+from core.spec import TrainSpec
+from trainer.classifier import PooledClassifier, load_classifier, load_model_dir, pool
 from trainer.export import export_onnx, int8_worse_p, onnx_logits, session
-from trainer.models import load_classifier, load_tokenizer, resolve_base
+from trainer.models import load_tokenizer, resolve_base
 from trainer.pipeline import run_training
 from trainer.probe import fit_probe
-from trainer.spec import TrainSpec
 from trainer.train import epoch_ceiling
 
 LABELS = {0: "food", 1: "sports", 2: "weather"}

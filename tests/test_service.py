@@ -240,8 +240,8 @@ async def _real_model(db, service, caller, tmp_path, tiny_base) -> int:
     """A tiny model trained for real into the artefact store, recorded as the caller's model."""
     from conftest import write_csv
 
+    from core.spec import TrainSpec
     from trainer.pipeline import run_training
-    from trainer.spec import TrainSpec
 
     rel = "models/real"
     data = write_csv(tmp_path / "t.csv", synthetic_rows())

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from core.spec import TrainSpec
 from trainer.classifier import load_model_dir
 from trainer.errors import TrainerError
 from trainer.export import (
@@ -22,7 +23,6 @@ from trainer.export import (
 )
 from trainer.pipeline import run_training
 from trainer.predict import Predictor
-from trainer.spec import TrainSpec
 
 TEXTS = ["rain", "pizza bread cheese soup salad taste cook", "the team scored a goal in the last match today",
          "i think it was very cold and the forecast said snow storm wind cloud sky warm sun rain " * 3, "a"]
@@ -30,7 +30,8 @@ TEXTS = ["rain", "pizza bread cheese soup salad taste cook", "the team scored a 
 
 @pytest.fixture
 def classifier(tiny_base):
-    from trainer.models import BaseModel, load_classifier, load_tokenizer
+    from trainer.classifier import load_classifier
+    from trainer.models import BaseModel, load_tokenizer
 
     base = BaseModel("tiny", str(tiny_base), True)
     torch.manual_seed(3)

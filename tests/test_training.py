@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from core.spec import TrainSpec
 from trainer.errors import DataError, TrainerError
 from trainer.pipeline import run_training
 from trainer.progress import Progress, Throttle
-from trainer.spec import TrainSpec
 
 
 def _spec(data, base, out, **kw) -> TrainSpec:

@@ -323,7 +323,7 @@ async def test_a_non_ascii_csrf_token_is_refused_not_an_error(site):
 
 def test_a_dashboard_over_plain_http_from_another_machine_refuses_to_start(tmp_path, monkeypatch, capsys, caplog):
     from bot.cli import main
-    from bot.settings import load_settings
+    from core.settings import load_settings
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TINYTUTOR_DATABASE_URL", raising=False)

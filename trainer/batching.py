@@ -27,7 +27,10 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
-from .spec import MAX_WINDOWS, WINDOW_OVERLAP  # in spec: the torch-free data check states them too
+from core.spec import (  # in spec: the torch-free data check states them too
+    MAX_WINDOWS,
+    WINDOW_OVERLAP,
+)
 
 TEXT = "text"  # a feature's key for the index of the text it reads (windows of one text share it)
 

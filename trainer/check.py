@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from core.spec import DataLimits, TrainSpec
+
 from . import data as data_mod
 from .errors import DataError, TrainerError
 from .lint import tokenizer_warnings
 from .models import BaseModel, load_tokenizer, resolve_base
-from .spec import DataLimits, TrainSpec
 
 
 class FileTokenizer:

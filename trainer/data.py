@@ -18,8 +18,10 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from .errors import DataError, Problem, plural
-from .spec import DataLimits
+from core.errors import plural
+from core.spec import DataLimits
+
+from .errors import DataError, Problem
 
 TEXT_NAMES = (
     "text", "texts", "sentence", "message", "content", "review", "comment", "body", "utterance",

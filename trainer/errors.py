@@ -1,38 +1,14 @@
-"""The trainer's exceptions. One hierarchy, so callers can catch ``TrainerError`` and show its text."""
+"""The trainer's kinds of error, under ``core.errors.TrainerError`` (the root and the spec's error live
+on the ground floor, where the spec is): callers catch ``TrainerError`` and show its text."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 
+from core.errors import SpecError, TinyTutorError, TrainerError, plural
 
-def plural(n: int, noun: str, nouns: str | None = None) -> str:
-    """``1 row``, ``2 rows``, ``1,204 rows``."""
-    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
-
-
-class TinyTutorError(Exception):
-    """The project's one error root: something a student, instructor or operator can fix; the message
-    says what and how. The command line and the bot catch it (and its subclasses) by type; anything
-    else is a bug, logged with its traceback."""
-
-
-class TrainerError(TinyTutorError):
-    """Something a student can fix in their data or settings; the message says what and how."""
-
-    def for_students(self) -> str:
-        """The message with the server's file paths cut to their last part (``/srv/models/bert-zh`` to
-        ``bert-zh``): what a student or their channel may read. The operator and the job's log get
-        ``str(self)``."""
-        return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], str(self))
-
-
-# an absolute path of two or more parts, where a message names one ("points to /srv/models/bert, which")
-_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+[\w.@+-]*")
-
-
-class SpecError(TrainerError):
-    """A training setting that cannot work (a value out of range, an unknown key); the message names it."""
+__all__ = ["BaseModelError", "DataError", "PruningError", "Problem", "SpecError", "TinyTutorError", "TrainerError",
+           "plural"]
 
 
 @dataclass(frozen=True)

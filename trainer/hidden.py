@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .spec import DataLimits
+from core.spec import DataLimits
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,11 @@ def check_assignment_files(test_spec: dict, train_spec: dict | None, registry: d
     scored on the hidden set). A DataError names which file it is about."""
     from dataclasses import replace
 
+    from core.spec import TrainSpec
+
     from .check import check_file
     from .data import normalise_text
     from .errors import DataError
-    from .spec import TrainSpec
 
     def check(spec: dict, what: str):
         try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 
+from core.errors import plural
+from core.spec import MAX_WINDOWS
+
 from .data import Dataset, _problem
-from .errors import Problem, plural
-from .spec import MAX_WINDOWS
+from .errors import Problem
 
 UNK_WARNING_SHARE = 0.05  # more than this share of characters unknown to the vocabulary is a warning
 FRAGMENT_WARNING = 3.0  # more word pieces per word than this: the vocabulary barely knows the language

@@ -106,7 +106,7 @@ def load_tokenizer(base: BaseModel):
     try:
         return AutoTokenizer.from_pretrained(base.source, local_files_only=base.local, trust_remote_code=False)
     except OSError as exc:
-        raise BaseModelError(_load_hint(base, exc)) from None
+        raise BaseModelError(load_hint(base, exc)) from None
 
 
 def layer_count(base: BaseModel) -> int:
@@ -149,47 +149,7 @@ def check_weights(model_dir: str | Path, name: str | None = None) -> None:
                                  "the model again.") from None
 
 
-def load_classifier(base: BaseModel, id2label: dict[int, str]):
-    """The base encoder, read as it was trained (see :attr:`BaseModel.reads`), under a fresh linear head
-    sized for these labels."""
-    from transformers import AutoConfig, AutoModel
-
-    if base.local:
-        check_weights(base.source, base.name)
-    try:
-        config = AutoConfig.from_pretrained(base.source, local_files_only=base.local, trust_remote_code=False)
-    except OSError as exc:
-        raise BaseModelError(_load_hint(base, exc)) from None
-    if config.model_type not in SUPPORTED_TYPES:
-        raise BaseModelError(f"{base.name} is a {config.model_type} model; TinyTutor prunes {', '.join(SUPPORTED_TYPES)} encoders")
-    _set_labels(config, id2label)
-    config.tinytutor_pooling = base.reads
-    # The encoder alone: a base saved as a classifier or with a pooler loads without them (its [CLS] pooler
-    # was trained for next-sentence prediction, which a sentence encoder never used); that they were left
-    # out is expected, so transformers' load report is not shown.
-    from transformers.utils import logging as hf_logging
-
-    extra = {"add_pooling_layer": False} if config.model_type in WITH_POOLER else {}
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        encoder = AutoModel.from_pretrained(base.source, config=config, local_files_only=base.local,
-                                            use_safetensors=True, trust_remote_code=False, **extra)
-    finally:
-        hf_logging.set_verbosity(level)
-    from .classifier import PooledClassifier
-
-    return PooledClassifier(encoder, base.reads)
-
-
-def _set_labels(config, id2label: dict[int, str]) -> None:
-    config.num_labels = len(id2label)
-    config.id2label = dict(id2label)
-    config.label2id = {v: k for k, v in id2label.items()}
-    config.problem_type = "single_label_classification"
-
-
-def _load_hint(base: BaseModel, exc: Exception) -> str:
+def load_hint(base: BaseModel, exc: Exception) -> str:
     if base.local:
         return f"Cannot load base model {base.name} from {base.source}: {exc}"
     return (f"Base model '{base.name}' is not a local directory or a configured name, and the model hub cannot be "

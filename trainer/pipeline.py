@@ -22,24 +22,25 @@ import numpy as np
 from sklearn.metrics import f1_score
 from transformers import set_seed
 
+from core.spec import TrainSpec
+
 from . import data as data_mod
 from .augment import augment
 from .batching import TEXT, count_texts, encode, first_windows, text_labels
 from .check import check_file
-from .classifier import load_model_dir
+from .classifier import load_classifier, load_model_dir
 from .device import pick_device, set_threads
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
 from .export import build_serving
 from .hidden import HiddenTest, score_hidden
 from .losses import IGNORE, TinyBertLoss
-from .models import count_parameters, load_classifier, load_tokenizer, resolve_base
+from .models import count_parameters, load_tokenizer, resolve_base
 from .predict import Predictor
 from .probe import embeddings, probe_model, start_head_from
 from .progress import Progress, ProgressFn, ignore
 from .provenance import content_hash, file_hash, package_versions
 from .pruning import num_layers, prune_layers, select_layers
-from .spec import TrainSpec
 from .train import History, fine_tune, finish_method, predict_proba, prepare_method
 
 CONFUSION_PNG = "confusion_matrix.png"

@@ -54,6 +54,11 @@ class Limits:
     def to_dict(self) -> dict:
         return {"seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "memory_mb": self.memory_mb}
 
+    @classmethod
+    def of(cls, section) -> Limits:
+        """The limits ``[sandbox]`` (``core.settings.Sandbox``) sets."""
+        return cls(seconds=section.seconds, cpu_seconds=section.cpu_seconds, memory_mb=section.memory_mb)
+
 
 DEFAULT_LIMITS = Limits()
 

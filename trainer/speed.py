@@ -43,9 +43,10 @@ def _train_forever(ready, out: str, nice: int) -> None:
         os.nice(nice)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from core.spec import TrainSpec
+
     from .examples import write_chatterbot_csv
     from .pipeline import run_training
-    from .spec import TrainSpec
 
     data = write_chatterbot_csv(Path(out) / "load.csv")
 

@@ -12,6 +12,8 @@ import torch
 from sklearn.metrics import f1_score
 from transformers import get_scheduler
 
+from core.spec import TrainSpec
+
 from .batching import (
     count_texts,
     eval_loader,
@@ -25,7 +27,6 @@ from .batching import (
 from .device import autocast
 from .losses import LossFn, cross_entropy
 from .progress import Progress, ProgressFn
-from .spec import TrainSpec
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight")
 # The automatic epoch ceiling (epoch_ceiling). On the 21 chat topics (3 layers, probe-started head, lr

@@ -13,9 +13,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from core.errors import plural
+from core.spec import Method, Strategy
 from service.errors import InvalidRequest
-from trainer.errors import plural
-from trainer.spec import Method, Strategy
 
 from .. import render
 from ._common import (

@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from trainer.errors import TinyTutorError
-from trainer.spec import DataLimits, SpecError, TrainSpec, one_line
+from .errors import ConfigError, SpecError
+from .spec import DataLimits, TrainSpec, one_line
 
 # TrainSpec fields that describe one run, not a class-wide default.
 _PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_path", "layer_list", "limits",
@@ -28,10 +28,6 @@ _PER_RUN = {"data_path", "out_dir", "text_column", "label_column", "validation_p
 # imported from there, so that reading the settings never loads SQLAlchemy)
 PG_INT_MAX = 2**31 - 1
 DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
-
-
-class ConfigError(TinyTutorError):
-    """config.toml (or the environment) cannot be used; the message names the file and the key."""
 
 
 class Section(BaseModel):
@@ -123,11 +119,6 @@ class Sandbox(Section):
     cpu_seconds: int = Field(20, ge=1, le=3600)  # a 20 MB CSV of short rows takes about 8
     memory_mb: int = Field(1024, ge=128, le=1_048_576)  # the child's address space
     at_once: int = Field(2, ge=1, le=256)  # files read at the same time (more wait their turn)
-
-    def limits(self):
-        from trainer.sandbox import Limits
-
-        return Limits(seconds=self.seconds, cpu_seconds=self.cpu_seconds, memory_mb=self.memory_mb)
 
 
 class Quotas(Section):
