@@ -395,8 +395,7 @@ def cmd_queue(args, settings) -> int:
     from .runtime import Runtime
 
     async def go() -> int:
-        rt = await Runtime.open(settings)
-        try:
+        async with await Runtime.open(settings) as rt:
             svc = rt.service
             if args.queue_command == "submit":
                 layers = args.layers if isinstance(args.layers, int) else None
@@ -443,8 +442,6 @@ def cmd_queue(args, settings) -> int:
                 view = await svc.cancel(Caller("*", "operator", operator=True), args.job_id)
                 print(f"job {view.id}: {'stopping (the scheduler ends its process)' if view.status == 'running' else view.status}")
             return EXIT_OK
-        finally:
-            await rt.close()
 
     return _run(go())
 
@@ -460,11 +457,8 @@ def _service_command(settings, work) -> int:
     from .runtime import Runtime
 
     async def go() -> int:
-        rt = await Runtime.open(settings)
-        try:
+        async with await Runtime.open(settings) as rt:
             return await work(rt.service)
-        finally:
-            await rt.close()
 
     return _run(go())
 
@@ -607,9 +601,7 @@ def cmd_web(args, settings) -> int:
 
 
 def _serve_web(args, settings) -> int:
-    import asyncio
     import logging
-    import signal
 
     from web.app import make_app, start_site
 
@@ -619,18 +611,15 @@ def _serve_web(args, settings) -> int:
     host, port = args.host or settings.web.host, args.port or settings.web.port
 
     async def go() -> int:
-        rt = await Runtime.open(settings)
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        runner = await start_site(make_app(rt.service, settings), host, port)
-        print(f"dashboard on http://{host}:{port} (links say {settings.web.base_url}); Ctrl-C stops it",
-              file=sys.stderr)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-            await rt.close()
+        async with await Runtime.open(settings) as rt:
+            stop = rt.stop_on_signals()
+            runner = await start_site(make_app(rt.service, settings), host, port)
+            print(f"dashboard on http://{host}:{port} (links say {settings.web.base_url}); Ctrl-C stops it",
+                  file=sys.stderr)
+            try:
+                await stop.wait()
+            finally:
+                await runner.cleanup()
         return EXIT_OK
 
     return _run(go())
@@ -640,31 +629,25 @@ def cmd_scheduler(args, settings) -> int:
     import asyncio
     import contextlib
     import logging
-    import signal
 
     from .runtime import Runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def go() -> int:
-        rt = await Runtime.open(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await rt.start_jobs()
-        print(f"scheduler running with {rt.scheduler.slots} slot(s), {rt.scheduler.executor.name} executor, on "
-              f"{_safe_url(settings.database_url)}; " + ("it exits when the queue is empty; " if args.until_idle else "")
-              + "Ctrl-C stops it (running jobs go back to the queue)", file=sys.stderr)
-        try:
+        async with await Runtime.open(settings) as rt:
+            stop = rt.stop_on_signals()
+            await rt.start_jobs()
+            print(f"scheduler running with {rt.scheduler.slots} slot(s), {rt.scheduler.executor.name} executor, on "
+                  f"{_safe_url(settings.database_url)}; "
+                  + ("it exits when the queue is empty; " if args.until_idle else "")
+                  + "Ctrl-C stops it (running jobs go back to the queue)", file=sys.stderr)
             while not stop.is_set():
                 if args.until_idle and await rt.scheduler.idle():
                     print("the queue is empty: no job is running or waiting", file=sys.stderr)
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), settings.queue.dispatch_seconds)
-        finally:
-            await rt.close()
         return EXIT_OK
 
     return _run(go())

@@ -60,9 +60,8 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
     _say(f"Demo in {root}")
     _say(f"Example data: {example.name}, real chat lines by topic from chatterbot-corpus ({', '.join(DEFAULT_TOPICS)})")
 
-    rt = await Runtime.open(settings, settings.storage.database_url)  # its own fresh file, whatever is configured
-    svc = rt.service
-    try:
+    async with await Runtime.open(settings, settings.storage.database_url) as rt:  # its own fresh file
+        svc = rt.service
         await svc.ensure_class(CLASS, "Demo class")
         _say(f"\nClass '{CLASS}': students Alice and Bob, instructor Ms Rivera; {rt.scheduler.slots} training slot(s).")
 
@@ -182,8 +181,6 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         await svc.share_model(ALICE, model.id)
         _, preds = await svc.predict(BOB, model.id, CHAT[:1])
         _say(f"   after Alice shares it: '{CHAT[0]}' -> {preds[0].label} ({preds[0].score:.0%})")
-    finally:
-        await rt.close()
     _say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Database and files: {root / 'data'}")
     return 0
 

@@ -3,7 +3,9 @@ tasks from settings, so the bot, the command line and the demo start (and stop) 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +49,8 @@ class Runtime:
     async def open(cls, settings, database_url: str | None = None, *, executor: Executor | None = None,
                    **scheduler_kwargs) -> Runtime:
         """Connect (to ``database_url``, else the configured database), upgrade the schema to head (the
-        app always does at start), build the parts. The executor defaults to ``[queue].executor``."""
+        app always does at start), build the parts. The executor defaults to ``[queue].executor``.
+        ``async with await Runtime.open(settings) as rt:`` closes it at the end."""
         from storage.files import ArtefactStore
 
         if ArtefactStore(settings.storage.data_dir).make_private():
@@ -82,3 +85,18 @@ class Runtime:
         await self.periodic.stop()  # no periodic turn may outlive the database
         await self.scheduler.stop()
         await self.db.close()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    @staticmethod
+    def stop_on_signals() -> asyncio.Event:
+        """An event Ctrl-C (SIGINT) or SIGTERM sets: what a long-running command waits on before it closes."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return stop
