@@ -24,17 +24,17 @@ import contextlib
 import io
 import logging
 import os
-import shutil
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
+from core.files import atomic_directory
 from storage import queue as q
 from storage.db import Database
 from storage.files import ArtefactStore
 
-from .messages import INTERNAL
+from .outcome import failure_message, prepare_process, record_failure, record_success
 
 log = logging.getLogger("tinytutor.ray")
 
@@ -79,17 +79,11 @@ def _untar(data: bytes, into: Path) -> None:
 def train_task(job: dict, files: dict[str, bytes], board) -> dict:
     """Train one job from its files (bytes) in a scratch directory; returns ``metrics`` and ``model_tar``,
     or ``error`` (a message for the student). ``board`` is the progress actor."""
-    import traceback
-
     from core.spec import TrainSpec
-    from trainer.errors import DataError, TrainerError
     from trainer.hidden import HiddenTest
     from trainer.pipeline import run_training
 
-    if job.get("nice"):
-        os.nice(job["nice"])
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    prepare_process(job)
     board.put.remote(job["lease"], {"stage": "loading", "message": "starting on a Ray worker", "pid": os.getpid()})
     with tempfile.TemporaryDirectory(prefix=f"tinytutor-job-{job['job_id']}-") as scratch:
         scratch = Path(scratch)
@@ -119,12 +113,9 @@ def train_task(job: dict, files: dict[str, bytes], board) -> dict:
 
         try:
             result = run_training(TrainSpec.from_dict(spec), progress, job["registry"], hidden)
-        except DataError as exc:
-            return {"error": "The file cannot be trained on: " + "; ".join(map(str, exc.problems))}
-        except TrainerError as exc:
-            return {"error": exc.for_students(), "traceback": str(exc)}
-        except Exception:
-            return {"error": INTERNAL.format(job_id=job["job_id"]), "traceback": traceback.format_exc()}
+        except Exception as exc:
+            error, for_the_log = failure_message(exc, job["job_id"])
+            return {"error": error, "traceback": for_the_log}
         return {"metrics": result.metrics, "model_tar": _tar(result.model_dir), "hidden": result.hidden}
 
 
@@ -233,7 +224,8 @@ class RayExecutor:
         """What travels to the task: the payload without host paths, and the files as bytes."""
         spec = payload["spec"]
         files = {"data": Path(spec["data_path"]).read_bytes()}
-        job = {k: payload[k] for k in ("job_id", "lease", "registry", "heartbeat_seconds", "nice")}
+        job = {k: payload.get(k) for k in ("job_id", "lease", "registry", "heartbeat_seconds", "nice",
+                                            "allow_downloads")}
         job["data_suffix"] = Path(spec["data_path"]).suffix
         if spec.get("validation_path"):
             files["validation"] = Path(spec["validation_path"]).read_bytes()
@@ -279,35 +271,16 @@ class RayExecutor:
         if "error" in result:
             if result.get("traceback"):
                 log.error("job %s failed in its Ray task:\n%s", job_id, result["traceback"])
-            await db.write_with_retries(lambda s: q.fail(s, job_id, lease, result["error"]),
-                                        f"job {job_id}: recording its failure")
+            await record_failure(db, job_id, lease, result["error"])
             return
         await asyncio.to_thread(self._keep_model, payload["model_rel"], result["model_tar"])
-        from trainer.pipeline import CONFUSION_PNG, CURVE_PNG
-
-        model_dir = self.store.path(payload["model_rel"])
-        plots = self.store.copy_plots(job_id, [model_dir / CONFUSION_PNG, model_dir / CURVE_PNG])
-        model = await db.write_with_retries(
-            lambda s: q.succeed(s, job_id, lease, payload["model_rel"], result["metrics"], *plots,
-                                hidden=result.get("hidden")),
-            f"job {job_id}: recording its model")
-        if model is None:
-            log.warning("job %s finished after it was cancelled or reassigned; discarding its model", job_id)
-            self.store.remove_tree(payload["model_rel"])
+        await record_success(db, self.store, job_id, lease, payload["model_rel"], result["metrics"],
+                             result.get("hidden"))
 
     def _keep_model(self, model_rel: str, data: bytes) -> None:
         """Unpack the returned model into the artefact store: a temporary directory, then a rename."""
-        final = self.store.path(model_rel)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        try:
+        with atomic_directory(self.store.path(model_rel), replace=True) as tmp:
             _untar(data, tmp)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def _database(self, url: str) -> Database:
         if self._db is None or self._db.url != url:

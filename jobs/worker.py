@@ -14,20 +14,14 @@ import os
 import sys
 import time
 
-from .messages import INTERNAL
+from .outcome import failure_message, prepare_process, record_failure, record_success
 
 log = logging.getLogger("tinytutor.worker")
 
 
 def run_job(payload: dict) -> None:
     """Process entry point (spawned). Returns normally whatever the job's outcome; the outcome is in the database."""
-    if payload.get("nice"):
-        # Training is batch work; predictions served beside it are interactive. At a lower priority the
-        # worker still gets every idle cycle, but a prediction no longer waits for its time slice.
-        os.nice(payload["nice"])
-    if not payload.get("allow_downloads"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    prepare_process(payload)
     logging.basicConfig(filename=payload["log_path"], level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     logging.captureWarnings(True)  # library warnings go to the job's log, not to the scheduler's terminal
@@ -43,9 +37,8 @@ async def _run(payload: dict) -> None:
     from storage import queue as q
     from storage.db import Database
     from storage.files import ArtefactStore
-    from trainer.errors import DataError, TrainerError
     from trainer.hidden import HiddenTest
-    from trainer.pipeline import CONFUSION_PNG, CURVE_PNG, run_training
+    from trainer.pipeline import run_training
     from trainer.progress import Progress
 
     job_id, lease = payload["job_id"], payload["lease"]
@@ -92,28 +85,14 @@ async def _run(payload: dict) -> None:
     log.info("job %s: training %s", job_id, spec.to_json())
     try:
         result = await asyncio.to_thread(run_training, spec, progress, payload["registry"], hidden)
-    except DataError as exc:
-        await _record_failure(db, job_id, lease, "The file cannot be trained on: " + "; ".join(map(str, exc.problems)))
-    except TrainerError as exc:
-        log.info("job %s: %s", job_id, exc)  # the log keeps the server's paths; the student's message does not
-        await _record_failure(db, job_id, lease, exc.for_students())
-    except Exception:
-        log.exception("job %s failed", job_id)
-        await _record_failure(db, job_id, lease, INTERNAL.format(job_id=job_id))
+    except Exception as exc:
+        error, for_the_log = failure_message(exc, job_id)
+        if for_the_log:
+            log.error("job %s: %s", job_id, for_the_log)
+        await record_failure(db, job_id, lease, error)
     else:
         beat.cancel()
-        rel = payload["model_rel"]
-        # the report keeps its own copy of the plots, so deleting the model later leaves the report whole
-        plots = store.copy_plots(job_id, [result.model_dir / CONFUSION_PNG, result.model_dir / CURVE_PNG])
-        model = await db.write_with_retries(  # a database blip must not throw a finished training away
-            lambda s: q.succeed(s, job_id, lease, rel, result.metrics, *plots, hidden=result.hidden),
-            f"job {job_id}: recording its model")
-        if model is None:
-            log.warning("job %s finished after it was cancelled or reassigned; discarding %s", job_id, rel)
-            store.remove_tree(rel)
-        else:
-            log.info("job %s succeeded: model %s v%s, macro-F1 %.3f", job_id, model.name, model.version,
-                     result.metrics["macro_f1"])
+        await record_success(db, store, job_id, lease, payload["model_rel"], result.metrics, result.hidden)
     finally:
         beat.cancel()
         store.remove_partial(payload["model_rel"])
@@ -121,9 +100,3 @@ async def _run(payload: dict) -> None:
         logging.shutdown()
         sys.stdout.flush()
 
-
-async def _record_failure(db, job_id: int, lease: str, error: str) -> None:
-    from storage import queue as q
-
-    log.info("job %s failed: %s", job_id, error)
-    await db.write_with_retries(lambda s: q.fail(s, job_id, lease, error), f"job {job_id}: recording its failure")

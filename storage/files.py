@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from core.errors import StorageError
+from core.files import atomic_directory
 
 # Suffixes the trainer reads by name; anything else is stored as .txt (sniffed as delimited text).
 KNOWN_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".xlsx", ".xls")
@@ -106,13 +107,9 @@ class ArtefactStore:
     def copy_plots(self, job_id: int, files: list[Path]) -> list[str]:
         """Copy a finished job's plots to ``reports/job-N/`` (temp dir, then rename); their relative paths."""
         final = self.root / "reports" / f"job-{job_id}"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():  # an earlier attempt got this far, then lost its lease
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".job-{job_id}.", dir=final.parent))
-        for f in files:
-            shutil.copy2(f, tmp / f.name)
-        os.replace(tmp, final)
+        with atomic_directory(final, replace=True) as tmp:  # replace: an earlier attempt got this far
+            for f in files:
+                shutil.copy2(f, tmp / f.name)
         return [self.rel(final / f.name) for f in files]
 
     def remove_tree(self, rel: str) -> None:

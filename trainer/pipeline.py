@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from transformers import set_seed
 
+from core.files import atomic_directory
 from core.spec import TrainSpec
 
 from . import data as data_mod
@@ -164,9 +163,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     torch_ms = torch_latency_ms(model, tokenizer, splits.test.texts, spec.max_length)
 
     progress(Progress("saving", message=str(out_dir)))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as tmp:  # out_dir, if it exists, is empty (checked above)
         model.config.tinytutor_max_length = spec.max_length
         model.config.tinytutor_method = spec.method
         model.to("cpu").save_pretrained(tmp)
@@ -227,12 +224,6 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
                         if teacher_report["macro_f1"] > 0 else None}
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(metrics), encoding="utf-8")
-        if out_dir.exists():
-            out_dir.rmdir()  # empty, checked above
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     progress(Progress("done", message=f"macro-F1 {ev.macro_f1:.3f} (baseline {baseline['macro_f1']:.3f})"))
     return TrainResult(out_dir, metrics, hidden_scores)
 
