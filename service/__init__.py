@@ -9,7 +9,7 @@ Who may do what:
 
 One module per use case: ``submissions`` (check and queue a file), ``jobs`` (see, cancel, reports),
 ``models`` (models and predictions), ``assignments`` (assignments, the leaderboard,
-comparing runs), ``admin`` (quotas, pause, the class report, retention), ``access`` (dashboard sign-in links and sessions); ``base`` holds what
+comparing runs), ``admin`` (quotas, pause, the class report, retention), ``access`` (dashboard sign-in links and sessions), ``ratelimit`` (per-student rate limits); ``base`` holds what
 they share. ``Service`` is all of them on one database.
 """
 

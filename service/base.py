@@ -7,14 +7,10 @@ import asyncio
 import contextlib
 import errno
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from limits import RateLimitItemPerHour, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
 
 from storage import queue as q
@@ -38,7 +34,6 @@ from storage.models import (
     utcnow,
 )
 from storage.queue import insert_if_absent
-from trainer.progress import approx_duration
 
 from .errors import (
     Conflict,
@@ -46,9 +41,9 @@ from .errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
-    RateLimited,
 )
 from .microbatch import MicroBatcher
+from .ratelimit import RateLimits
 from .sandbox import Door
 
 log = logging.getLogger("tinytutor.service")
@@ -58,27 +53,7 @@ JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max
               "base", "text_column", "label_column", "seed", "augment", "teacher_model_id")
 QUOTA_NAMES = ("max_queued_per_student", "max_running_per_student", "max_jobs_per_day", "max_rows", "max_bytes",
                "max_epochs", "checks_per_hour", "predict_files_per_hour", "predictions_per_minute", "max_disk_mb")
-# action -> (the class's quota, its window, what the student did): ServiceBase._rate_limit
-RATE_LIMITS = {"check": ("checks_per_hour", "hour", "/check (and /train with a file that was refused)"),
-               "predict_file": ("predict_files_per_hour", "hour", "/predict_file"),
-               "predict": ("predictions_per_minute", "minute", "/predict")}
 MAX_NAME = 100
-
-
-class _OneWindowPerStudent:
-    """limits' items key a window by its amount too, so an instructor lowering a limit would hand every
-    student a fresh window; here the key is the action and the student only."""
-
-    def key_for(self, *identifiers) -> str:
-        return "/".join(["tinytutor", *map(str, identifiers), self.GRANULARITY.name])
-
-
-class _PerHour(_OneWindowPerStudent, RateLimitItemPerHour):
-    pass
-
-
-class _PerMinute(_OneWindowPerStudent, RateLimitItemPerMinute):
-    pass
 MAX_PREDICT_TEXTS = 500
 MAX_PREDICT_CHARS = 4000
 
@@ -202,7 +177,7 @@ class ServiceBase:
         self.door = Door(Limits.of(settings.sandbox), settings.sandbox.at_once)  # every upload is parsed through it
         self._reading: dict[tuple[str, str], asyncio.Lock] = {}  # (class, student) -> their turn at the door (one
         # small lock per student who ever uploaded: kept, so no waiter is ever left holding a forgotten one)
-        self._rates = MovingWindowRateLimiter(MemoryStorage())  # per-student rate limits (RATE_LIMITS)
+        self.rates = RateLimits()  # per-student rate limits (service.ratelimit)
 
     @property
     def predictors(self):
@@ -351,21 +326,9 @@ class ServiceBase:
             raise InvalidRequest(str(exc) if caller.operator else exc.for_students()) from None
 
     async def _rate_limit(self, caller: Caller, cls: Classroom, action: str, *, count: bool = True) -> None:
-        """Count one ``action`` (a key of RATE_LIMITS) by a student (``count=False``: only check that one
-        more would be allowed); RateLimited, saying when to try again, past the class's limit.
-        Instructors and the operator have none."""
-        if caller.steers:
-            return
-        quota, per, what = RATE_LIMITS[action]
-        amount = getattr(cls, quota)
-        item = (_PerHour if per == "hour" else _PerMinute)(amount)
-        who = (action, str(caller.guild_id), str(caller.user_id))
-        if await (self._rates.hit if count else self._rates.test)(item, *who):
-            return
-        reset_at, _ = await self._rates.get_window_stats(item, *who)
-        wait = max(1.0, reset_at - time.time())
-        raise RateLimited(f"You have used {what} {amount:,} time{'s' if amount != 1 else ''} in the last {per} "
-                          f"(class quota {quota} = {amount:,}). Try again in {approx_duration(wait)}.", retry_after=wait)
+        """``RateLimits.take`` for a student; instructors and the operator have no rate limits."""
+        if not caller.steers:
+            await self.rates.take(action, caller.guild_id, caller.user_id, cls, count=count)
 
     def _limits_for(self, cls: Classroom) -> dict:
         """The [data] limits a file of this class is read under: the class's byte quota where it is lower
