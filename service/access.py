@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from .base import Caller, ServiceBase
 from .errors import PermissionDenied, ServiceError
 
 LINK_SALT = "tinytutor-dashboard-link"
+log = logging.getLogger("tinytutor.access")
 
 
 class SignInRefused(ServiceError):
@@ -143,7 +145,11 @@ class Access(ServiceBase):
             checked = member.role_checked_at
         stale = checked is None or utcnow() - checked > timedelta(minutes=self.settings.web.role_check_minutes)
         if stale and self.role_check is not None:
-            still = await self.role_check(row.guild_id, row.user_id)  # outside the transaction: a Discord call
+            try:
+                still = await self.role_check(row.guild_id, row.user_id)  # outside the transaction: a Discord call
+            except Exception:  # Discord slow or down: the recorded role stands until the next page
+                log.warning("could not re-check the role of %s in %s", row.user_id, row.guild_id, exc_info=True)
+                still = None
             if still is not None:
                 await self.record_role(row.guild_id, row.user_id, still)
                 if not still:

@@ -424,11 +424,3 @@ def _valid_id(value) -> bool:
         return 0 < int(value) <= INT_MAX
     except (TypeError, ValueError):
         return False
-def _text_column(columns: list[str]) -> str | None:
-    """The column to classify: one with a usual text name, or the only column."""
-    from trainer.data import TEXT_NAMES
-
-    for c in columns:
-        if c.strip().lower() in TEXT_NAMES:
-            return c
-    return columns[0] if len(columns) == 1 else None

@@ -17,7 +17,6 @@ from .base import (
     Caller,
     ModelView,
     ServiceBase,
-    _text_column,
     csv_cell,
 )
 from .errors import Conflict, InvalidRequest
@@ -130,7 +129,9 @@ class Models(ServiceBase):
         with self._staged((content, filename)) as ((staged,), _):
             table = await self._read(caller, read_texts, str(staged), self._limits_for(cls), max_rows)
         columns, rows = table["columns"], [dict(zip(table["columns"], r, strict=True)) for r in table["rows"]]
-        col = _text_column(columns)
+        from trainer.data import find_text_column
+
+        col = find_text_column(columns)
         if col is None:
             raise InvalidRequest("No text column found: name one column 'text' (or 'message', 'sentence', '文本').")
         texts = [str(r.get(col) or "") for r in rows]

@@ -300,6 +300,12 @@ async def test_a_stale_role_is_asked_of_discord_and_a_demoted_instructor_loses_e
         await s.execute(update(Member).values(role_checked_at=utcnow() - timedelta(minutes=6)))
     service.role_check = await discord_says(None)  # Discord cannot tell now: the recorded role stands
     assert (await first.get("/queue")).status == 200 and asked == [("class-a", "teacher")]
+
+    async def times_out(guild_id, user_id):
+        raise TimeoutError("Discord did not answer")
+
+    service.role_check = times_out  # nor when asking fails outright: the page is served, not a 500
+    assert (await first.get("/queue")).status == 200
     service.role_check = await discord_says(True)  # still one: recorded again, not asked on the next page
     assert (await first.get("/queue")).status == 200 and len(asked) == 2
     assert (await first.get("/queue")).status == 200 and len(asked) == 2

@@ -366,6 +366,12 @@ def _find_column(columns: list[str], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def find_text_column(columns: list[str]) -> str | None:
+    """The column to classify in a file without labels (``/predict_file``): the one with the most usual
+    text name (TEXT_NAMES, in its order, as ``choose_columns`` picks), else the only column."""
+    return _find_column(columns, TEXT_NAMES) or (columns[0] if len(columns) == 1 else None)
+
+
 def choose_columns(table: Table, text_column: str | None, label_column: str | None) -> tuple[str, str, list[Problem]]:
     """Pick the text and label columns: from the flags, by common names, or by shape for two columns."""
     problems, notes = [], []
