@@ -15,11 +15,11 @@ import discord
 from discord.ext import commands
 
 from jobs.outbox import OutboxPump
+from service.runtime import Runtime
 
 from .announcer import Announcer, refused
 from .cogs._common import TutorTree, member_is_instructor
 from .progress import ProgressMessages
-from .runtime import Runtime
 
 log = logging.getLogger("tinytutor.bot")
 

@@ -157,7 +157,7 @@ def cli(tmp_path, tiny_base, monkeypatch, db_url):
     monkeypatch.setenv("TINYTUTOR_DATABASE_URL", db_url)
     path = cli_config(tmp_path, tiny_base, reap_seconds=0.3, heartbeat_seconds=0.3, cpu_slots=2)
     monkeypatch.setenv("TINYTUTOR_CONFIG", str(path))
-    from bot.cli import main
+    from cli import main
 
     def run(*argv, code=0):
         out = run.capsys.readouterr()  # drop what came before

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import write_csv
 
-from bot.cli import main
+from cli import main
 
 TRAIN_KEYS = {"accuracy", "macro_f1", "baseline_macro_f1", "probe_macro_f1", "labels", "layers_kept", "params", "params_base",
               "train_seconds", "ms_per_message", "model_dir"}

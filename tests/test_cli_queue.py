@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_config, write_csv
 
-from bot.cli import main
+from cli import main
 
 
 @pytest.fixture

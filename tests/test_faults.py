@@ -115,7 +115,7 @@ async def test_a_model_directory_left_by_a_worker_killed_while_saving_is_removed
 def test_damaged_weights_are_refused_with_the_file_named(tmp_path, tiny_base, capsys):
     import shutil
 
-    from bot.cli import main
+    from cli import main
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_base, broken)

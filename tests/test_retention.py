@@ -40,7 +40,7 @@ def distinct(seed: int) -> bytes:
 
 
 async def test_gc_removes_what_nothing_uses_and_keeps_the_rest(service, db, db_url, monkeypatch, tmp_path, capsys):
-    from bot.cli import main
+    from cli import main
 
     await service.set_quotas(TEACH, max_queued_per_student=10, max_jobs_per_day=20)
     store = service.store
@@ -128,7 +128,7 @@ async def test_a_class_over_its_disk_quota_is_refused_before_anything_is_stored(
 
 
 async def test_the_scheduler_process_cleans_up_on_its_own(db, settings_for, db_url):
-    from bot.runtime import Runtime
+    from service.runtime import Runtime
 
     settings = settings_for(db_url)
     settings.storage.gc_hours = 0.0003  # about a second

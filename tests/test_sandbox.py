@@ -101,7 +101,7 @@ async def test_a_huge_csv_cell_and_a_huge_json_number_are_row_problems_not_crash
 
 def test_tinytutor_check_reads_in_the_sandbox_and_answers_the_sniffer_trap_in_moments(tmp_path, monkeypatch,
                                                                                      capsys):
-    from bot.cli import main
+    from cli import main
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "trap.csv"

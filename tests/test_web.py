@@ -234,7 +234,7 @@ async def test_dashboard_command_gives_instructors_a_private_link(env):
 
 
 def test_web_link_on_the_command_line_is_for_instructors_only(tmp_path, monkeypatch, capsys):
-    from bot.cli import main
+    from cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TINYTUTOR_DATABASE_URL", raising=False)
@@ -328,7 +328,7 @@ async def test_a_non_ascii_csrf_token_is_refused_not_an_error(site):
 
 
 def test_a_dashboard_over_plain_http_from_another_machine_refuses_to_start(tmp_path, monkeypatch, capsys, caplog):
-    from bot.cli import main
+    from cli import main
     from core.settings import load_settings
 
     monkeypatch.chdir(tmp_path)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from service import Caller
 from service.errors import InvalidDataset, InvalidRequest, NotFound
+from service.runtime import Runtime
 from trainer.progress import TRAINING_STAGES, epoch_label
 
-from .runtime import Runtime
 from .tables import board_lines
 
 CLASS = "demo-class"

@@ -391,8 +391,7 @@ def _run(coro):
 
 def cmd_queue(args, settings) -> int:
     from service import Caller
-
-    from .runtime import Runtime
+    from service.runtime import Runtime
 
     async def go() -> int:
         async with await Runtime.open(settings) as rt:
@@ -454,7 +453,7 @@ def _operator(guild: str, user: str = "operator"):
 
 def _service_command(settings, work) -> int:
     """Run ``await work(service)`` on the configured database (no scheduler started)."""
-    from .runtime import Runtime
+    from service.runtime import Runtime
 
     async def go() -> int:
         async with await Runtime.open(settings) as rt:
@@ -603,9 +602,8 @@ def cmd_web(args, settings) -> int:
 def _serve_web(args, settings) -> int:
     import logging
 
+    from service.runtime import Runtime
     from web.app import make_app, start_site
-
-    from .runtime import Runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     host, port = args.host or settings.web.host, args.port or settings.web.port
@@ -630,7 +628,7 @@ def cmd_scheduler(args, settings) -> int:
     import contextlib
     import logging
 
-    from .runtime import Runtime
+    from service.runtime import Runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -708,7 +706,7 @@ def cmd_bot(args, settings) -> int:
         return EXIT_FAIL
     import discord
 
-    from .app import create_bot
+    from bot.app import create_bot
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
