@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 
 import discord
 
-from trainer.progress import TRAINING_STAGES, epoch_label
-
 CONTENT_LIMIT = 2000
 DESCRIPTION_LIMIT = 4096
 FIELD_LIMIT = 1024
@@ -78,19 +76,17 @@ def queue_place(view) -> str:
 def progress_text(view, mention: str) -> str:
     """The progress message for one job, edited in place while it runs."""
     head = f"{mention} job **{view.id}** `{view.name}`"
-    p = view.progress or {}
     if view.status == "queued":
         if view.position is None:
             return f"⏸️ {head}: queued; the class queue is paused, so it waits until an instructor resumes it"
         return f"⏳ {head}: queued, position {view.position}, result expected {eta(view.eta_seconds)}"
     if view.status == "running":
-        stage = p.get("stage", "starting")
-        if stage in TRAINING_STAGES and p.get("steps"):
-            frac = p["step"] / p["steps"]
-            loss = f" · loss {p['loss']:.3f}" if p.get("loss") is not None else ""
-            return (f"🏋️ {head}: `{bar(frac)}` {frac:.0%} · {epoch_label(p)}{loss} · "
-                    f"done {eta(p.get('eta_seconds'))}")
-        return f"⚙️ {head}: {stage}…"
+        p = view.live
+        if p.training:
+            loss = f" · loss {p.loss:.3f}" if p.loss is not None else ""
+            return (f"🏋️ {head}: `{bar(p.fraction)}` {p.fraction:.0%} · {p.epoch_label}{loss} · "
+                    f"done {eta(p.eta_seconds)}")
+        return f"⚙️ {head}: {p.stage}…"
     if view.status == "succeeded":
         f1 = f" · macro-F1 {view.macro_f1:.3f}" if view.macro_f1 is not None else ""
         return f"✅ {head}: finished{f1}; the report is below."
@@ -252,11 +248,11 @@ def job_line(v) -> str:
     if v.status == "queued":
         state = f"queued #{v.position} (result {eta(v.eta_seconds)})" if v.position else "queued (queue paused)"
     if v.status == "running":
-        p = v.progress or {}
-        state = f"running: {p.get('stage', 'starting')}"
-        if p.get("stage") in TRAINING_STAGES and p.get("steps"):
-            what = "training the teacher" if p["stage"] == "teacher" else "training"
-            state = f"{what} {p['step'] / p['steps']:.0%} (done {eta(p.get('eta_seconds'))})"
+        p = v.live
+        state = f"running: {p.stage}"
+        if p.training:
+            what = "training the teacher" if p.stage == "teacher" else "training"
+            state = f"{what} {p.fraction:.0%} (done {eta(p.eta_seconds)})"
     result = f" · macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else ""
     if v.not_posted:
         result += f" · ⚠️ {v.not_posted}"

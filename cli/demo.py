@@ -24,7 +24,6 @@ from pathlib import Path
 from service import Caller
 from service.errors import InvalidDataset, InvalidRequest, NotFound
 from service.runtime import Runtime
-from trainer.progress import TRAINING_STAGES, epoch_label
 
 from .tables import board_lines
 
@@ -113,7 +112,8 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         while True:
             views = await svc.jobs(RIVERA, everyone=True)
             for v in views:
-                key = (v.status, (v.progress or {}).get("stage"), (v.progress or {}).get("epoch"))
+                p = v.live
+                key = (v.status, p and p.stage, p and p.epoch)
                 if key != last.get(v.id):  # a line per stage and epoch, not per heartbeat
                     last[v.id] = key
                     _say(f"   job {v.id} ({v.owner_id}): {_progress_line(v)}")
@@ -186,15 +186,15 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
 
 
 def _progress_line(v) -> str:
-    p = v.progress or {}
     if v.status == "queued":
         return f"queued, position {v.position}"
     if v.status == "running":
-        if p.get("stage") in TRAINING_STAGES and p.get("steps"):
-            loss = f", loss {p['loss']:.3f}" if p.get("loss") is not None else ""
-            eta = f", ETA {p['eta_seconds']:.0f} s" if p.get("eta_seconds") is not None else ""
-            return f"training {epoch_label(p)}{loss}{eta}"
-        return f"running: {p.get('stage', 'starting')}"
+        p = v.live
+        if p.training:
+            loss = f", loss {p.loss:.3f}" if p.loss is not None else ""
+            eta = f", ETA {p.eta_seconds:.0f} s" if p.eta_seconds is not None else ""
+            return f"training {p.epoch_label}{loss}{eta}"
+        return f"running: {p.stage}"
     return v.status
 
 

@@ -370,12 +370,10 @@ def _eta(seconds) -> str:
 
 
 def _job_line(v) -> str:
-    from trainer.progress import TRAINING_STAGES, epoch_label
-
-    p = v.progress or {}
-    where = {"queued": f"#{v.position}" if v.position else "paused", "running": p.get("stage", "")}.get(v.status, "")
-    if v.status == "running" and p.get("stage") in TRAINING_STAGES and p.get("steps"):
-        where = f"{epoch_label(p)} {p['step'] / p['steps']:.0%}"
+    p = v.live
+    where = {"queued": f"#{v.position}" if v.position else "paused", "running": p and p.stage}.get(v.status, "")
+    if p is not None and p.training:
+        where = f"{p.epoch_label} {p.fraction:.0%}"
     result = f"macro-F1 {v.macro_f1:.3f}" if v.macro_f1 is not None else (v.error or "")[:60]
     return f"{v.id:>5}  {v.owner_id:<14.14} {v.name:<18.18} {v.status:<10} {where:<16} {_eta(v.eta_seconds):>8}  {result}"
 

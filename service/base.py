@@ -81,7 +81,7 @@ class JobView:
     status: str
     position: int | None  # 1 = next to start; None unless queued
     eta_seconds: float | None  # until the result is expected (queued: the wait plus a typical job)
-    progress: dict | None
+    progress: dict | None  # as the worker wrote it (JSON keeps it as is); ``live`` is the typed value
     attempts: int
     priority: int
     error: str | None
@@ -91,6 +91,14 @@ class JobView:
     model_id: int | None = None
     macro_f1: float | None = None
     not_posted: str | None = None  # why the outcome could not be posted in its channel (after retries)
+
+    @property
+    def live(self):
+        """The running job's progress as a ``trainer.progress.Progress`` (``training``, ``fraction``,
+        ``epoch_label``, ``loss``, ``eta_seconds``), which every renderer formats; None unless running."""
+        from trainer.progress import Progress
+
+        return Progress.from_dict(self.progress) if self.status == "running" else None
 
     def to_dict(self) -> dict:
         d = asdict(self)

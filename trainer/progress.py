@@ -22,18 +22,29 @@ class Progress:
     def fraction(self) -> float:
         return self.step / self.steps if self.steps else 0.0
 
+    @property
+    def training(self) -> bool:
+        """In a stage that reports epochs and steps (the model, or distillation's teacher), with steps planned."""
+        return self.stage in TRAINING_STAGES and self.steps > 0
+
+    @property
+    def epoch_label(self) -> str:
+        """"epoch 2/6", or "teacher epoch 2/4" while distillation's teacher is fine-tuned."""
+        return f"{'teacher ' if self.stage == 'teacher' else ''}epoch {self.epoch}/{self.epochs}"
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Progress:
+        """A stored progress record (a job's ``progress`` column: keys it does not know are left out);
+        nothing stored yet is the "starting" stage."""
+        known = {f: d[f] for f in cls.__dataclass_fields__ if f in (d or {})}
+        return cls(**({"stage": "starting"} | known))
 
 
 ProgressFn = Callable[[Progress], None]
 TRAINING_STAGES = ("teacher", "training")  # stages that report epochs and steps
-
-
-def epoch_label(p: Progress | dict) -> str:
-    """"epoch 2/6", or "teacher epoch 2/4" while distillation's teacher is fine-tuned."""
-    d = p if isinstance(p, dict) else p.to_dict()
-    return f"{'teacher ' if d.get('stage') == 'teacher' else ''}epoch {d.get('epoch')}/{d.get('epochs')}"
 
 
 def approx_duration(seconds: float) -> str:
@@ -84,7 +95,7 @@ class TerminalBar:
             self._stage = p.stage
             self._bar.n = p.step
             loss = f"{p.loss:.3f}" if p.loss is not None else "-"
-            self._bar.set_description(epoch_label(p))
+            self._bar.set_description(p.epoch_label)
             self._bar.set_postfix_str(f"loss {loss}")
             self._bar.refresh()
             return
