@@ -1,9 +1,11 @@
 """The Discord bot: ``create_bot(settings)`` returns it configured, not started.
 
 ``setup_hook`` (run by ``login``) opens the database (upgrading it), adds the cogs, syncs the
-commands (to the configured guild, else globally), and starts the scheduler, the outbox pump and
-the progress editor on the runtime's periodic tasks, and the dashboard when ``[web].enabled``;
-``close`` stops them all.
+commands (to each server it serves, ``[discord].guild_id`` and ``allowed_guilds``, else globally),
+and starts the scheduler, the outbox pump and the progress editor on the runtime's periodic tasks,
+and the dashboard when ``[web].enabled``; ``close`` stops them all. Interactions from any other
+server are refused in ``cogs._common.TutorTree``; role changes (with ``[discord].members_intent``)
+and the dashboard's re-checks of stale roles are answered here.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ class TinyTutorBot(commands.Bot):
             self.synced = await self.tree.sync()
             log.warning("synced %d commands globally: any server that invites the bot can use it (set "
                         "[discord].guild_id or allowed_guilds to serve only your class)", len(self.synced))
-        # the scheduler, the outbox pump and the progress editor share the process's periodic tasks
         self.runtime.service.role_check = self.still_instructor  # the dashboard re-checks stale roles with it
+        # the scheduler, the outbox pump and the progress editor share the process's periodic tasks
         await self.runtime.start_jobs()
         self.outbox = OutboxPump(self.runtime.db, self.announcer.deliver, refused=refused,
                                  undeliverable=self.announcer.tell_directly,
