@@ -78,6 +78,13 @@ class Models(ServiceBase):
         async with self.db.transaction() as s:
             return self._model_view(await self._model_to_use(s, caller, model_id))
 
+    async def check_rate(self, caller: Caller, action: str) -> None:
+        """RateLimited now if one more ``action`` ("predict", "predict_file") would be over the student's
+        limit, counting nothing: for a command to refuse privately before it answers in public."""
+        async with self.db.transaction() as s:
+            cls = await self._class(s, caller.guild_id)
+        await self._rate_limit(caller, cls, action, count=False)
+
     async def predict(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3):
         """Classify texts with a model the caller may use (``None``: their default model).
 

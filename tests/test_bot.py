@@ -227,6 +227,7 @@ async def test_models_commands_and_predict_file_on_a_trained_model(env, tiny_bas
     calls = await env.run(BOB, "predict_file", [opt], attachments=[att])
     refusal = [c for c in calls if "predict_files_per_hour = 1" in c.content]
     assert len(refusal) == 1 and refusal[0].ephemeral and "Try again in ~60 min" in refusal[0].content
+    assert calls[0].json["type"] == 4 and len(calls) == 1  # refused at once: no public "thinking" first
     assert not [c for c in calls if c.files]
 
     calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id))], sub="delete", messages=1)

@@ -56,6 +56,17 @@ def training(db, job_id):
     return check
 
 
+async def run_to_the_end(make, db, target):
+    """One job through a scheduler whose workers run ``target``, until it succeeds or fails."""
+    service, sched = make(target=target)
+    sub = await service.submit(ALICE, GOOD, "t.csv", name="topics")
+    await sched.start()
+    try:
+        return service, await wait_for(status_is(db, sub.job.id, "succeeded", "failed"))
+    finally:
+        await sched.stop()
+
+
 async def test_a_job_runs_in_its_own_process_and_finishes_in_one_transaction(make, db):
     service, sched = make()
     sub = await service.submit(ALICE, GOOD, "topics.csv", name="topics", channel_id="chan-1")
@@ -157,13 +168,7 @@ async def test_after_a_restart_no_job_is_left_running_without_a_worker(make, db,
 
 @ONE_DATABASE
 async def test_an_internal_error_reaches_the_student_as_a_plain_message_and_the_log_as_a_traceback(make, db):
-    service, sched = make(target=crashing_run_job)
-    sub = await service.submit(ALICE, GOOD, "t.csv", name="bug")
-    await sched.start()
-    try:
-        job = await wait_for(status_is(db, sub.job.id, "failed", "succeeded"))
-    finally:
-        await sched.stop()
+    service, job = await run_to_the_end(make, db, crashing_run_job)
     assert job.attempts == 1  # a bug is not retried like a crash
     assert "internal error" in job.error and f"job {job.id}" in job.error
     assert "secret internals" not in job.error and "Traceback" not in job.error
@@ -338,13 +343,7 @@ async def test_a_periodic_task_still_running_at_its_next_turn_is_not_a_warning(c
 
 @ONE_DATABASE
 async def test_a_database_blip_at_the_final_write_does_not_lose_the_training(make, db):
-    service, sched = make(target=flaky_outcome_run_job)
-    sub = await service.submit(ALICE, GOOD, "topics.csv", name="topics")
-    await sched.start()
-    try:
-        job = await wait_for(status_is(db, sub.job.id, "succeeded", "failed"))
-    finally:
-        await sched.stop()
+    service, job = await run_to_the_end(make, db, flaky_outcome_run_job)
     assert job.status == "succeeded" and job.attempts == 1  # recorded on the third try, not trained again
     async with db.transaction() as s:
         models = list((await s.execute(select(Model).where(Model.job_id == job.id))).scalars())

@@ -150,6 +150,7 @@ class Students(commands.Cog):
         caller = self.caller(interaction)
         mid = model_id(model)
         await self.service.model(caller, mid)  # refused privately, before anything is public
+        await self.service.check_rate(caller, "predict")
         await defer_public(interaction)
         view, preds = await self.service.predict(caller, mid, [text])
         await send_public(interaction, content=f"Model **{render.truncate(view.label, 80)}**\n"
@@ -175,7 +176,8 @@ class Students(commands.Cog):
         caller = self.caller(interaction)
         check_size(dataset, self.bot.settings)
         mid = model_id(model)
-        await self.service.model(caller, mid)
+        await self.service.model(caller, mid)  # refused privately, before anything is public
+        await self.service.check_rate(caller, "predict_file")
         await defer_public(interaction)
         content = await read_attachment(dataset, self.bot.settings)
         view, csv_bytes, n = await self.service.predict_file(caller, mid, content, dataset.filename)
