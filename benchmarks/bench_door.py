@@ -90,8 +90,7 @@ def xlsx_bomb(path: Path, expanded: int = 900_000_000) -> Path:
 
 async def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tinytutor-bench-door-"))
-    settings = load_settings()
-    settings.storage.data_dir = str(work / "data")
+    settings = load_settings().changed(storage={"data_dir": str(work / "data")})
     url = f"sqlite+aiosqlite:///{work / 'door.db'}"
     db = Database(url)
     await db.upgrade()
@@ -130,7 +129,7 @@ async def main() -> int:
     files["the same CSV with [data].max_rows = 1,000,000 (read whole)"] = files[f"CSV: 20 MB, {i:,} short rows"]
     for name, (content, filename) in files.items():
         if "read whole" in name:
-            settings.data.max_rows = 1_000_000
+            svc = Service(db, settings.changed(data={"max_rows": 1_000_000}))
             await svc.set_quotas(Caller("bench", "teach", instructor=True), max_rows=1_000_000)
         before = rss_mb()
         started = time.perf_counter()

@@ -153,7 +153,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=1, help="how many of the seeds 42, 7, 1234 to run")
     args = parser.parse_args()
     settings = load_settings()
-    base = resolve_base(settings.training.get("base", "minilm-l6"), settings.base_models)
+    base = resolve_base(settings.training.base, settings.base_models)
     tokenizer = load_tokenizer(base)
     train, _, test, _ = documents(SEEDS[0])
     tokens = [len(tokenizer(d)["input_ids"]) for d, _ in test]

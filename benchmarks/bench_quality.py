@@ -183,7 +183,7 @@ def main() -> int:
                                write_chatterbot_csv(work / "all-topics.csv", english_topics())),
                 "chat": ("chatterbot example, 5 topics", write_chatterbot_csv(work / "chat.csv"))}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; defaults from config.toml "
-          f"({', '.join(f'{k} {v}' for k, v in settings.training.items())}); seeds {list(SEEDS[:args.seeds])}")
+          f"({', '.join(f'{k} {v}' for k, v in settings.training.model_dump(exclude_unset=True).items())}); seeds {list(SEEDS[:args.seeds])}")
     if args.sweep:
         sweep(settings, datasets["chat"][1], work, SEEDS[:args.seeds])
         return 0

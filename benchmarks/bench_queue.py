@@ -25,6 +25,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -139,13 +140,11 @@ async def part2(tmp: Path, seconds: float, epochs: int) -> list[tuple]:
     from trainer.examples import write_chatterbot_csv
     from trainer.predict import PredictorCache
 
-    settings = Settings()
-    settings.storage.data_dir = str(tmp / "data")
-    settings.storage.database_url = f"sqlite+aiosqlite:///{tmp / 'data' / 'lag.db'}"
-    settings.training["epochs"] = epochs
-    settings.training["patience"] = epochs  # no early stop: the worker must train through both measurements
-    settings.queue.dispatch_seconds = 0.5
-    settings.queue.reap_seconds = 1.0
+    settings = Settings().changed(
+        storage={"data_dir": str(tmp / "data"), "database_url": f"sqlite+aiosqlite:///{tmp / 'data' / 'lag.db'}"},
+        training={"epochs": epochs, "patience": epochs},  # no early stop: the worker must train through both measurements
+        queue={"dispatch_seconds": 0.5, "reap_seconds": 1.0},
+        web={"public_url": f"http://127.0.0.1:{free_port()}"})  # the dashboard's, for the last row
     db = Database(settings.database_url)
     await db.upgrade()
     service = Service(db, settings, predictors=PredictorCache(2))
@@ -242,17 +241,19 @@ class Browser:
         await self.runner.cleanup()
 
 
-async def open_dashboard(service, settings) -> Browser:
+def free_port() -> int:
     import socket
-
-    from web.app import make_app, start_site
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings.web.public_url = f"http://127.0.0.1:{port}"
+        return sock.getsockname()[1]
+
+
+async def open_dashboard(service, settings) -> Browser:
+    from web.app import make_app, start_site
+
     os.environ.setdefault(settings.web.secret_env, "bench secret, not for production use")
-    runner = await start_site(make_app(service, settings), "127.0.0.1", port)
+    runner = await start_site(make_app(service, settings), "127.0.0.1", urlsplit(settings.web.public_url).port)
     link = await service.mint_link(TEACHER)
     cookie = await service.redeem_link(link.split("token=", 1)[1])
     return Browser(runner, settings.web.public_url, cookie)

@@ -13,7 +13,6 @@ after she shares it.
 from __future__ import annotations
 
 import asyncio
-import copy
 import csv
 import io
 import logging
@@ -48,11 +47,9 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
     root = Path(directory or Path(settings.paths.runs_dir) / f"demo-{stamp}").resolve()
     if root.exists() and any(root.iterdir()):
         raise InvalidRequest(f"{root} is not empty; the demo needs a fresh directory (or leave out --dir)")
-    settings = copy.deepcopy(settings)
-    settings.storage.data_dir = str(root / "data")
-    settings.storage.database_url = f"sqlite+aiosqlite:///{root / 'data' / 'tinytutor.db'}"
-    if epochs:
-        settings.training["epochs"] = epochs
+    settings = settings.changed(storage={"data_dir": str(root / "data"),
+                                         "database_url": f"sqlite+aiosqlite:///{root / 'data' / 'tinytutor.db'}"},
+                                training={"epochs": epochs} if epochs else {})
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
 
     example = write_chatterbot_csv(root / "example-chat.csv", DEFAULT_TOPICS)

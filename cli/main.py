@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     # alone: everything this process and its workers create is private (0600 files, 0700 directories).
     os.umask(0o077)
     if getattr(args, "executor", None):
-        settings.queue.executor = args.executor
+        settings = settings.changed(queue={"executor": args.executor})
     if not settings.hub.allow_downloads:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -6,6 +6,9 @@ Input should be greater than or equal to 1 (got 0)``. Environment variables over
 (``TINYTUTOR_QUEUE__CPU_SLOTS=2``, through pydantic-settings); ``TINYTUTOR_DATABASE_URL`` is read in
 ``Settings.database_url`` and nowhere else. Secrets (the Discord token) come from the environment,
 never from this file.
+
+Settings are frozen once loaded: what a command-line flag, the demo or a test sets differently is a new
+``Settings`` made by :meth:`Settings.changed`, checked as the file's values are.
 """
 
 from __future__ import annotations
@@ -15,10 +18,18 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
-from .errors import ConfigError, SpecError
+from .errors import ConfigError
 from .spec import DataLimits, TrainSpec, one_line
 
 # TrainSpec fields that describe one run, not a class-wide default.
@@ -31,7 +42,14 @@ DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+# [training]: the class-wide defaults of a run, TrainSpec's own fields (types, defaults and ranges in one
+# place, core.spec), less those chosen per run.
+Training = create_model("Training", __base__=Section, __doc__="[training]: TrainSpec's defaults for this class.",
+                        **{name: (info.annotation, info) for name, info in TrainSpec.__pydantic_fields__.items()
+                           if name not in _PER_RUN})
 
 
 class BaseModelTable(Section):
@@ -209,11 +227,11 @@ class Settings(BaseSettings):
     """All of config.toml. The file's values are given as keyword arguments; environment variables
     (``TINYTUTOR_<SECTION>__<KEY>``) override them."""
 
-    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True,  # each section is strict
+    model_config = SettingsConfigDict(extra="forbid", frozen=True,  # each section is strict and frozen too
                                       env_prefix="TINYTUTOR_", env_nested_delimiter="__")
 
     data: DataLimits = Field(default_factory=DataLimits)
-    training: dict = Field(default_factory=dict)  # TrainSpec defaults, checked against TrainSpec
+    training: Training = Field(default_factory=Training)
     # name -> a local model directory, or a table {path = "...", pooling = "mean" | "cls"}; load_settings
     # turns tables into plain dicts (they travel to workers as JSON)
     base_models: dict[str, str | dict] = Field(default_factory=dict)
@@ -249,23 +267,31 @@ class Settings(BaseSettings):
                                  f"{{ path = \"...\", pooling = \"mean\" }}, not {value!r}")
         return values
 
-    @field_validator("training")
+    @field_validator("training", mode="before")
     @classmethod
-    def _training_keys(cls, values: dict) -> dict:
-        per_run = sorted(set(values) & _PER_RUN)
+    def _per_run_keys(cls, values):
+        per_run = sorted(set(values) & _PER_RUN) if isinstance(values, dict) else []
         if per_run:
             raise ValueError(f"{per_run[0]} is not a setting here: it is chosen per run")
-        TrainSpec.make(data_path="config-check", **values)  # raises SpecError naming the key (see load_settings)
         return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quota_defaults_follow_caps(cls, values: dict) -> dict:
+        """A class quota left at its default follows a server cap set below it ([data].max_rows = 10)."""
+        data, quotas = values.get("data") or {}, values.get("quotas") or {}
+        if not (isinstance(data, dict) and isinstance(quotas, dict)):
+            return values
+        lower = {key: data[key] for key in ("max_rows", "max_bytes") if key not in quotas
+                 and isinstance(data.get(key), int) and data[key] < Quotas.model_fields[key].default}
+        return {**values, "quotas": {**quotas, **lower}} if lower else values
 
     @model_validator(mode="after")
     def _quotas_within_caps(self):
         for key in ("max_rows", "max_bytes"):  # a class quota cannot go past the server's hard cap
             if getattr(self.quotas, key) > getattr(self.data, key):
-                if key in self.quotas.model_fields_set:
-                    raise ValueError(f"[quotas].{key} ({getattr(self.quotas, key):,}) is above [data].{key} "
-                                     f"({getattr(self.data, key):,}); lower it or raise [data].{key}")
-                setattr(self.quotas, key, getattr(self.data, key))  # the default follows a lower cap
+                raise ValueError(f"[quotas].{key} ({getattr(self.quotas, key):,}) is above [data].{key} "
+                                 f"({getattr(self.data, key):,}); lower it or raise [data].{key}")
         return self
 
     @property
@@ -284,47 +310,59 @@ class Settings(BaseSettings):
     def train_spec(self, data_path: str, **overrides) -> TrainSpec:
         """A spec from the configured defaults, with the caller's (non-None) choices on top. SpecError
         names a setting that cannot work."""
-        values = dict(self.training)
+        values = self.training.model_dump()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return TrainSpec.make(data_path=data_path, limits=self.data, **values)
+
+    def changed(self, **sections: dict) -> Settings:
+        """A copy with some settings changed, each checked as in config.toml (ConfigError naming the key):
+        ``settings.changed(queue={"cpu_slots": 2}, training={"epochs": 1})``. The environment is not read
+        again: these values win."""
+        values = self.model_dump()
+        for name, change in sections.items():
+            if name not in values:
+                raise ConfigError(f"[{name}] is not a section; the sections are {', '.join(sorted(values))}")
+            values[name] = {**values[name], **change}
+        return _validated(type(self).model_validate, values, "settings")
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read config.toml: the given path, else $TINYTUTOR_CONFIG, else ./config.toml, else defaults."""
     explicit = path or os.environ.get("TINYTUTOR_CONFIG")
     path = Path(explicit) if explicit else Path("config.toml")
-    raw: dict = {}
-    name = path.name
-    if path.is_file():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    elif explicit:
+    if not path.is_file() and explicit:
         raise ConfigError(f"Config file {path} does not exist")
-    else:
-        name = "environment"
+    name = path.name if path.is_file() else "environment"
+    try:
+        raw = TomlConfigSettingsSource(Settings, toml_file=path).toml_data  # {} when there is no file
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     sections = sorted(Settings.model_fields)
     for key, value in raw.items():
         if key not in Settings.model_fields:
             raise ConfigError(f"{name}: [{key}] is not a section; the sections are {', '.join(sections)}")
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: [{key}] must be a table, like [{key}] on a line of its own")
-    try:
-        settings = Settings(**raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{name}: {_describe(exc)}") from None
-    except SpecError as exc:  # from the [training] check
-        raise ConfigError(f"{name}: [training].{exc}") from None
+    settings = _validated(lambda values: Settings(**values), raw, name)
+    # paths in the file are relative to the file
     base = path.parent
+    base_models = {}
     for key, value in settings.base_models.items():
         p = Path(value if isinstance(value, str) else value["path"]).expanduser()
         where = str(p if p.is_absolute() else (base / p).resolve())
-        settings.base_models[key] = where if isinstance(value, str) else {"path": where,
-                                                                          "pooling": value.get("pooling")}
+        base_models[key] = where if isinstance(value, str) else {"path": where, "pooling": value.get("pooling")}
     data_dir = Path(settings.storage.data_dir).expanduser()
-    settings.storage.data_dir = str(data_dir if data_dir.is_absolute() else (base / data_dir).resolve())
-    return settings
+    data_dir = str(data_dir if data_dir.is_absolute() else (base / data_dir).resolve())
+    values = settings.model_dump()
+    values["base_models"], values["storage"]["data_dir"] = base_models, data_dir
+    return _validated(Settings.model_validate, values, name)
+
+
+def _validated(make, values: dict, name: str) -> Settings:
+    try:
+        return make(values)
+    except ValidationError as exc:
+        raise ConfigError(f"{name}: {_describe(exc)}") from None
 
 
 def _typed(value):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from storage.models import INSTRUCTOR, STUDENT, Classroom, Member, WebLink, WebSession, utcnow
+from storage.models import INSTRUCTOR, STUDENT, Classroom, Member, WebLink, WebSession
 
 from .base import Caller, ServiceBase
 from .errors import PermissionDenied, ServiceError
@@ -82,9 +82,15 @@ class Access(ServiceBase):
     role_check: RoleCheck | None = None  # set by the bot; the dashboard alone trusts the recorded roles
 
     def _signer(self):
-        from itsdangerous import URLSafeTimedSerializer
+        from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-        return URLSafeTimedSerializer(web_secret(self.settings), salt=LINK_SALT)
+        clock = self.clock
+
+        class ClockedSigner(TimestampSigner):  # a link's age is told by the service's clock, as its row's is
+            def get_timestamp(self) -> int:
+                return int(clock().timestamp())
+
+        return URLSafeTimedSerializer(web_secret(self.settings), salt=LINK_SALT, signer=ClockedSigner)
 
     async def mint_link(self, caller: Caller) -> str:
         """A sign-in URL for the calling instructor and their class (``/dashboard``, ``tinytutor web link``)."""
@@ -94,7 +100,7 @@ class Access(ServiceBase):
         async with self.db.transaction() as s:
             await self._member(s, caller)  # records the instructor role this link is checked against
             s.add(WebLink(nonce_sha256=_sha(nonce), guild_id=caller.guild_id, user_id=caller.user_id,
-                          expires_at=utcnow() + timedelta(minutes=self.settings.web.link_minutes), created_at=utcnow()))
+                          expires_at=self.clock() + timedelta(minutes=self.settings.web.link_minutes), created_at=self.clock()))
         token = self._signer().dumps(nonce)
         return f"{self.settings.web.base_url}/signin?token={token}"
 
@@ -108,7 +114,7 @@ class Access(ServiceBase):
             raise SignInRefused("This sign-in link has expired. Ask for a new one with /dashboard.") from None
         except BadSignature:
             raise SignInRefused("This is not a valid sign-in link. Ask for one with /dashboard.") from None
-        now = utcnow()
+        now = self.clock()
         async with self.db.transaction() as s:
             link = (await s.execute(select(WebLink).where(WebLink.nonce_sha256 == _sha(str(nonce))))).scalar_one_or_none()
             if link is None:
@@ -133,7 +139,7 @@ class Access(ServiceBase):
             return None
         async with self.db.transaction() as s:
             row = (await s.execute(select(WebSession).where(WebSession.token_sha256 == _sha(token)))).scalar_one_or_none()
-            if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+            if row is None or row.revoked_at is not None or row.expires_at <= self.clock():
                 return None
             member = (await s.execute(select(Member).where(Member.guild_id == row.guild_id,
                                                            Member.user_id == row.user_id))).scalar_one_or_none()
@@ -143,7 +149,7 @@ class Access(ServiceBase):
             identity = WebIdentity(Caller(row.guild_id, row.user_id, instructor=True, name=member.display_name),
                                    row.csrf, cls.name if cls else row.guild_id)
             checked = member.role_checked_at
-        stale = checked is None or utcnow() - checked > timedelta(minutes=self.settings.web.role_check_minutes)
+        stale = checked is None or self.clock() - checked > timedelta(minutes=self.settings.web.role_check_minutes)
         if stale and self.role_check is not None:
             try:
                 still = await self.role_check(row.guild_id, row.user_id)  # outside the transaction: a Discord call
@@ -161,7 +167,7 @@ class Access(ServiceBase):
         at once (a member not yet recorded is not added: their first command will do it)."""
         async with self.db.transaction() as s:
             await s.execute(update(Member).where(Member.guild_id == str(guild_id), Member.user_id == str(user_id))
-                            .values(role=INSTRUCTOR if instructor else STUDENT, role_checked_at=utcnow())
+                            .values(role=INSTRUCTOR if instructor else STUDENT, role_checked_at=self.clock())
                             .execution_options(synchronize_session=False))
         if not instructor:
             await self.revoke_sessions(str(guild_id), str(user_id))
@@ -169,7 +175,7 @@ class Access(ServiceBase):
     async def end_session(self, token: str) -> None:
         async with self.db.transaction() as s:
             await s.execute(update(WebSession).where(WebSession.token_sha256 == _sha(token),
-                                                     WebSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
+                                                     WebSession.revoked_at.is_(None)).values(revoked_at=self.clock()))
 
     async def revoke_sessions(self, guild_id: str, user_id: str | None = None) -> int:
         """Sign out every dashboard session of a class (or of one of its instructors). Returns how many."""
@@ -177,7 +183,7 @@ class Access(ServiceBase):
         if user_id:
             cond.append(WebSession.user_id == user_id)
         async with self.db.transaction() as s:
-            result = await s.execute(update(WebSession).where(*cond).values(revoked_at=utcnow())
+            result = await s.execute(update(WebSession).where(*cond).values(revoked_at=self.clock())
                                      .execution_options(synchronize_session=False))
             return result.rowcount
 

@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import errno
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
+from core.settings import Settings
 from storage import queue as q
 from storage.db import Database
 from storage.files import ArtefactStore, sha256_file
@@ -174,8 +176,10 @@ def board_key(score: Score):
 
 
 class ServiceBase:
-    def __init__(self, db: Database, settings, predictors=None, slots: int | None = None):
+    def __init__(self, db: Database, settings: Settings, predictors=None, slots: int | None = None,
+                 clock: Callable[[], datetime] = utcnow):
         self.db, self.settings = db, settings
+        self.clock = clock  # what time it is (UTC), for sign-in links and sessions; tests pass their own
         self.store = ArtefactStore(settings.storage.data_dir)
         self._predictors = predictors  # built on the first prediction: a submission never imports torch
         self.batcher = MicroBatcher(self._predict_batch, settings.queue.predict_batch_ms / 1000)

@@ -83,7 +83,7 @@ class Submissions(Assignments):
         if validation is not None:
             self._check_bytes(cls, len(validation[0]))
         await self._check_disk(cls, len(content) + (len(validation[0]) if validation is not None else 0))
-        epochs = params.get("epochs", self.settings.training.get("epochs"))
+        epochs = params.get("epochs", self.settings.training.epochs)
         if epochs is not None and epochs > cls.max_epochs:
             raise QuotaExceeded("max_epochs", cls.max_epochs, f"{epochs} epochs is more than this class allows")
         params["max_epochs"] = cls.max_epochs  # the ceiling when the epochs are left to early stopping
@@ -96,7 +96,7 @@ class Submissions(Assignments):
             async with self.db.transaction() as s:
                 teacher = await self._usable_model(s, caller, params["teacher_model_id"])
                 params["teacher_model_id"], teacher_labels = teacher.id, list(teacher.labels)
-        if params.get("augment") and params.get("method", self.settings.training.get("method")) != "distill":
+        if params.get("augment") and params.get("method", self.settings.training.method) != "distill":
             raise InvalidRequest("Augmented copies are labelled by a teacher, so augment is for the distill "
                                  "method; choose method distill, or leave augment out.")
         from trainer.errors import SpecError

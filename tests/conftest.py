@@ -1,70 +1,16 @@
-"""Shared fixtures: a tiny random BERT (fast unit tests) and small real datasets."""
+"""Shared fixtures: a tiny random BERT (fast unit tests), small datasets, databases, services (the data and
+people they use are in helpers.py)."""
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import pytest
 from discord_env import env  # noqa: F401  (the fake-Discord fixture, for every test module)
+from helpers import make_tiny_base, synthetic_rows, write_csv
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-TOPIC_WORDS = {
-    "sports": ["ball", "goal", "team", "match", "score", "player", "coach", "league", "win", "run"],
-    "food": ["pizza", "bread", "cheese", "soup", "salad", "taste", "cook", "dinner", "lunch", "spicy"],
-    "weather": ["rain", "sun", "snow", "cloud", "wind", "storm", "cold", "warm", "forecast", "sky"],
-}
-FILLER = ["i", "think", "the", "a", "today", "really", "very", "so", "we", "it", "is", "was"]
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]], header=("text", "label"), encoding="utf-8", delimiter=","):
-    with open(path, "w", newline="", encoding=encoding) as f:
-        w = csv.writer(f, delimiter=delimiter)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
-def synthetic_rows(n_per_class: int = 40, seed: int = 0) -> list[tuple[str, str]]:
-    """Short, learnable texts: each label has its own vocabulary mixed with shared filler words."""
-    import random
-
-    rng = random.Random(seed)
-    rows = []
-    for label, words in TOPIC_WORDS.items():
-        seen = set()
-        while len([r for r in rows if r[1] == label]) < n_per_class:
-            text = " ".join(rng.sample(words, 3) + rng.sample(FILLER, 3))
-            text = " ".join(rng.sample(text.split(), 6))
-            if text not in seen:
-                seen.add(text)
-                rows.append((text, label))
-    rng.shuffle(rows)
-    return rows
-
-
-def make_tiny_base(root: Path, layers: int = 4) -> Path:
-    """A ``layers``-layer, 32-wide random BERT with a WordPiece vocabulary of the synthetic words, saved as
-    safetensors in ``root``: an encoder without a head, read by mean pooling, like the embedded base."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
-        {w for ws in TOPIC_WORDS.values() for w in ws} | set(FILLER)) + list("abcdefghijklmnopqrstuvwxyz")
-    tok = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    tok.save_pretrained(root)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(root)
-    # ...and, like it, a sentence encoder read by mean pooling (sentence-transformers' declaration)
-    (root / "1_Pooling").mkdir()
-    (root / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, "pooling_mode_cls_token": false, '
-                                                    '"pooling_mode_mean_tokens": true}')
-    return root
-
 
 @pytest.fixture
 def tiny_base(tmp_path_factory) -> Path:
@@ -83,30 +29,6 @@ def learnable_csv(tmp_path) -> Path:
     tiny BERT missed a whole class for 1 to 3 seeds in 5, whatever the recipe; on 168, at lr 1e-3 for
     12 epochs in batches of 8, it learned all three classes for each of 5 seeds, with 2 or 4 layers."""
     return write_csv(tmp_path / "learnable.csv", synthetic_rows(80))
-
-
-def cli_config(tmp_path: Path, tiny_base: Path, **queue) -> Path:
-    """A config.toml for the command-line tests: the tiny BERT as base, data in ``class-data``, fast
-    queue timings (``queue`` adds or overrides [queue] keys)."""
-    timings = {"dispatch_seconds": 0.2, "reap_seconds": 0.5, "heartbeat_seconds": 0.5} | queue
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[training]
-base = "tiny"
-layers = 2
-epochs = 2
-max_length = 16
-threads = 1
-
-[base_models]
-tiny = "{tiny_base}"
-
-[storage]
-data_dir = "class-data"
-
-[queue]
-""" + "".join(f"{k} = {v}\n" for k, v in timings.items()), encoding="utf-8")
-    return path
 
 
 # -- databases: every storage and queue test runs on SQLite and on PostgreSQL ------------------------
@@ -158,19 +80,18 @@ def settings_for(tmp_path, tiny_base):
     """Settings for the queue tests: data under tmp_path, the tiny BERT as base, fast timings."""
     from core.settings import Settings
 
-    def make(db_url: str, **queue):
-        s = Settings()
-        s.storage.data_dir = str(tmp_path / "data")
-        s.storage.database_url = db_url
-        s.base_models = {"tiny": str(tiny_base)}
-        s.training = {"base": "tiny", "layers": 2, "epochs": 2, "batch_size": 16, "threads": 1, "max_length": 16}
-        s.queue.dispatch_seconds = 0.2
-        s.queue.reap_seconds = 0.3
-        s.queue.heartbeat_seconds = 0.3
-        s.queue.kill_grace_seconds = 2
-        for k, v in queue.items():
-            setattr(s.queue, k, v)
-        return s
+    def make(db_url: str, **changes):
+        """``changes``: a section's name with a dict of its keys (``web={"page_size": 5}``), or a [queue] key."""
+        sections = {
+            "storage": {"data_dir": str(tmp_path / "data"), "database_url": db_url},
+            "base_models": {"tiny": str(tiny_base)},
+            "training": {"base": "tiny", "layers": 2, "epochs": 2, "batch_size": 16, "threads": 1, "max_length": 16},
+            "queue": {"dispatch_seconds": 0.2, "reap_seconds": 0.3, "heartbeat_seconds": 0.3, "kill_grace_seconds": 2},
+        }
+        for key, value in changes.items():
+            section, value = (key, value) if key in Settings.model_fields else ("queue", {key: value})
+            sections[section] = sections.get(section, {}) | value
+        return Settings().changed(**sections)
 
     return make
 
@@ -192,10 +113,10 @@ async def make(db, db_url, settings_for):
     from jobs.scheduler import Scheduler
     from service import Service
 
-    def build(target=None, executor=None, **queue):
+    def build(target=None, executor=None, **changes):
         """``target``: the local worker's entry point (a slowed or broken one); ``executor``: another
-        executor's class, built with these settings (``RayExecutor``)."""
-        settings = settings_for(db_url, **queue)
+        executor's class, built with these settings (``RayExecutor``); ``changes`` as ``settings_for``'s."""
+        settings = settings_for(db_url, **changes)
         sched = Scheduler(db, settings, executor=executor(settings) if executor else LocalExecutor(target), slots=1)
         made.append(sched)
         return Service(db, settings), sched

@@ -9,6 +9,7 @@ import re
 import discord
 import pytest
 from fake_discord import ATTACHMENT, CHANNEL_ID, GUILD_ID, FakeDiscord, User, option, snowflake
+from helpers import free_port
 
 from bot.app import create_bot
 
@@ -58,17 +59,19 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path, settings_for, monkeypatch):
+async def env(request, tmp_path, settings_for, monkeypatch):
+    """The bot, logged in to a fake Discord. ``@pytest.mark.settings(web={"enabled": True})`` gives the
+    bot other settings (sections as ``settings_for`` takes them)."""
     fake = FakeDiscord()
     await fake.start()
     monkeypatch.setattr(discord.http.Route, "BASE", f"{fake.base}/api/v10")
-    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    settings.discord.guild_id = str(GUILD_ID)
-    settings.discord.instructor_role_id = "555"
-    settings.discord.progress_edit_seconds = 0.2
-    settings.discord.outbox_seconds = 0.2
-    settings.discord.max_upload_bytes = 200_000
-    bot = create_bot(settings)
+    marker = request.node.get_closest_marker("settings")
+    changes = dict(marker.kwargs) if marker else {}
+    discord_keys = {"guild_id": str(GUILD_ID), "instructor_role_id": "555", "progress_edit_seconds": 0.2,
+                    "outbox_seconds": 0.2, "max_upload_bytes": 200_000} | changes.pop("discord", {})
+    if changes.get("web", {}).get("enabled") and "port" not in changes["web"]:
+        changes["web"] = changes["web"] | {"port": free_port()}  # the dashboard this bot serves
+    bot = create_bot(settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", discord=discord_keys, **changes))
     await bot.login("fake-token")
     yield Env(bot, fake)
     await bot.close()

@@ -379,13 +379,13 @@ class FakeDiscord:
         return [c for c in self.calls if payload["id"] in c.path or payload["token"] in c.path]
 
     async def wait(self, predicate, timeout: float = 30, what: str = "the bot"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; calls: {[(c.method, c.path) for c in self.calls[-10:]]}")
+        """helpers.wait_for, naming the last calls the bot made when it times out."""
+        from helpers import wait_for
+
+        try:
+            return await wait_for(predicate, timeout, every=0.05, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; calls: {[(c.method, c.path) for c in self.calls[-10:]]}") from None
 
 
 def option(name: str, type_: int, value) -> dict:

@@ -14,23 +14,26 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import cli_config, synthetic_rows, write_csv
+from helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    HIDDEN,
+    MALLORY,
+    MARK,
+    TEACH,
+    TRAIN,
+    cli_config,
+    csv_bytes,
+    hidden_rows,
+    stored_files,
+    synthetic_rows,
+    write_csv,
+)
 from sqlalchemy import select, update
-from test_service import ALICE, BOB, MALLORY, TEACH, csv_bytes, stored_files
 
 from service.errors import Conflict, InvalidDataset, InvalidRequest, NotFound, PermissionDenied
 from storage.models import Assignment, Dataset, Job, Outbox, Report, Score, utcnow
-
-CAROL = ALICE.__class__("class-a", "carol", name="Carol")
-MARK = "hiddenmarker"  # every hidden text carries it, so a leak is one search away
-
-
-def hidden_rows(n_per_class: int = 8) -> list[tuple[str, str]]:
-    return [(f"{text} {MARK}{i}", label) for i, (text, label) in enumerate(synthetic_rows(n_per_class, seed=99))]
-
-
-HIDDEN = csv_bytes(hidden_rows())
-TRAIN = csv_bytes(synthetic_rows(20))
 
 
 async def test_only_instructors_set_assignments_and_bad_files_store_nothing(service, db):

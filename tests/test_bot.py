@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import discord
-from conftest import synthetic_rows
 from fake_discord import (
     BOOLEAN,
     CHANNEL_ID,
@@ -21,22 +20,21 @@ from fake_discord import (
     INTEGER,
     STRING,
     FakeDiscord,
-    User,
     option,
     snowflake,
 )
-from test_service import csv_bytes
+from helpers import (
+    DISCORD_ALICE,
+    DISCORD_BOB,
+    GOOD,
+    TA,
+    TEACHER,
+    caller_of,
+    csv_bytes,
+    synthetic_rows,
+)
 
 from bot.app import create_bot
-
-ALICE = User(101, "alice")
-BOB = User(102, "bob")
-TEACHER = User(103, "teacher", manage_guild=True)
-TA = User(104, "ta", roles=(555,))  # the configured instructor role, without Manage Server
-
-
-GOOD = csv_bytes(synthetic_rows(20))
-
 
 COMMANDS = {"train", "check", "predict", "predict_file", "models", "jobs", "cancel", "report", "queue", "quota",
             "queue_pause", "queue_resume", "class_report", "Classify message", "assignment", "leaderboard", "compare",
@@ -60,7 +58,7 @@ async def test_login_runs_setup_and_syncs_every_command_to_the_configured_guild(
 async def test_train_with_method_probe_reports_the_three_rows(env):
     """The probe method from /train: seconds of work, and the result shows TF-IDF, the frozen base and the model."""
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-    await env.run(ALICE, "train", [opt, option("name", STRING, "quick"), option("method", STRING, "probe")],
+    await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "quick"), option("method", STRING, "probe")],
                   attachments=[att])
     done = await env.fake.wait(lambda: [c for c in env.channel_posts() if c.files], timeout=120,
                                what="the completion message")
@@ -75,7 +73,7 @@ async def test_train_with_method_probe_reports_the_three_rows(env):
 
 async def test_train_progress_report_and_predict_end_to_end(env):
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "topics"), option("epochs", INTEGER, 3)],
+    calls = await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "topics"), option("epochs", INTEGER, 3)],
                           attachments=[att])
     cb = calls[0]
     assert cb.json["type"] == 5 and cb.ephemeral  # deferred at once, privately
@@ -95,7 +93,7 @@ async def test_train_progress_report_and_predict_end_to_end(env):
     msg = done[0]
     assert set(msg.files) == {"confusion_matrix.png", "training_curve.png"}
     assert all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in msg.files.values())
-    assert f"<@{ALICE.id}>" in msg.content and "is ready" in msg.content
+    assert f"<@{DISCORD_ALICE.id}>" in msg.content and "is ready" in msg.content
     embed = msg.json["embeds"][0]
     assert embed["title"] == "✅ topics v1 — job 1"
     fields = {f["name"]: f["value"] for f in embed["fields"]}
@@ -117,21 +115,21 @@ async def test_train_progress_report_and_predict_end_to_end(env):
     assert posted
 
     # /predict with autocomplete's value, and the "Classify message" context menu with the default model
-    calls = await env.run(ALICE, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza and soup")])
+    calls = await env.run(DISCORD_ALICE, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza and soup")])
     answer = [c for c in calls if c.path.startswith("/webhooks")][0]
     assert calls[0].json["type"] == 5 and not answer.ephemeral  # the class sees predictions
     out = answer.content
     assert "topics v1" in out and any(lab in out for lab in ("food", "sports", "weather")) and "█" in out
     target = env.fake.message(CHANNEL_ID, {"content": "rain and snow and wind today"}, {})
-    target["author"] = {"id": str(BOB.id), "username": "bob", "discriminator": "0", "avatar": None}
-    calls = await env.run(ALICE, "Classify message", type_=3, target=target)
+    target["author"] = {"id": str(DISCORD_BOB.id), "username": "bob", "discriminator": "0", "avatar": None}
+    calls = await env.run(DISCORD_ALICE, "Classify message", type_=3, target=target)
     menu = [c for c in calls if c.path.startswith("/webhooks")][0]
     assert menu.ephemeral and "topics v1" in menu.content
 
     # /report posts it again; Bob cannot predict with Alice's private model
-    calls = await env.run(ALICE, "report", [option("job", INTEGER, 1)], messages=2)
+    calls = await env.run(DISCORD_ALICE, "report", [option("job", INTEGER, 1)], messages=2)
     assert any(c.files for c in calls)
-    calls = await env.run(BOB, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza")])
+    calls = await env.run(DISCORD_BOB, "predict", [option("model", STRING, "1"), option("text", STRING, "pizza")])
     assert len(calls) == 1 and calls[0].ephemeral and "There is no model 1 you can use" in calls[0].content
 
 
@@ -140,14 +138,14 @@ async def test_autocomplete_offers_own_and_shared_models_only(env):
 
     await env.bot.service.ensure_class(str(GUILD_ID))
     async with env.bot.runtime.db.transaction() as s:
-        for owner, name, vis in ((ALICE.id, "mine", "private"), (BOB.id, "bobs", "private"), (BOB.id, "shared", "class")):
+        for owner, name, vis in ((DISCORD_ALICE.id, "mine", "private"), (DISCORD_BOB.id, "bobs", "private"), (DISCORD_BOB.id, "shared", "class")):
             s.add(Model(guild_id=str(GUILD_ID), owner_id=str(owner), name=name, version=1, base_model="tiny",
                         layers_kept=[0], layers_base=4, params=1, params_base=2, labels=["a", "b"],
                         metrics={"macro_f1": 0.5}, visibility=vis, path=f"models/{name}"))
     data = {"id": str(snowflake()), "name": "predict", "type": 1, "guild_id": str(GUILD_ID),
             "options": [{"name": "model", "type": STRING, "value": "", "focused": True},
                         {"name": "text", "type": STRING, "value": "x"}]}
-    payload = env.fake.interaction(ALICE, data, type_=4)
+    payload = env.fake.interaction(DISCORD_ALICE, data, type_=4)
     env.bot._connection.parse_interaction_create(payload)
     calls = await env.fake.wait(lambda: env.fake.calls_for(payload), what="autocomplete")
     assert calls[0].json["type"] == 8
@@ -160,17 +158,17 @@ async def test_a_bad_upload_gets_row_errors_privately_and_stores_nothing(env):
     rows = synthetic_rows(20)
     rows[3] = ("", "food")
     opt, att = env.attachment_option("dataset", "bad.csv", csv_bytes(rows))
-    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "bad")], attachments=[att])
+    calls = await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "bad")], attachments=[att])
     answer = [c for c in calls if c.path.startswith("/webhooks")]
     assert answer and all(c.ephemeral for c in answer)
     assert "row 5" in answer[0].content and "nothing was stored" in answer[0].content
-    assert await env.bot.service.jobs(_caller(ALICE)) == []
+    assert await env.bot.service.jobs(caller_of(DISCORD_ALICE)) == []
     assert not env.channel_posts()
 
 
 async def test_an_upload_over_the_limit_is_refused_before_download(env):
     opt, att = env.attachment_option("dataset", "huge.csv", GOOD + b"x" * 300_000)
-    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "huge")], attachments=[att])
+    calls = await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "huge")], attachments=[att])
     assert calls[0].json["type"] == 4 and calls[0].ephemeral  # answered at once, no defer needed
     assert "uploads are limited to 200,000 bytes" in calls[0].content
     assert env.fake.attachment_gets == []
@@ -178,43 +176,43 @@ async def test_an_upload_over_the_limit_is_refused_before_download(env):
 
 async def test_check_predict_file_models_jobs_cancel(env):
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-    calls = await env.run(ALICE, "check", [opt], attachments=[att])
+    calls = await env.run(DISCORD_ALICE, "check", [opt], attachments=[att])
     out = [c for c in calls if c.path.startswith("/webhooks")][0]
     assert out.ephemeral and "can be trained on: 60 examples, 3 labels" in out.content
 
     await env.bot.runtime.scheduler.stop(requeue=True)  # keep jobs queued for this test
     for name in ("one", "two"):
         opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-        await env.run(ALICE, "train", [opt, option("name", STRING, name)], attachments=[att])
-    calls = await env.run(ALICE, "jobs")
+        await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, name)], attachments=[att])
+    calls = await env.run(DISCORD_ALICE, "jobs")
     embed = calls[0].data["embeds"][0]
     assert "queued #1" in embed["description"] and "queued #2" in embed["description"]
-    calls = await env.run(BOB, "cancel", [option("job", INTEGER, 1)])
+    calls = await env.run(DISCORD_BOB, "cancel", [option("job", INTEGER, 1)])
     assert calls[0].ephemeral and "belongs to another student" in calls[0].content
-    calls = await env.run(ALICE, "cancel", [option("job", INTEGER, 1)])
+    calls = await env.run(DISCORD_ALICE, "cancel", [option("job", INTEGER, 1)])
     assert "cancelled" in calls[0].content
-    calls = await env.run(ALICE, "models", sub="list")
+    calls = await env.run(DISCORD_ALICE, "models", sub="list")
     assert "No models yet" in calls[0].data["embeds"][0]["description"]
 
 
 async def test_models_commands_and_predict_file_on_a_trained_model(env, tiny_base, tmp_path):
     model_id = await _trained_model(env, tmp_path)
-    calls = await env.run(ALICE, "models", sub="list")
+    calls = await env.run(DISCORD_ALICE, "models", sub="list")
     assert "⭐" in calls[0].data["embeds"][0]["description"]
-    calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id)), option("name", STRING, "renamed")],
+    calls = await env.run(DISCORD_ALICE, "models", [option("model", STRING, str(model_id)), option("name", STRING, "renamed")],
                           sub="rename")
     assert "renamed v1" in calls[0].content
-    calls = await env.run(BOB, "models", [option("model", STRING, str(model_id))], sub="share")
+    calls = await env.run(DISCORD_BOB, "models", [option("model", STRING, str(model_id))], sub="share")
     assert "belongs to another student" in calls[0].content or "There is no model" in calls[0].content
-    calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id)), option("shared", BOOLEAN, True)],
+    calls = await env.run(DISCORD_ALICE, "models", [option("model", STRING, str(model_id)), option("shared", BOOLEAN, True)],
                           sub="share")
     assert "shared with the class" in calls[0].content
-    calls = await env.run(BOB, "models", [option("model", STRING, str(model_id))], sub="default")
+    calls = await env.run(DISCORD_BOB, "models", [option("model", STRING, str(model_id))], sub="default")
     assert "default model" in calls[0].content
 
     table = b"text\npizza and cheese\nrain and snow\n\n"
     opt, att = env.attachment_option("dataset", "chat.csv", table)
-    calls = await env.run(BOB, "predict_file", [opt], attachments=[att])
+    calls = await env.run(DISCORD_BOB, "predict_file", [opt], attachments=[att])
     out = [c for c in calls if c.path.startswith("/webhooks")][0]
     (name, body), = out.files.items()
     assert name == "chat-predictions.csv"
@@ -222,22 +220,22 @@ async def test_models_commands_and_predict_file_on_a_trained_model(env, tiny_bas
     assert [r["text"] for r in rows] == ["pizza and cheese", "rain and snow"]
     assert all(r["predicted_label"] in ("food", "sports", "weather") for r in rows)
     # Bob's next file this hour is over the class's rate limit: refused privately, saying when to try again
-    await env.bot.service.set_quotas(_caller(TEACHER), predict_files_per_hour=1)
+    await env.bot.service.set_quotas(caller_of(TEACHER), predict_files_per_hour=1)
     opt, att = env.attachment_option("dataset", "chat.csv", table)
-    calls = await env.run(BOB, "predict_file", [opt], attachments=[att])
+    calls = await env.run(DISCORD_BOB, "predict_file", [opt], attachments=[att])
     refusal = [c for c in calls if "predict_files_per_hour = 1" in c.content]
     assert len(refusal) == 1 and refusal[0].ephemeral and "Try again in ~60 min" in refusal[0].content
     assert calls[0].json["type"] == 4 and len(calls) == 1  # refused at once: no public "thinking" first
     assert not [c for c in calls if c.files]
 
-    calls = await env.run(ALICE, "models", [option("model", STRING, str(model_id))], sub="delete", messages=1)
+    calls = await env.run(DISCORD_ALICE, "models", [option("model", STRING, str(model_id))], sub="delete", messages=1)
     assert "Deleted" in [c for c in calls if c.path.startswith("/webhooks")][0].content
 
 
 async def test_train_method_distill_with_a_teacher_model_reports_both(env, tmp_path):
     teacher = await _trained_model(env, tmp_path)
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-    calls = await env.run(ALICE, "train", [opt, option("name", STRING, "student"), option("method", STRING, "distill"),
+    calls = await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "student"), option("method", STRING, "distill"),
                                            option("teacher", STRING, str(teacher)), option("layers", INTEGER, 1),
                                            option("epochs", INTEGER, 2)], attachments=[att])
     answer = [c for c in calls if c.path.startswith("/webhooks")][0]
@@ -255,15 +253,15 @@ async def test_train_method_distill_with_a_teacher_model_reports_both(env, tmp_p
 
 async def test_instructor_commands_are_refused_to_students_and_work_for_instructors(env):
     for name in ("queue", "quota", "queue_pause", "queue_resume", "class_report"):
-        calls = await env.run(ALICE, name)
+        calls = await env.run(DISCORD_ALICE, name)
         assert calls[0].ephemeral and "for instructors" in calls[0].content, name
 
     await env.bot.runtime.scheduler.stop(requeue=True)
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-    await env.run(ALICE, "train", [opt, option("name", STRING, "a")], attachments=[att])
+    await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "a")], attachments=[att])
     calls = await env.run(TEACHER, "queue")
     msg = calls[0]
-    assert msg.ephemeral and f"<@{ALICE.id}>" in msg.data["embeds"][0]["description"]
+    assert msg.ephemeral and f"<@{DISCORD_ALICE.id}>" in msg.data["embeds"][0]["description"]
     button = msg.data["components"][0]["components"][0]
     assert button["custom_id"] == "tt:cancel:1"
 
@@ -278,12 +276,12 @@ async def test_instructor_commands_are_refused_to_students_and_work_for_instruct
     assert "`max_epochs` = **7**" in calls[0].data["embeds"][0]["description"]
     calls = await env.run(TEACHER, "queue_pause")
     assert "paused" in calls[0].content
-    assert (await env.bot.service.quotas(_caller(TEACHER)))["paused"] is True
+    assert (await env.bot.service.quotas(caller_of(TEACHER)))["paused"] is True
     await env.run(TEACHER, "queue_resume")
     calls = await env.run(TEACHER, "class_report")
     out = [c for c in calls if c.path.startswith("/webhooks")][0]
     body = out.files["class-jobs.csv"].decode()
-    assert "job,student,model,status" in body and f"{ALICE.id},a,cancelled" in body
+    assert "job,student,model,status" in body and f"{DISCORD_ALICE.id},a,cancelled" in body
 
 
 async def test_unexpected_errors_are_logged_with_an_id_the_student_can_quote(env, monkeypatch, caplog):
@@ -291,25 +289,19 @@ async def test_unexpected_errors_are_logged_with_an_id_the_student_can_quote(env
         raise RuntimeError("database exploded")
 
     monkeypatch.setattr(env.bot.runtime.service, "jobs", broken)
-    calls = await env.run(ALICE, "jobs")
+    calls = await env.run(DISCORD_ALICE, "jobs")
     assert calls[0].ephemeral and "error id `" in calls[0].content and "exploded" not in calls[0].content
     error_id = calls[0].content.split("`")[1]
     assert any(error_id in r.getMessage() for r in caplog.records)
 
 
-def _caller(user: User):
-    from service import Caller
-
-    return Caller(str(GUILD_ID), str(user.id), instructor=user.manage_guild)
-
-
 async def _trained_model(env, tmp_path) -> int:
     """Alice's model, trained for real through the queue (tiny base)."""
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-    await env.run(ALICE, "train", [opt, option("name", STRING, "topics")], attachments=[att])
+    await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "topics")], attachments=[att])
 
     async def done():
-        views = await env.bot.service.jobs(_caller(ALICE))
+        views = await env.bot.service.jobs(caller_of(DISCORD_ALICE))
         return views[0] if views and views[0].status in ("succeeded", "failed") else None
 
     import asyncio
@@ -340,7 +332,7 @@ async def test_smoke_through_the_gateway(tmp_path, settings_for, monkeypatch):
         await asyncio.wait_for(bot.wait_until_ready(), 30)
         assert fake.identify["token"] == "fake-token" and fake.identify["intents"] == discord.Intents(guilds=True).value
         assert any(c.method == "PUT" and c.path.endswith("/commands") for c in fake.calls)  # global sync
-        payload = fake.interaction(ALICE, {"id": str(snowflake()), "name": "jobs", "type": 1,
+        payload = fake.interaction(DISCORD_ALICE, {"id": str(snowflake()), "name": "jobs", "type": 1,
                                            "guild_id": str(GUILD_ID), "options": []})
         await fake.dispatch("INTERACTION_CREATE", payload)
         calls = await fake.wait(lambda: fake.calls_for(payload), what="/jobs over the gateway")
@@ -364,13 +356,13 @@ async def test_a_failed_job_is_announced_with_the_reason_and_what_to_do(env):
 
     await env.bot.runtime.scheduler.stop(requeue=True)
     opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
-    await env.run(ALICE, "train", [opt, option("name", STRING, "doomed")], attachments=[att])
+    await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "doomed")], attachments=[att])
     async with env.bot.runtime.db.transaction() as s:  # as the reaper does after the last attempt
         await q.fail(s, 1, None, "The training process stopped unexpectedly 2 times (most often it ran out of memory).")
     posts = await env.fake.wait(lambda: [c for c in env.channel_posts() if "failed:" in c.content],
                                 what="the failure message")
     text = posts[0].content
-    assert f"<@{ALICE.id}>" in text and "ran out of memory" in text and "/check" in text
+    assert f"<@{DISCORD_ALICE.id}>" in text and "ran out of memory" in text and "/check" in text
     progress = await env.fake.wait(lambda: [c for c in env.fake.calls if c.method == "PATCH" and "❌" in c.content],
                                    what="the progress message marked failed")
     assert "job **1**" in progress[0].content

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_csv
+from helpers import write_csv
 
 from cli import main
 

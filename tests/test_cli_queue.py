@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_config, write_csv
+from helpers import cli_config, write_csv
 
 from cli import main
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import synthetic_rows, write_csv
+from helpers import synthetic_rows, write_csv
 
 from core.spec import DataLimits
 from trainer.data import load_dataset, split_dataset

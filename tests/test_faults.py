@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import ALICE, BOB, GOOD, get_job
 from sqlalchemy import func, select
-from test_queue import get_job
-from test_service import ALICE, BOB, GOOD
 
 from storage.db import Database
 from storage.models import Job

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import write_csv
+from helpers import write_csv
 
 from core.settings import ConfigError, load_settings
 from core.spec import DataLimits
@@ -53,7 +53,7 @@ def test_repository_config_loads_and_matches_the_defaults():
 
 @pytest.mark.parametrize(("text", "message"), [
     ("[training]\nepochs = 'four'\n", "[training].epochs: Input should be a valid integer (got 'four')"),
-    ("[training]\nepoch = 3\n", "[training].epoch: Unexpected keyword argument"),
+    ("[training]\nepoch = 3\n", "[training].epoch is not a setting; the settings there are: attention_weight"),
     ("[training]\nmethod = 'qlora'\n", "[training].method: Input should be 'full', 'lora', 'head', 'distill' or 'probe'"),
     ("[data]\nmax_rows = true\n", "[data].max_rows: Input should be a valid integer (got True)"),
     ("[data]\nval_fraction = -0.1\n", "[data].val_fraction: Input should be greater than 0 (got -0.1)"),
@@ -105,6 +105,32 @@ def test_config_overrides_and_relative_base_model_paths(tmp_path):
     # a table names how the base is read; it travels to workers as plain JSON
     assert s.base_models["zh-st"] == {"path": str(tmp_path / "models" / "zh"), "pooling": "mean"}
     assert s.quotas.max_rows == 10  # the class default follows a lower server cap
+
+
+def test_settings_are_frozen_and_changed_copies_are_checked(tmp_path):
+    """Nothing changes a loaded setting behind the scheduler's back; a changed copy is checked like the file."""
+    import pydantic
+
+    s = load_settings(ROOT / "config.toml")
+    with pytest.raises(pydantic.ValidationError):
+        s.queue.cpu_slots = 4
+    with pytest.raises(pydantic.ValidationError):
+        s.training = None
+    t = s.changed(queue={"cpu_slots": 2}, training={"epochs": 1})
+    assert (t.queue.cpu_slots, t.train_spec("x.csv").epochs) == (2, 1)
+    assert (s.queue.cpu_slots, s.train_spec("x.csv").epochs) == (1, None)  # the original is untouched
+    with pytest.raises(ConfigError, match=r"\[training\].epochs: Input should be greater than or equal to 1"):
+        s.changed(training={"epochs": 0})
+    with pytest.raises(ConfigError, match="teacher is not a setting here: it is chosen per run"):
+        s.changed(training={"teacher": "x"})
+
+
+def test_training_defaults_are_train_spec_s_own():
+    """[training]'s defaults are TrainSpec's: one default, one place."""
+    from core.settings import Settings
+    from core.spec import TrainSpec
+
+    assert Settings().train_spec("x.csv") == TrainSpec(data_path="x.csv")
 
 
 def test_train_spec_round_trips_through_json():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_base, synthetic_rows, write_csv
+from helpers import make_tiny_base, synthetic_rows, write_csv
 
 from core.spec import TrainSpec
 from trainer.batching import MAX_WINDOWS, encode, text_labels, tokenize_windows

@@ -6,54 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 
 import pytest
+from helpers import ALICE, BOB, GOOD, TEACH, get_job, status_is, training, wait_for
 from queue_helpers import crashing_run_job, environment_run_job, flaky_outcome_run_job, slow_run_job
 from sqlalchemy import select
-from test_service import ALICE, BOB, GOOD, TEACH
 
 from jobs.outbox import OutboxPump
 from storage.db import Database
-from storage.models import Job, Model, Outbox, Report
+from storage.models import Model, Outbox, Report
 
 # For tests whose point does not depend on the database (a job's outcome is recorded by the same queries
 # the two-database tests here exercise): SQLite only, to keep `make test` short.
 ONE_DATABASE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-async def wait_for(predicate, timeout: float = 90, every: float = 0.2):
-    """Poll an async predicate until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__name__}")
-
-
-async def get_job(db: Database, job_id: int) -> Job:
-    async with db.transaction() as s:
-        return await s.get(Job, job_id)
-
-
-def status_is(db, job_id, *statuses):
-    async def check():
-        job = await get_job(db, job_id)
-        return job if job.status in statuses else None
-
-    check.__name__ = f"job {job_id} in {statuses}"
-    return check
-
-
-def training(db, job_id):
-    async def check():
-        job = await get_job(db, job_id)
-        return job if job.status == "running" and (job.progress or {}).get("stage") == "training" else None
-
-    check.__name__ = f"job {job_id} training"
-    return check
 
 
 async def run_to_the_end(make, db, target):

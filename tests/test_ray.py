@@ -9,9 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_assignments import HIDDEN
-from test_queue import get_job, status_is, training, wait_for
-from test_service import ALICE, GOOD, TEACH
+from helpers import ALICE, GOOD, HIDDEN, TEACH, get_job, status_is, training, wait_for
 
 from jobs.executor import pid_alive
 from jobs.ray_executor import RayExecutor, start_local_runtime
@@ -49,10 +47,13 @@ def test_the_local_runtime_refuses_a_client_without_its_token(tmp_path, db_url, 
         start_local_runtime(1)
 
 
+LONG = {"patience": 1000}  # [training] for long_job: no early stopping
+
+
 async def long_job(service, name: str):
     """A job that trains for a minute or more: 3000 epochs of the tiny model, and no early stopping."""
     await service.set_quotas(TEACH, max_epochs=5000)
-    service.settings.training["patience"] = 1000  # the scheduler shares these settings
+    assert service.settings.training.patience == 1000  # no early stopping (make(..., training=LONG))
     return await service.submit(ALICE, GOOD, "t.csv", name=name, params={"epochs": 3000})
 
 
@@ -88,7 +89,7 @@ async def test_a_job_runs_to_success_as_a_ray_task_and_its_model_comes_back(make
 
 
 async def test_cancel_ends_the_ray_task(make, db):
-    service, sched = make(executor=RayExecutor)
+    service, sched = make(executor=RayExecutor, training=LONG)
     sub = await long_job(service, "stop me")
     await sched.start()
     try:
@@ -107,7 +108,7 @@ async def test_cancel_ends_the_ray_task(make, db):
 
 
 async def test_a_killed_ray_worker_is_requeued_then_failed_after_max_attempts(make, db):
-    service, sched = make(executor=RayExecutor, max_attempts=2, heartbeat_timeout_seconds=600)
+    service, sched = make(executor=RayExecutor, training=LONG, max_attempts=2, heartbeat_timeout_seconds=600)
     sub = await long_job(service, "victim")
     await sched.start()
     try:
@@ -126,7 +127,7 @@ async def test_a_killed_ray_worker_is_requeued_then_failed_after_max_attempts(ma
 
 
 async def test_the_time_limit_ends_a_ray_task(make, db):
-    service, sched = make(executor=RayExecutor, time_limit_minutes=0.1)
+    service, sched = make(executor=RayExecutor, training=LONG, time_limit_minutes=0.1)
     sub = await long_job(service, "too long")
     await sched.start()
     try:

@@ -12,10 +12,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import synthetic_rows
+from helpers import ALICE, BOB, GOOD, HIDDEN, TEACH, csv_bytes, stored_files, synthetic_rows
 from sqlalchemy import select, update
-from test_assignments import HIDDEN
-from test_service import ALICE, BOB, GOOD, TEACH, csv_bytes, stored_files
 
 from service.errors import InvalidRequest, QuotaExceeded
 from storage.models import Dataset, Job, Model, Report, utcnow
@@ -130,8 +128,7 @@ async def test_a_class_over_its_disk_quota_is_refused_before_anything_is_stored(
 async def test_the_scheduler_process_cleans_up_on_its_own(db, settings_for, db_url):
     from service.runtime import Runtime
 
-    settings = settings_for(db_url)
-    settings.storage.gc_hours = 0.0003  # about a second
+    settings = settings_for(db_url, storage={"gc_hours": 0.0003})  # about a second
     rt = await Runtime.open(settings, db_url)
     try:
         stale = rt.service.store.root / "tmp" / "upload-left.csv"

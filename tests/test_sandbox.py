@@ -8,10 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import synthetic_rows
 from fake_discord import User
+from helpers import csv_bytes, stored_files, synthetic_rows
 from sqlalchemy import func, select
-from test_service import csv_bytes, stored_files
 
 from service import Caller, Service
 from service.errors import InvalidDataset
@@ -56,11 +55,8 @@ async def service(tmp_path, settings_for):
     await db.upgrade()
 
     def build(**sandbox):
-        settings = settings_for(url)
-        for k, v in sandbox.items():
-            setattr(settings.sandbox, k, v)
-        settings.data.max_rows = settings.quotas.max_rows = 10_000_000
-        settings.data.max_bytes = settings.quotas.max_bytes = 50_000_000
+        settings = settings_for(url, sandbox=sandbox, data={"max_rows": 10_000_000, "max_bytes": 50_000_000},
+                                quotas={"max_rows": 10_000_000, "max_bytes": 50_000_000})
         return Service(db, settings), db
 
     yield build

@@ -4,11 +4,19 @@ permissions, cancel, queue order. No worker processes here (see test_queue.py)."
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 
 import pytest
-from conftest import synthetic_rows
+from helpers import (
+    ALICE,
+    BOB,
+    GOOD,
+    MALLORY,
+    TEACH,
+    csv_bytes,
+    stored_files,
+    synthetic_rows,
+    write_csv,
+)
 from sqlalchemy import func, select
 
 from service import Caller
@@ -22,31 +30,10 @@ from service.errors import (
 )
 from storage.models import Dataset, Job, Model, Outbox
 
-ALICE = Caller("class-a", "alice", name="Alice")
-BOB = Caller("class-a", "bob", name="Bob")
-TEACH = Caller("class-a", "teacher", instructor=True, name="Ms T")
-MALLORY = Caller("class-b", "mallory", name="Mallory")  # another server
-
-
-def csv_bytes(rows) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["text", "label"])
-    w.writerows(rows)
-    return buf.getvalue().encode()
-
-
-GOOD = csv_bytes(synthetic_rows(20))
-
 
 async def count(db, model) -> int:
     async with db.transaction() as s:
         return (await s.execute(select(func.count()).select_from(model))).scalar_one()
-
-
-def stored_files(service) -> list:
-    return [p for p in service.store.root.rglob("*") if p.is_file() and p.suffix != ".db" and "-wal" not in p.name
-            and "-shm" not in p.name and "-journal" not in p.name]
 
 
 async def test_submit_stores_dataset_and_job_and_answers_with_position(service, db):
@@ -238,7 +225,6 @@ async def test_a_model_whose_files_are_gone_is_a_plain_refusal(service, db):
 
 async def _real_model(db, service, caller, tmp_path, tiny_base) -> int:
     """A tiny model trained for real into the artefact store, recorded as the caller's model."""
-    from conftest import write_csv
 
     from core.spec import TrainSpec
     from trainer.pipeline import run_training

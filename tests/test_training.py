@@ -161,7 +161,7 @@ def test_throttle_passes_stage_changes_and_the_last_step():
 
 
 def test_separate_validation_file_is_used_for_early_stopping(tiny_base, tmp_path):
-    from conftest import synthetic_rows, write_csv
+    from helpers import synthetic_rows, write_csv
 
     train = write_csv(tmp_path / "train.csv", synthetic_rows(30))
     val_rows = [r for r in synthetic_rows(4, seed=5) if r[1] != "weather"]  # two classes only is fine here

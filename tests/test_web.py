@@ -5,30 +5,36 @@ test_web_browser.py."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from helpers import (
+    ALICE,
+    BOB,
+    DISCORD_ALICE,
+    GOOD,
+    MALLORY,
+    OTHER_TEACH,
+    TEACH,
+    TEACHER,
+    Clock,
+    free_port,
+)
 from sqlalchemy import select, update
-from test_service import ALICE, BOB, GOOD, MALLORY, TEACH
 
-from service import Caller, Service
+from service import Service
 from service.errors import PermissionDenied
 from storage.models import Job, Member, WebSession, utcnow
 from web.app import COOKIE, make_app
-
-OTHER_TEACH = Caller("class-b", "t2", instructor=True, name="Mr B")
 
 
 @pytest.fixture
 async def site(db, settings_for, db_url, monkeypatch):
     monkeypatch.setenv("TINYTUTOR_WEB_SECRET", "a test secret that is long enough")
-    settings = settings_for(db_url)
-    settings.web.public_url = "http://127.0.0.1:9"
-    settings.web.page_size = 5
-    service = Service(db, settings)
+    settings = settings_for(db_url, web={"public_url": "http://127.0.0.1:9", "page_size": 5})
+    service = Service(db, settings, clock=Clock())
     made = []
 
     async def client() -> TestClient:
@@ -92,9 +98,8 @@ async def test_forged_and_expired_links_and_student_links_are_refused(site, db):
     with pytest.raises(PermissionDenied):
         await service.mint_link(ALICE)  # a student's link cannot be minted
 
-    service.settings.web.link_minutes = 1 / 60  # one second
     url = await service.mint_link(TEACH)
-    await asyncio.sleep(2.1)
+    service.clock.advance(minutes=service.settings.web.link_minutes, seconds=1)
     r = await sign_in(client, url)
     assert r.status == 403 and "expired" in await r.text()
     assert (await client.get("/queue")).status == 401
@@ -212,15 +217,16 @@ async def test_finished_jobs_are_paged_not_cut(site, db):
     assert sorted(seen) == sorted(ids) and len(seen) == 12  # every job once, across three pages
 
 
-async def test_dashboard_command_gives_instructors_a_private_link(env):
-    from fake_discord import User
-    from test_bot import ALICE as DISCORD_ALICE
-    from test_bot import TEACHER
+async def test_dashboard_command_says_when_the_dashboard_is_off(env):
 
     calls = await env.run(TEACHER, "dashboard")
     assert calls[0].ephemeral and "not switched on" in calls[0].content
-    env.bot.settings.web.enabled = True
-    env.bot.settings.web.public_url = "https://tutor.example.edu"
+
+
+@pytest.mark.settings(web={"enabled": True, "public_url": "https://tutor.example.edu"})
+async def test_dashboard_command_gives_instructors_a_private_link(env):
+    from fake_discord import User
+
     calls = await env.run(DISCORD_ALICE, "dashboard")
     assert calls[0].ephemeral and "for instructors" in calls[0].content
     ta = User(105, "ta2", roles=(555,))  # the configured instructor role
@@ -251,7 +257,6 @@ def test_web_link_on_the_command_line_is_for_instructors_only(tmp_path, monkeypa
 
 
 async def test_the_bot_serves_the_dashboard_in_its_own_loop_when_enabled(tmp_path, settings_for, monkeypatch):
-    import socket
 
     import aiohttp
     import discord
@@ -262,12 +267,9 @@ async def test_the_bot_serves_the_dashboard_in_its_own_loop_when_enabled(tmp_pat
     fake = FakeDiscord()
     await fake.start()
     monkeypatch.setattr(discord.http.Route, "BASE", f"{fake.base}/api/v10")
-    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    settings.discord.guild_id = str(GUILD_ID)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings.web.enabled, settings.web.port = True, port
+    port = free_port()
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", discord={"guild_id": str(GUILD_ID)},
+                            web={"enabled": True, "port": port})
     bot = create_bot(settings)
     try:
         await bot.login("fake-token")

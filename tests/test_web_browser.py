@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+from helpers import ALICE, BOB, GOOD, HIDDEN, TEACH, free_port, status_is, training, wait_for
 from queue_helpers import slow_run_job
-from test_assignments import HIDDEN
-from test_queue import status_is, training, wait_for
-from test_service import ALICE, BOB, GOOD, TEACH
 
 from web.app import make_app, start_site
 
@@ -43,12 +40,6 @@ def browser(tmp_path):
     driver.quit()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def shot(driver, tmp_path: Path, name: str) -> None:
     driver.save_screenshot(str(tmp_path / f"{name}.png"))
     if os.environ.get("TINYTUTOR_SCREENSHOTS"):
@@ -61,10 +52,9 @@ async def test_an_instructor_runs_the_queue_from_the_page(make, db, browser, tmp
     from selenium.webdriver.common.by import By
 
     monkeypatch.setenv("TINYTUTOR_WEB_SECRET", "a browser test secret, long enough")
-    service, sched = make(target=slow_run_job)  # each training step is slowed: time to watch and cancel
     port = free_port()
-    service.settings.web.public_url = f"http://127.0.0.1:{port}"
-    service.settings.web.refresh_seconds = 0.5
+    service, sched = make(target=slow_run_job,  # each training step is slowed: time to watch and cancel
+                          web={"public_url": f"http://127.0.0.1:{port}", "refresh_seconds": 0.5})
     await service.set_quotas(TEACH, max_epochs=100)
     await service.create_assignment(TEACH, "topics", (HIDDEN, "hidden.csv"), description="Three topics of chat")
     quick = await service.submit(ALICE, GOOD, "topics.csv", name="alice-topics", params={"epochs": 2},
