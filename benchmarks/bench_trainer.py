@@ -33,8 +33,9 @@ from trainer.batching import encode, text_labels  # noqa: E402
 from trainer.classifier import load_classifier  # noqa: E402
 from trainer.device import set_threads  # noqa: E402
 from trainer.examples import write_chatterbot_csv  # noqa: E402
+from trainer.latency import message_latencies_ms  # noqa: E402
 from trainer.models import load_tokenizer, resolve_base  # noqa: E402
-from trainer.pipeline import message_latencies_ms, run_training  # noqa: E402
+from trainer.pipeline import run_training  # noqa: E402
 from trainer.predict import Predictor  # noqa: E402
 from trainer.probe import probe_model, start_head_from  # noqa: E402
 from trainer.pruning import num_layers, prune_layers, select_layers  # noqa: E402

@@ -104,7 +104,7 @@ class Announcer:
         """Edit each job's progress message when its text changed; returns how many were edited.
         One job's message failing (deleted, channel locked, Discord briefly down) never holds up another's."""
         edited = 0
-        for view, channel_id, message_id in await self.bot.progress.pending():
+        for view, channel_id, message_id in await self.bot.service.progress_messages():
             text = render.progress_text(view, f"<@{view.owner_id}>")
             finished = view.status in ("succeeded", "failed", "cancelled")
             if self._last.get(view.id) != text:
@@ -122,6 +122,6 @@ class Announcer:
                                 exc.status, exc.text)
                     continue
             if finished:
-                await self.bot.progress.forget(view.id)
+                await self.bot.service.forget_progress_message(view.id)
                 self._last.pop(view.id, None)
         return edited

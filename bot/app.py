@@ -16,12 +16,10 @@ from datetime import timedelta
 import discord
 from discord.ext import commands
 
-from jobs.outbox import OutboxPump
 from service.runtime import Runtime
 
 from .announcer import Announcer, refused
 from .cogs._common import TutorTree, member_is_instructor
-from .progress import ProgressMessages
 
 log = logging.getLogger("tinytutor.bot")
 
@@ -41,8 +39,7 @@ class TinyTutorBot(commands.Bot):
         self.settings = settings
         self.runtime = runtime
         self.announcer = Announcer(self)
-        self.outbox: OutboxPump | None = None
-        self.progress: ProgressMessages | None = None
+        self.outbox = None  # the outbox pump (Runtime.outbox), from setup_hook on
         self.synced: list = []
         self.web = None  # the dashboard's runner, when [web].enabled
 
@@ -57,7 +54,6 @@ class TinyTutorBot(commands.Bot):
 
         if self.runtime is None:
             self.runtime = await Runtime.open(self.settings)
-        self.progress = ProgressMessages(self.runtime.db, self.runtime.service)
         await self.add_cog(Students(self))
         await self.add_cog(Instructors(self))
         await self.add_cog(Assignments(self))
@@ -76,9 +72,9 @@ class TinyTutorBot(commands.Bot):
         self.runtime.service.role_check = self.still_instructor  # the dashboard re-checks stale roles with it
         # the scheduler, the outbox pump and the progress editor share the process's periodic tasks
         await self.runtime.start_jobs()
-        self.outbox = OutboxPump(self.runtime.db, self.announcer.deliver, refused=refused,
-                                 undeliverable=self.announcer.tell_directly,
-                                 give_up_after=timedelta(minutes=self.settings.discord.give_up_minutes))
+        self.outbox = self.runtime.outbox(self.announcer.deliver, refused=refused,
+                                          undeliverable=self.announcer.tell_directly,
+                                          give_up_after=timedelta(minutes=self.settings.discord.give_up_minutes))
         self.outbox.start(self.runtime.periodic, self.settings.discord.outbox_seconds)
         self.runtime.periodic.every(self.settings.discord.progress_edit_seconds, self._progress_round, "progress")
         if self.settings.web.enabled:  # the dashboard, in this event loop

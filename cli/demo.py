@@ -57,39 +57,69 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
     _say(f"Example data: {example.name}, real chat lines by topic from chatterbot-corpus ({', '.join(DEFAULT_TOPICS)})")
 
     async with await Runtime.open(settings, settings.storage.database_url) as rt:  # its own fresh file
-        svc = rt.service
-        await svc.ensure_class(CLASS, "Demo class")
+        await rt.service.ensure_class(CLASS, "Demo class")
         _say(f"\nClass '{CLASS}': students Alice and Bob, instructor Ms Rivera; {rt.scheduler.slots} training slot(s).")
+        demo = Demo(rt, example)
+        await demo.refused_upload()
+        await demo.set_assignment()
+        await demo.submit()
+        await demo.show_queue()
+        if not await demo.run_jobs():
+            return 1
+        await demo.leaderboard()
+        await demo.compare()
+        await demo.report()
+        await demo.predict()
+        await demo.share()
+    _say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Database and files: {root / 'data'}")
+    return 0
 
+
+class Demo:
+    """The demo's numbered steps, in order, on one runtime: each prints its own part."""
+
+    def __init__(self, rt: Runtime, example: Path):
+        self.rt, self.svc, self.example = rt, rt.service, example
+        self.alice_job = self.bob_job = None  # the two submissions' jobs (step 3)
+        self.model = None  # Alice's default model (step 9)
+
+    async def refused_upload(self) -> None:
         _say("\n1. Bob uploads a file with a missing label and an empty text:")
-        broken = _broken_csv(example)
         try:
-            await svc.submit(BOB, broken, "bobs-notes.csv", name="first try")
+            await self.svc.submit(BOB, _broken_csv(self.example), "bobs-notes.csv", name="first try")
         except InvalidDataset as exc:
             _say("   " + str(exc).replace("\n", "\n   "))
 
-        hidden, train = _hold_out(example)
-        task = await svc.create_assignment(RIVERA, ASSIGNMENT, (hidden, "hidden-test.csv"), train=(train, "train.csv"),
-                                           max_submissions=3, description="Which topic is a chat line about?")
+    async def set_assignment(self) -> None:
+        hidden, train = _hold_out(self.example)
+        task = await self.svc.create_assignment(RIVERA, ASSIGNMENT, (hidden, "hidden-test.csv"),
+                                                train=(train, "train.csv"), max_submissions=3,
+                                                description="Which topic is a chat line about?")
         _say(f"\n2. Ms Rivera sets the assignment '{task.name}': a hidden test set of {task.test_rows} held-out lines "
              f"(never shown to students, never trained on), the other {task.train_rows} as its training file; "
              f"TF-IDF baseline on the hidden set: macro-F1 {task.baseline_macro_f1:.3f}.")
 
+    async def submit(self) -> None:
         _say("\n3. Alice and Bob submit to it, training on the assignment's file:")
-        a = await svc.submit(ALICE, None, None, name="topics", params={"layers": 3}, assignment=ASSIGNMENT)
-        b = await svc.submit(BOB, None, None, name="topics-distilled", params={"layers": 3, "method": "distill"},
-                             assignment=ASSIGNMENT)
+        a = await self.svc.submit(ALICE, None, None, name="topics", params={"layers": 3}, assignment=ASSIGNMENT)
+        b = await self.svc.submit(BOB, None, None, name="topics-distilled", params={"layers": 3, "method": "distill"},
+                                  assignment=ASSIGNMENT)
         for who, sub in (("Alice", a), ("Bob", b)):
             _say(f"   {who}: job {sub.job.id}, {sub.rows} examples, {len(sub.labels)} labels, position "
                  f"{sub.job.position}")
+        self.alice_job, self.bob_job = a.job.id, b.job.id
+
+    async def show_queue(self) -> None:
         _say("\n4. Ms Rivera looks at the class queue:")
-        for v in await svc.class_queue(RIVERA):
+        for v in await self.svc.class_queue(RIVERA):
             _say(f"   #{v.position} job {v.id} {v.owner_id:<6} {v.name:<12} {v.status}")
 
-        where = "each as a Ray task" if rt.scheduler.executor.name == "ray" else "each in its own process"
+    async def run_jobs(self) -> bool:
+        """The scheduler runs both jobs while their progress and the channel's announcements are printed.
+        False (and why) when a job did not succeed."""
+        svc = self.svc
+        where = "each as a Ray task" if self.rt.scheduler.executor.name == "ray" else "each in its own process"
         _say(f"\n5. The scheduler runs the jobs, {where}:")
-        from jobs.outbox import OutboxPump
-
         announced = []
 
         async def deliver(row, part_sent):
@@ -103,8 +133,8 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
             else:
                 _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} {row.kind.removeprefix('job_')}: {p.get('error', '')}")
 
-        outbox = OutboxPump(rt.db, deliver)
-        await rt.start_jobs()
+        outbox = self.rt.outbox(deliver)
+        await self.rt.start_jobs()
         last = {}
         while True:
             views = await svc.jobs(RIVERA, everyone=True)
@@ -113,26 +143,26 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
                 key = (v.status, p and p.stage, p and p.epoch)
                 if key != last.get(v.id):  # a line per stage and epoch, not per heartbeat
                     last[v.id] = key
-                    _say(f"   job {v.id} ({v.owner_id}): {_progress_line(v)}")
+                    _say(f"   job {v.id} ({v.owner_id}): {progress_line(v)}")
             await outbox.deliver_once()
             if all(v.status in ("succeeded", "failed", "cancelled") for v in views) and len(announced) >= len(views):
                 break
             await asyncio.sleep(1.0)
-        await rt.scheduler.stop()
-
-        failed = [v for v in views if v.status != "succeeded"]
-        if failed:
-            for v in failed:
+        await self.rt.scheduler.stop()
+        for v in views:
+            if v.status != "succeeded":
                 _say(f"\njob {v.id} {v.status}: {v.error}")
-            return 1
+        return all(v.status == "succeeded" for v in views)
 
-        pruned, distilled = (await svc.report(ALICE, a.job.id)).metrics, (await svc.report(BOB, b.job.id)).metrics
-        t = distilled["teacher"]
+    async def leaderboard(self) -> None:
         _say(f"\n6. The leaderboard of '{ASSIGNMENT}' (the hidden test set; ties go to smaller, then faster models):\n")
-        board = await svc.leaderboard(RIVERA, ASSIGNMENT)
-        for line in board_lines(board):
+        for line in board_lines(await self.svc.leaderboard(RIVERA, ASSIGNMENT)):
             _say(f"   {line}")
 
+    async def compare(self) -> None:
+        pruned = (await self.svc.report(ALICE, self.alice_job)).metrics
+        distilled = (await self.svc.report(BOB, self.bob_job)).metrics
+        t = distilled["teacher"]
         _say("\n7. The same 3 layers, two ways, beside the cheap references (same data, split and seed):\n")
         _say(f"   {'model':<40} {'layers':>6} {'params':>11} {'macro-F1':>9} {'ms/msg':>7}  served by")
         _say(f"   {'TF-IDF + logistic regression':<40} {'':>6} {'':>11} {pruned['baseline_macro_f1']:>9.3f}")
@@ -150,9 +180,10 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
              + ("" if t.get("worth_copying", True) else " The teacher was no better than the cheap references on "
                                                          "validation: the report says what to try."))
 
-        report = await svc.report(ALICE, a.job.id)
+    async def report(self) -> None:
+        report = await self.svc.report(ALICE, self.alice_job)
         m = report.metrics
-        _say(f"\n8. Alice's report (job {a.job.id}, test split never seen in training):\n")
+        _say(f"\n8. Alice's report (job {self.alice_job}, test split never seen in training):\n")
         _say(report.report_text)
         probe = f", the frozen base + probe {m['probe']['macro_f1']:.3f}" if m.get("probe") else ""
         _say(f"   accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; TF-IDF baseline macro-F1 "
@@ -165,24 +196,25 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         for tip in m["advice"]:
             _say(f"   - {tip}")
 
+    async def predict(self) -> None:
         _say("\n9. Predictions with Alice's model (her default):")
-        model, preds = await svc.predict(ALICE, None, CHAT)
+        self.model, preds = await self.svc.predict(ALICE, None, CHAT)
         for text, p in zip(CHAT, preds, strict=True):
             _say(f"   {p.label:<12} {p.score:5.0%}  {text}")
 
-        _say(f"\n10. Bob tries Alice's model {model.id} before she shares it:")
+    async def share(self) -> None:
+        model_id = self.model.id
+        _say(f"\n10. Bob tries Alice's model {model_id} before she shares it:")
         try:
-            await svc.predict(BOB, model.id, CHAT[:1])
+            await self.svc.predict(BOB, model_id, CHAT[:1])
         except NotFound as exc:
             _say(f"   refused: {exc}")
-        await svc.share_model(ALICE, model.id)
-        _, preds = await svc.predict(BOB, model.id, CHAT[:1])
+        await self.svc.share_model(ALICE, model_id)
+        _, preds = await self.svc.predict(BOB, model_id, CHAT[:1])
         _say(f"   after Alice shares it: '{CHAT[0]}' -> {preds[0].label} ({preds[0].score:.0%})")
-    _say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Database and files: {root / 'data'}")
-    return 0
 
 
-def _progress_line(v) -> str:
+def progress_line(v) -> str:
     if v.status == "queued":
         return f"queued, position {v.position}"
     if v.status == "running":

@@ -385,10 +385,7 @@ def _describe(exc: ValidationError) -> str:
     if not loc:
         return msg
     where = f"[{loc[0]}]" + "".join(f".{x}" for x in loc[1:])
-    if e["type"] == "extra_forbidden" and len(loc) == 2:
-        allowed = sorted(_fields_of(loc[0]))
-        return f"{where} is not a setting; the settings there are: {', '.join(allowed)}"
-    if e["type"] in ("unexpected_keyword_argument",):
+    if e["type"] in ("extra_forbidden", "unexpected_keyword_argument") and len(loc) == 2:  # models, dataclasses
         return f"{where} is not a setting; the settings there are: {', '.join(sorted(_fields_of(loc[0])))}"
     got = "" if e["type"] in ("value_error", "missing") else f" (got {e['input']!r})"
     return f"{where}: {msg}{got}"

@@ -21,6 +21,8 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
+from .payload import WorkerPayload
+
 
 class Handle(Protocol):
     job_id: int
@@ -40,7 +42,7 @@ class Handle(Protocol):
 class Executor(Protocol):
     name: str
 
-    async def launch(self, payload: dict) -> Handle:
+    async def launch(self, payload: WorkerPayload) -> Handle:
         """Start a job's worker. Raises OSError when it cannot start (the job then fails with the reason)."""
 
     async def close(self) -> None: ...
@@ -105,13 +107,13 @@ class LocalExecutor:
         self.hidden_env = tuple(dict.fromkeys(SECRET_ENV + tuple(hidden_env)))
         self._ctx = multiprocessing.get_context("spawn")
 
-    async def launch(self, payload: dict) -> ProcessHandle:
-        os.makedirs(os.path.dirname(payload["log_path"]), exist_ok=True)  # OSError: read-only data directory
-        proc = self._ctx.Process(target=self.target, args=(payload,), name=f"tinytutor-job-{payload['job_id']}",
+    async def launch(self, payload: WorkerPayload) -> ProcessHandle:
+        os.makedirs(os.path.dirname(payload.log_path), exist_ok=True)  # OSError: read-only data directory
+        proc = self._ctx.Process(target=self.target, args=(payload,), name=f"tinytutor-job-{payload.job_id}",
                                  daemon=False)
         with _environment_without(self.hidden_env):
             proc.start()
-        return ProcessHandle(payload["job_id"], proc)
+        return ProcessHandle(payload.job_id, proc)
 
     async def close(self) -> None:
         return None

@@ -10,17 +10,18 @@ import os
 import traceback
 
 from .messages import INTERNAL
+from .payload import WorkerPayload
 
 log = logging.getLogger("tinytutor.outcome")
 
 
-def prepare_process(payload: dict) -> None:
+def prepare_process(payload: WorkerPayload) -> None:
     """What a training process sets before it imports the ML: a lower CPU priority (training is batch work
     beside interactive predictions: it still gets every idle cycle), offline unless ``allow_downloads``,
     no tokenizer threads of its own."""
-    if payload.get("nice"):
-        os.nice(payload["nice"])
-    if not payload.get("allow_downloads"):
+    if payload.nice:
+        os.nice(payload.nice)
+    if not payload.allow_downloads:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -27,6 +27,7 @@ import os
 import tarfile
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from core.files import atomic_directory
@@ -35,6 +36,7 @@ from storage.db import Database
 from storage.files import ArtefactStore
 
 from .outcome import failure_message, prepare_process, record_failure, record_success
+from .payload import WorkerPayload
 
 log = logging.getLogger("tinytutor.ray")
 
@@ -76,45 +78,41 @@ def _untar(data: bytes, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
-def train_task(job: dict, files: dict[str, bytes], board) -> dict:
+def train_task(payload: WorkerPayload, files: dict[str, bytes], board) -> dict:
     """Train one job from its files (bytes) in a scratch directory; returns ``metrics`` and ``model_tar``,
-    or ``error`` (a message for the student). ``board`` is the progress actor."""
-    from core.spec import TrainSpec
-    from trainer.hidden import HiddenTest
+    or ``error`` (a message for the student). ``board`` is the progress actor. The payload's paths are
+    names in the scratch directory (``RayExecutor._ship``)."""
     from trainer.pipeline import run_training
 
-    prepare_process(job)
-    board.put.remote(job["lease"], {"stage": "loading", "message": "starting on a Ray worker", "pid": os.getpid()})
-    with tempfile.TemporaryDirectory(prefix=f"tinytutor-job-{job['job_id']}-") as scratch:
+    prepare_process(payload)
+    board.put.remote(payload.lease, {"stage": "loading", "message": "starting on a Ray worker", "pid": os.getpid()})
+    with tempfile.TemporaryDirectory(prefix=f"tinytutor-job-{payload.job_id}-") as scratch:
         scratch = Path(scratch)
-        spec = dict(job["spec"])
-        data = scratch / f"data{job['data_suffix']}"
-        data.write_bytes(files["data"])
-        spec["data_path"], spec["out_dir"] = str(data), str(scratch / "model")
-        if "validation" in files:
-            val = scratch / f"validation{job['validation_suffix']}"
-            val.write_bytes(files["validation"])
-            spec["validation_path"] = str(val)
-        if "teacher" in files:
-            _untar(files["teacher"], scratch / "teacher")
-            spec["teacher"] = str(scratch / "teacher")
-        hidden = None
-        if "hidden" in files:  # the assignment's hidden test set: scored here, only aggregates go back
-            path = scratch / f"hidden{job['hidden']['suffix']}"
-            path.write_bytes(files["hidden"])
-            hidden = HiddenTest.from_dict(job["hidden"] | {"path": str(path)})
+        spec, hidden = payload.spec, payload.hidden
+        paths = {"data_path": scratch / spec.data_path, "out_dir": scratch / "model"}
+        paths["data_path"].write_bytes(files["data"])
+        if spec.validation_path:
+            paths["validation_path"] = scratch / spec.validation_path
+            paths["validation_path"].write_bytes(files["validation"])
+        if spec.teacher:
+            paths["teacher"] = scratch / spec.teacher
+            _untar(files["teacher"], paths["teacher"])
+        spec = replace(spec, **{k: str(v) for k, v in paths.items()})
+        if hidden is not None:  # the assignment's hidden test set: scored here, only aggregates go back
+            (scratch / hidden.path).write_bytes(files["hidden"])
+            hidden = replace(hidden, path=str(scratch / hidden.path))
         last = [0.0]
 
         def progress(p) -> None:  # throttled to the heartbeat: the host writes what it finds
             now = time.monotonic()
-            if now - last[0] >= job["heartbeat_seconds"] / 2 or p.stage in ("evaluating", "saving", "done"):
+            if now - last[0] >= payload.heartbeat_seconds / 2 or p.stage in ("evaluating", "saving", "done"):
                 last[0] = now
-                board.put.remote(job["lease"], p.to_dict() | {"pid": os.getpid()})
+                board.put.remote(payload.lease, p.to_dict() | {"pid": os.getpid()})
 
         try:
-            result = run_training(TrainSpec.from_dict(spec), progress, job["registry"], hidden)
+            result = run_training(spec, progress, payload.registry, hidden)
         except Exception as exc:
-            error, for_the_log = failure_message(exc, job["job_id"])
+            error, for_the_log = failure_message(exc, payload.job_id)
             return {"error": error, "traceback": for_the_log}
         return {"metrics": result.metrics, "model_tar": _tar(result.model_dir), "hidden": result.hidden}
 
@@ -207,48 +205,46 @@ class RayExecutor:
         return need | {"max_retries": 0, "retry_exceptions": False}
 
     # -- a job -----------------------------------------------------------------------------------
-    async def launch(self, payload: dict) -> RayHandle:
+    async def launch(self, payload: WorkerPayload) -> RayHandle:
         import ray
 
         await asyncio.to_thread(self._connect)
-        job, files = await asyncio.to_thread(self._ship, payload)
+        shipped, files = await asyncio.to_thread(self._ship, payload)
         try:
-            ref = ray.remote(train_task).options(**self._options()).remote(job, files, self._board)
+            ref = ray.remote(train_task).options(**self._options()).remote(shipped, files, self._board)
         except Exception as exc:  # the cluster refused it: a failed start, with its reason
             raise OSError(f"Ray refused the task: {exc}") from exc
-        handle = RayHandle(payload["job_id"], ref)
-        handle.proxy = asyncio.create_task(self._watch(payload, handle), name=f"tinytutor-ray-job-{payload['job_id']}")
+        handle = RayHandle(payload.job_id, ref)
+        handle.proxy = asyncio.create_task(self._watch(payload, handle), name=f"tinytutor-ray-job-{payload.job_id}")
         return handle
 
-    def _ship(self, payload: dict) -> tuple[dict, dict[str, bytes]]:
-        """What travels to the task: the payload without host paths, and the files as bytes."""
-        spec = payload["spec"]
-        files = {"data": Path(spec["data_path"]).read_bytes()}
-        job = {k: payload.get(k) for k in ("job_id", "lease", "registry", "heartbeat_seconds", "nice",
-                                            "allow_downloads")}
-        job["data_suffix"] = Path(spec["data_path"]).suffix
-        if spec.get("validation_path"):
-            files["validation"] = Path(spec["validation_path"]).read_bytes()
-            job["validation_suffix"] = Path(spec["validation_path"]).suffix
-        if spec.get("teacher"):
-            files["teacher"] = _tar(Path(spec["teacher"]))
-        if payload.get("hidden"):
-            files["hidden"] = Path(payload["hidden"]["path"]).read_bytes()
-            job["hidden"] = {k: v for k, v in payload["hidden"].items() if k != "path"}
-            job["hidden"]["suffix"] = Path(payload["hidden"]["path"]).suffix
-        job["spec"] = {k: v for k, v in spec.items() if k not in ("data_path", "out_dir", "validation_path", "teacher")}
-        return job, files
+    def _ship(self, payload: WorkerPayload) -> tuple[WorkerPayload, dict[str, bytes]]:
+        """What travels to the task: the payload for elsewhere with its paths as names in the task's scratch
+        directory, and the files as bytes."""
+        spec, hidden = payload.spec, payload.hidden
+        files = {"data": Path(spec.data_path).read_bytes()}
+        names = {"data_path": "data" + Path(spec.data_path).suffix, "out_dir": None}
+        if spec.validation_path:
+            files["validation"] = Path(spec.validation_path).read_bytes()
+            names["validation_path"] = "validation" + Path(spec.validation_path).suffix
+        if spec.teacher:
+            files["teacher"] = _tar(Path(spec.teacher))
+            names["teacher"] = "teacher"
+        if hidden is not None:
+            files["hidden"] = Path(hidden.path).read_bytes()
+            hidden = replace(hidden, path="hidden" + Path(hidden.path).suffix)
+        return replace(payload.for_elsewhere(), spec=replace(spec, **names), hidden=hidden), files
 
-    async def _watch(self, payload: dict, handle: RayHandle) -> None:
+    async def _watch(self, payload: WorkerPayload, handle: RayHandle) -> None:
         """The job's database side: heartbeat and progress while the task runs, then its outcome."""
         import ray
 
-        job_id, lease = payload["job_id"], payload["lease"]
-        db = self._database(payload["database_url"])
+        job_id, lease = payload.job_id, payload.lease
+        db = self._database(payload.database_url)
         done = asyncio.wrap_future(handle.ref.future())
         while True:
             try:
-                result = await asyncio.wait_for(asyncio.shield(done), payload["heartbeat_seconds"])
+                result = await asyncio.wait_for(asyncio.shield(done), payload.heartbeat_seconds)
                 break
             except TimeoutError:
                 pass
@@ -273,8 +269,8 @@ class RayExecutor:
                 log.error("job %s failed in its Ray task:\n%s", job_id, result["traceback"])
             await record_failure(db, job_id, lease, result["error"])
             return
-        await asyncio.to_thread(self._keep_model, payload["model_rel"], result["model_tar"])
-        await record_success(db, self.store, job_id, lease, payload["model_rel"], result["metrics"],
+        await asyncio.to_thread(self._keep_model, payload.model_rel, result["model_tar"])
+        await record_success(db, self.store, job_id, lease, payload.model_rel, result["metrics"],
                              result.get("hidden"))
 
     def _keep_model(self, model_rel: str, data: bytes) -> None:

@@ -23,11 +23,13 @@ from storage.db import Database
 from storage.files import ArtefactStore
 from storage.models import CLASS, INSTRUCTOR, Assignment, Dataset, Job, Member, Model
 from trainer.errors import SpecError
+from trainer.hidden import HiddenTest
 
 from . import make_executor
 from .executor import Executor, Handle, pid_alive
 from .fairness import next_job
 from .messages import CRASHED, START_FAILED, TIMED_OUT
+from .payload import WorkerPayload
 from .periodic import Periodic
 
 TRAINING_SHARE_OF_LIMIT = 0.8  # of a job's time limit, for the training epochs
@@ -193,11 +195,10 @@ class Scheduler:
         return None
 
     def payload(self, job: Job, dataset_path: str, validation_path: str | None, teacher_path: str | None = None,
-                hidden: dict | None = None) -> dict:
-        """What a worker needs to run one job: plain JSON-able data. Paths are this host's; an executor
-        whose workers run elsewhere ships the files themselves (``jobs.ray_executor``).
-        ``teacher_path``: the stored model a distillation job's ``teacher_model_id`` names.
-        ``hidden``: an assignment's hidden test set (``trainer.hidden.HiddenTest`` as a dict), kept
+                hidden: HiddenTest | None = None) -> WorkerPayload:
+        """What a worker needs to run one job. Paths are this host's; an executor whose workers run
+        elsewhere ships the files themselves (``jobs.ray_executor``). ``teacher_path``: the stored model a
+        distillation job's ``teacher_model_id`` names. ``hidden``: an assignment's hidden test set, kept
         apart from the spec so it is never trained on nor recorded in the student's report."""
         model_rel = self.store.model_rel(job.id, job.attempts)
         params = {k: v for k, v in job.params.items() if k != "teacher_model_id"}
@@ -209,17 +210,14 @@ class Scheduler:
             # training stops (keeping its best epoch) with a fifth of the limit left to evaluate and export
             time_budget_seconds=self.queue_cfg.time_limit_minutes * 60 * TRAINING_SHARE_OF_LIMIT,
             **params)
-        return {
-            "job_id": job.id, "lease": job.lease, "database_url": self.db.url, "data_dir": str(self.store.root),
-            "spec": spec.to_dict(), "registry": dict(self.settings.base_models), "model_rel": model_rel,
-            "heartbeat_seconds": self.queue_cfg.heartbeat_seconds,
-            "deadline_unix": time.time() + self.queue_cfg.time_limit_minutes * 60,
-            "time_limit_minutes": self.queue_cfg.time_limit_minutes,
-            "log_path": str(self.store.root / "logs" / f"job-{job.id}.log"),
-            "allow_downloads": self.settings.hub.allow_downloads,
-            "nice": self.queue_cfg.worker_nice,
-            "hidden": hidden,
-        }
+        return WorkerPayload(
+            job_id=job.id, lease=job.lease, spec=spec, registry=dict(self.settings.base_models),
+            model_rel=model_rel, heartbeat_seconds=self.queue_cfg.heartbeat_seconds,
+            deadline_unix=time.time() + self.queue_cfg.time_limit_minutes * 60,
+            time_limit_minutes=self.queue_cfg.time_limit_minutes,
+            log_path=str(self.store.root / "logs" / f"job-{job.id}.log"),
+            allow_downloads=self.settings.hub.allow_downloads, nice=self.queue_cfg.worker_nice,
+            database_url=self.db.url, data_dir=str(self.store.root), hidden=hidden)
 
     async def _spawn(self, job: Job) -> bool:
         """Start a worker for a claimed job; False when the job could not start (and was failed)."""
@@ -258,7 +256,7 @@ class Scheduler:
             return False
         self._running[job.id] = Running(job.id, job.lease, job.guild_id, handle,
                                         time.monotonic() + self.queue_cfg.time_limit_minutes * 60,
-                                        payload["model_rel"])
+                                        payload.model_rel)
         if handle.pid is not None:
             async with self.db.transaction() as s:
                 await q.set_worker_pid(s, job.id, job.lease, handle.pid)
@@ -266,14 +264,14 @@ class Scheduler:
                  f"process {handle.pid}" if handle.pid else f"{self.executor.name} task")
         return True
 
-    async def _hidden_test(self, s, job: Job) -> dict | None:
+    async def _hidden_test(self, s, job: Job) -> HiddenTest | None:
         """The hidden test set of the assignment a job was submitted to, for the worker."""
         if job.assignment_id is None:
             return None
         assignment = await s.get(Assignment, job.assignment_id)
         test = await s.get(Dataset, assignment.test_dataset_id)
-        return {"path": str(self.store.path(test.path)), "text_column": test.lint["text_column"],
-                "label_column": test.lint["label_column"], "labels": list(assignment.labels)}
+        return HiddenTest(str(self.store.path(test.path)), test.lint["text_column"], test.lint["label_column"],
+                          list(assignment.labels))
 
     async def _failed_start(self, job: Job, exc: OSError) -> None:
         """A worker that cannot start fails its job now, with the real reason (not a heartbeat timeout

@@ -1,6 +1,6 @@
 """One training job in its own OS process: ``run_job(payload)``.
 
-The payload is plain data (see ``Scheduler.payload``). The worker trains in a thread while its
+The payload is a ``jobs.payload.WorkerPayload`` (built by ``Scheduler.payload``). The worker trains in a thread while its
 event loop writes a heartbeat with the latest progress every few seconds; it records the outcome
 itself, conditional on the lease its claim wrote, so a job that was cancelled or handed to another
 worker meanwhile is never overwritten. Tracebacks go to the job's log file, never to the student.
@@ -15,14 +15,15 @@ import sys
 import time
 
 from .outcome import failure_message, prepare_process, record_failure, record_success
+from .payload import WorkerPayload
 
 log = logging.getLogger("tinytutor.worker")
 
 
-def run_job(payload: dict) -> None:
+def run_job(payload: WorkerPayload) -> None:
     """Process entry point (spawned). Returns normally whatever the job's outcome; the outcome is in the database."""
     prepare_process(payload)
-    logging.basicConfig(filename=payload["log_path"], level=logging.INFO,
+    logging.basicConfig(filename=payload.log_path, level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     logging.captureWarnings(True)  # library warnings go to the job's log, not to the scheduler's terminal
     from transformers.utils import logging as hf_logging
@@ -32,20 +33,16 @@ def run_job(payload: dict) -> None:
     asyncio.run(_run(payload))
 
 
-async def _run(payload: dict) -> None:
-    from core.spec import TrainSpec
+async def _run(payload: WorkerPayload) -> None:
     from storage import queue as q
     from storage.db import Database
     from storage.files import ArtefactStore
-    from trainer.hidden import HiddenTest
     from trainer.pipeline import run_training
     from trainer.progress import Progress
 
-    job_id, lease = payload["job_id"], payload["lease"]
-    db = Database(payload["database_url"], pooled=False)
-    store = ArtefactStore(payload["data_dir"])
-    spec = TrainSpec.from_dict(payload["spec"])
-    hidden = HiddenTest.from_dict(payload["hidden"]) if payload.get("hidden") else None
+    job_id, lease, spec = payload.job_id, payload.lease, payload.spec
+    db = Database(payload.database_url, pooled=False)
+    store = ArtefactStore(payload.data_dir)
     latest: dict = {"progress": Progress("loading", message="starting the worker").to_dict(), "sent": None}
 
     def progress(p: Progress) -> None:  # called from the training thread; the heartbeat sends it
@@ -53,7 +50,7 @@ async def _run(payload: dict) -> None:
 
     async def leave(why: str) -> None:
         log.warning("job %s: %s; stopping", job_id, why)
-        store.remove_partial(payload["model_rel"])
+        store.remove_partial(payload.model_rel)
         os._exit(0)  # the training thread cannot be interrupted; the process ends here
 
     async def heartbeat() -> None:
@@ -64,7 +61,7 @@ async def _run(payload: dict) -> None:
                     ours, cancel = await q.heartbeat(s, job_id, lease, None if p is latest["sent"] else p)
             except Exception:  # the database is briefly unreachable: keep training, try again next beat
                 log.exception("job %s: heartbeat not written", job_id)
-                await asyncio.sleep(payload["heartbeat_seconds"])
+                await asyncio.sleep(payload.heartbeat_seconds)
                 continue
             latest["sent"] = p
             if not ours:
@@ -73,18 +70,18 @@ async def _run(payload: dict) -> None:
                 async with db.transaction() as s:
                     await q.cancel(s, job_id, lease, by="request")
                 await leave("cancel requested")
-            if time.time() > payload["deadline_unix"]:
+            if time.time() > payload.deadline_unix:
                 from .messages import TIMED_OUT
 
                 async with db.transaction() as s:
-                    await q.fail(s, job_id, lease, TIMED_OUT.format(minutes=payload["time_limit_minutes"]))
+                    await q.fail(s, job_id, lease, TIMED_OUT.format(minutes=payload.time_limit_minutes))
                 await leave("time limit reached")
-            await asyncio.sleep(payload["heartbeat_seconds"])
+            await asyncio.sleep(payload.heartbeat_seconds)
 
     beat = asyncio.create_task(heartbeat())
     log.info("job %s: training %s", job_id, spec.to_json())
     try:
-        result = await asyncio.to_thread(run_training, spec, progress, payload["registry"], hidden)
+        result = await asyncio.to_thread(run_training, spec, progress, payload.registry, payload.hidden)
     except Exception as exc:
         error, for_the_log = failure_message(exc, job_id)
         if for_the_log:
@@ -92,10 +89,10 @@ async def _run(payload: dict) -> None:
         await record_failure(db, job_id, lease, error)
     else:
         beat.cancel()
-        await record_success(db, store, job_id, lease, payload["model_rel"], result.metrics, result.hidden)
+        await record_success(db, store, job_id, lease, payload.model_rel, result.metrics, result.hidden)
     finally:
         beat.cancel()
-        store.remove_partial(payload["model_rel"])
+        store.remove_partial(payload.model_rel)
         await db.close()
         logging.shutdown()
         sys.stdout.flush()

@@ -8,20 +8,22 @@ Who may do what:
 - nothing crosses from one class (guild) to another: a job or model of another class is "not found".
 
 One module per use case: ``submissions`` (check and queue a file), ``jobs`` (see, cancel, reports),
-``models`` (models and predictions), ``assignments`` (assignments, the leaderboard,
-comparing runs), ``admin`` (quotas, pause, the class report, retention), ``access`` (dashboard sign-in links and sessions), ``ratelimit`` (per-student rate limits); ``base`` holds what
-they share. ``Service`` is all of them on one database.
+``models`` (models and predictions), ``assignments`` (assignments and the leaderboard), ``compare``
+(comparing runs), ``admin`` (quotas, pause, the class report, retention), ``access`` (dashboard sign-in
+links and sessions), ``ratelimit`` (per-student rate limits); ``base`` holds what they share and
+``views`` what callers get back. ``Service`` is all of them on one database.
 """
 
 from __future__ import annotations
 
 from .access import Access, WebIdentity
 from .admin import Admin
-from .assignments import AssignmentView, Comparison, Leaderboard
-from .base import Caller, JobView, ModelView, ReportView, Submitted, csv_cell
+from .assignments import AssignmentView, Leaderboard
+from .compare import Comparison
 from .jobs import Jobs
 from .models import Models
 from .submissions import Submissions
+from .views import Caller, JobView, ModelView, ReportView, Submitted, csv_cell
 
 
 class Service(Submissions, Jobs, Models, Admin, Access):

@@ -27,8 +27,9 @@ from sqlalchemy import select, update
 
 from storage.models import INSTRUCTOR, STUDENT, Classroom, Member, WebLink, WebSession
 
-from .base import Caller, ServiceBase
+from .base import ServiceBase
 from .errors import PermissionDenied, ServiceError
+from .views import Caller
 
 LINK_SALT = "tinytutor-dashboard-link"
 log = logging.getLogger("tinytutor.access")

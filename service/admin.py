@@ -15,8 +15,9 @@ from storage import retention
 from storage.files import size_of
 from storage.models import INT_MAX, Dataset, utcnow
 
-from .base import QUOTA_NAMES, Caller, ServiceBase, csv_cell
+from .base import QUOTA_NAMES, ServiceBase
 from .errors import InvalidRequest, PermissionDenied
+from .views import Caller, csv_cell
 
 log = logging.getLogger("tinytutor.service")
 

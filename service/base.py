@@ -1,5 +1,5 @@
-"""What every use case shares: who is asking (``Caller``), the views callers get back, and the
-service's access to the database, the artefact store, classes, members, jobs and models."""
+"""What every use case shares: the service's access to the database, the artefact store, classes, members,
+jobs and models (who is asking and what callers get back are in ``views``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import contextlib
 import errno
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from .errors import (
 from .microbatch import MicroBatcher
 from .ratelimit import RateLimits
 from .sandbox import Door
+from .views import Caller, JobView, ModelView, ReportView, Standing
 
 log = logging.getLogger("tinytutor.service")
 
@@ -58,115 +59,6 @@ QUOTA_NAMES = ("max_queued_per_student", "max_running_per_student", "max_jobs_pe
 MAX_NAME = 100
 MAX_PREDICT_TEXTS = 500
 MAX_PREDICT_CHARS = 4000
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking, in which class. ``operator`` is the server's own command line (all rights)."""
-
-    guild_id: str
-    user_id: str
-    instructor: bool = False
-    name: str = ""
-    operator: bool = False
-
-    @property
-    def steers(self) -> bool:
-        return self.instructor or self.operator
-
-
-@dataclass
-class JobView:
-    id: int
-    owner_id: str
-    name: str
-    status: str
-    position: int | None  # 1 = next to start; None unless queued
-    eta_seconds: float | None  # until the result is expected (queued: the wait plus a typical job)
-    progress: dict | None  # as the worker wrote it (JSON keeps it as is); ``live`` is the typed value
-    attempts: int
-    priority: int
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    model_id: int | None = None
-    macro_f1: float | None = None
-    not_posted: str | None = None  # why the outcome could not be posted in its channel (after retries)
-
-    @property
-    def live(self):
-        """The running job's progress as a ``trainer.progress.Progress`` (``training``, ``fraction``,
-        ``epoch_label``, ``loss``, ``eta_seconds``), which every renderer formats; None unless running."""
-        from trainer.progress import Progress
-
-        return Progress.from_dict(self.progress) if self.status == "running" else None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        for k in ("created_at", "started_at", "finished_at"):
-            d[k] = d[k].isoformat() if d[k] else None
-        return d
-
-
-@dataclass
-class Submitted:
-    job: JobView
-    dataset_id: int
-    rows: int
-    labels: dict[str, int]
-    warnings: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class ModelView:
-    id: int
-    owner_id: str
-    name: str
-    version: int
-    visibility: str
-    labels: list[str]
-    base_model: str
-    layers_kept: list[int]
-    layers_base: int
-    params: int
-    params_base: int
-    metrics: dict
-    job_id: int | None
-    created_at: datetime
-    is_default: bool = False
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} v{self.version}"
-
-
-@dataclass
-class Standing:
-    """Where one submission stands on its assignment's board (for its owner's report)."""
-
-    assignment: str
-    macro_f1: float
-    accuracy: float
-    per_class_f1: dict
-    rank: int  # where this submission would stand among the students' best submissions
-    students: int
-    best: bool  # it is the student's best submission so far
-
-
-@dataclass
-class ReportView:
-    job_id: int
-    owner_id: str
-    name: str
-    model_id: int | None
-    metrics: dict
-    report_text: str
-    confusion_png: Path
-    curve_png: Path
-    version: int | None = None  # the model's version, while the model exists
-    not_posted: str | None = None  # as JobView.not_posted
-    standing: Standing | None = None  # a submission to an assignment: its place on the board
 
 
 def board_key(score: Score):
@@ -404,16 +296,6 @@ class ServiceBase:
         s.add(ds)
         await s.flush()
         return ds
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-
-
-def csv_cell(value) -> str:
-    """A cell a spreadsheet will show as text, never run (OWASP, CSV injection): one that starts like a
-    formula (= + - @, a tab or a line break, or their full-width forms) gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _not_posted(row) -> str | None:

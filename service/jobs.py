@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 from storage import queue as q
 from storage.models import FINISHED, QUEUED, RUNNING, Job, Report
 
-from .base import Caller, JobView, ReportView, ServiceBase
+from .base import ServiceBase
 from .errors import Conflict, InvalidRequest, PermissionDenied
+from .views import Caller, JobView, ReportView
 
 MAX_PRIORITY = 1_000_000
 
@@ -99,3 +100,19 @@ class Jobs(ServiceBase):
         async with self.db.transaction() as s:
             jobs = list((await s.execute(select(Job).where(Job.id.in_(job_ids)).order_by(Job.id))).scalars())
             return await self._views(s, jobs)
+
+    # -- the bot's progress messages: the job row keeps the message's id, so edits resume after a restart --
+    async def remember_progress_message(self, job_id: int, channel_id: str, message_id: str) -> None:
+        async with self.db.transaction() as s:
+            await q.set_progress_message(s, int(job_id), str(channel_id), str(message_id))
+
+    async def progress_messages(self) -> list[tuple[JobView, str, str]]:
+        """Jobs whose progress message still needs edits: (view, channel id, message id)."""
+        async with self.db.transaction() as s:
+            rows = await q.progress_message_rows(s)
+        views = {v.id: v for v in await self.views([r[0] for r in rows])} if rows else {}
+        return [(views[i], channel, message) for i, channel, message in rows if i in views]
+
+    async def forget_progress_message(self, job_id: int) -> None:
+        async with self.db.transaction() as s:
+            await q.clear_progress_message(s, int(job_id))

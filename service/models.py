@@ -10,16 +10,9 @@ from sqlalchemy import select
 
 from storage.models import CLASS, PRIVATE, Model
 
-from .base import (
-    MAX_NAME,
-    MAX_PREDICT_CHARS,
-    MAX_PREDICT_TEXTS,
-    Caller,
-    ModelView,
-    ServiceBase,
-    csv_cell,
-)
+from .base import MAX_NAME, MAX_PREDICT_CHARS, MAX_PREDICT_TEXTS, ServiceBase
 from .errors import Conflict, InvalidRequest
+from .views import Caller, ModelView, csv_cell
 
 log = logging.getLogger("tinytutor.service")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.executor import Executor
+from jobs.outbox import OutboxPump
 from jobs.periodic import Periodic
 from jobs.scheduler import Scheduler
 from service import Caller, Service
@@ -80,6 +81,10 @@ class Runtime:
             await self.service.collect_garbage(Caller("*", "operator", operator=True))
         except Exception:  # the database or the disk briefly unavailable: the next turn tries again
             log.exception("the retention clean-up failed")
+
+    def outbox(self, deliver, **kwargs) -> OutboxPump:
+        """The pump that hands finished jobs' outbox rows to ``deliver`` (jobs.outbox.OutboxPump's arguments)."""
+        return OutboxPump(self.db, deliver, **kwargs)
 
     async def close(self) -> None:
         await self.periodic.stop()  # no periodic turn may outlive the database

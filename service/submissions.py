@@ -13,12 +13,14 @@ from storage.models import QUEUED, RUNNING, Classroom, Dataset, Job, utcnow
 from trainer.hidden import missing_labels
 
 from .assignments import Assignments
-from .base import JOB_PARAMS, MAX_NAME, Caller, Submitted, _spec_params
+from .base import JOB_PARAMS, MAX_NAME, _spec_params
+from .compare import Comparisons
 from .errors import InvalidDataset, InvalidRequest, QuotaExceeded, RateLimited
+from .views import Caller, Submitted
 
 
-class Submissions(Assignments):
-    """Built on Assignments: a submission may name an assignment, or rerun a job it may compare."""
+class Submissions(Assignments, Comparisons):
+    """Built on Assignments and Comparisons: a submission may name an assignment, or rerun a job it may compare."""
 
     # -- checking and submitting -------------------------------------------------------------------
     async def check(self, caller: Caller, content: bytes, filename: str, params: dict | None = None) -> dict:
@@ -129,7 +131,7 @@ class Submissions(Assignments):
                         f"tested on (its labels: {', '.join(task.labels)}); a model can only predict labels it "
                         "was trained on. Add examples of them and submit again.")
             if teacher_labels is not None:
-                from trainer.pipeline import teacher_label_mismatch
+                from trainer.distillation import teacher_label_mismatch
 
                 mismatch = teacher_label_mismatch(teacher_labels, list(info["labels"]))
                 if mismatch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 
-def slow_run_job(payload: dict) -> None:
+def slow_run_job(payload) -> None:
     """The real worker, with each training step slowed down so a test can act mid-training."""
     import trainer.pipeline as pipeline
     from jobs.worker import run_job
@@ -24,7 +24,7 @@ def slow_run_job(payload: dict) -> None:
     run_job(payload)
 
 
-def crashing_run_job(payload: dict) -> None:
+def crashing_run_job(payload) -> None:
     """The real worker, with a bug in training: the student must get a plain message, the log the traceback."""
     import trainer.pipeline as pipeline
     from jobs.worker import run_job
@@ -36,7 +36,7 @@ def crashing_run_job(payload: dict) -> None:
     run_job(payload)
 
 
-def flaky_outcome_run_job(payload: dict) -> None:
+def flaky_outcome_run_job(payload) -> None:
     """The real worker, with the database failing the first two tries of its final write (a blip)."""
     from sqlalchemy.exc import OperationalError
 
@@ -55,10 +55,10 @@ def flaky_outcome_run_job(payload: dict) -> None:
     run_job(payload)
 
 
-def environment_run_job(payload: dict) -> None:
+def environment_run_job(payload) -> None:
     """Write the worker's environment (names only) next to its log, then stop: what a job's process can see."""
     import json
     import os
 
-    with open(payload["log_path"] + ".env", "w") as f:
+    with open(payload.log_path + ".env", "w") as f:
         json.dump(sorted(os.environ), f)

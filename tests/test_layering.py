@@ -28,8 +28,10 @@ FORBIDDEN = {
     "storage": {"trainer", "jobs", "service", "web", "bot", "cli", "discord"},
     "jobs": {"service", "web", "bot", "cli", "discord"},
     "service": {"web", "bot", "cli", "discord", "aiohttp", "jinja2", "aiohttp_jinja2"},
-    "web": {"bot", "cli", "discord"},
-    "bot": {"cli"},  # the Discord bot and the terminal app are siblings on top; the terminal app may start the bot
+    # the dashboard and the Discord bot reach storage, the trainer and the queue only through the service
+    "web": {"bot", "cli", "discord", "storage", "trainer", "jobs"},
+    "bot": {"cli", "storage", "trainer", "jobs"},  # the bot and the terminal app are siblings on top; the
+    # terminal app may start the bot
 }
 
 
@@ -87,7 +89,8 @@ def module_imports() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = here.split(".")[:len(here.split(".")) - node.level + 1] if node.level else []
                 module = ".".join(base + ([node.module] if node.module else []))
-                targets |= {module} | {f"{module}.{a.name}" for a in node.names}
+                # "from . import local" imports the module cli.local (its package is already running)
+                targets |= ({module} if node.module else set()) | {f"{module}.{a.name}" for a in node.names}
         found = set()
         for t in targets:
             while t and t not in modules:  # "storage.models.Job" is the module storage.models

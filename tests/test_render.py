@@ -69,16 +69,16 @@ def test_chinese_japanese_and_korean_labels_are_drawn_not_boxes(tmp_path):
 def test_every_renderer_shows_distillations_teacher_stage_from_one_typed_progress(tmp_path):
     import jinja2
 
-    from cli.demo import _progress_line
-    from cli.main import _job_line
+    from cli.demo import progress_line
+    from cli.queue import job_line
 
     teacher = view("running", {"stage": "teacher", "step": 3, "steps": 12, "epoch": 1, "epochs": 4, "loss": 0.81,
                                "eta_seconds": 90, "unknown_key": "ignored"})
     assert teacher.live.training and teacher.live.fraction == 0.25 and teacher.live.epoch_label == "teacher epoch 1/4"
     assert "25% · teacher epoch 1/4 · loss 0.810" in render.progress_text(teacher, "<@42>")
     assert "training the teacher 25%" in render.job_line(teacher)
-    assert "teacher epoch 1/4 25%" in _job_line(teacher)
-    assert _progress_line(teacher) == "training teacher epoch 1/4, loss 0.810, ETA 90 s"
+    assert "teacher epoch 1/4 25%" in job_line(teacher)
+    assert progress_line(teacher) == "training teacher epoch 1/4, loss 0.810, ETA 90 s"
     env = jinja2.Environment(loader=jinja2.PackageLoader("web", "templates"), autoescape=True)
     env.filters["pct"] = lambda v: f"{v:.0%}"
     html = env.get_template("queue_live.html").render(running=[teacher], queued=[], finished=[], names={},

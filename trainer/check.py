@@ -13,6 +13,7 @@ from core.spec import DataLimits, TrainSpec
 
 from . import data as data_mod
 from .errors import DataError, TrainerError
+from .formats import read_table
 from .lint import tokenizer_warnings
 from .models import BaseModel, load_tokenizer, resolve_base
 
@@ -81,7 +82,7 @@ def read_texts(path: str, limits: dict, max_rows: int) -> dict:
     """A table to classify (``/predict_file``): its columns and rows as strings. Raises DataError, and
     TrainerError beyond ``max_rows``. Runs in the sandbox."""
     try:  # read no further than max_rows
-        table = data_mod.read_table(path, replace(DataLimits(**limits), max_rows=max(max_rows, 1)))
+        table = read_table(path, replace(DataLimits(**limits), max_rows=max(max_rows, 1)))
     except DataError as exc:
         if [p.code for p in exc.problems] != ["too_many_rows"]:
             raise

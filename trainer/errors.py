@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from core.errors import SpecError, TinyTutorError, TrainerError, plural
 
-__all__ = ["BaseModelError", "DataError", "PruningError", "Problem", "SpecError", "TinyTutorError", "TrainerError",
+__all__ = ["BaseModelError", "DataError", "PruningError", "Problem", "SpecError", "problem", "TinyTutorError", "TrainerError",
            "plural"]
 
 
@@ -34,6 +34,15 @@ class Problem:
         col = f" [column '{self.column}']" if self.column else ""
         hint = f" {self.hint}" if self.hint else ""
         return f"{self.message}{col}{where}.{hint}"
+
+
+MAX_ROWS_SHOWN = 8  # a Problem lists at most this many rows, then counts the rest
+
+
+def problem(code: str, message: str, hint: str = "", column: str | None = None, rows=()) -> Problem:
+    """A Problem naming at most MAX_ROWS_SHOWN of ``rows`` and counting them all."""
+    rows = list(rows)
+    return Problem(code=code, message=message, hint=hint, column=column, rows=rows[:MAX_ROWS_SHOWN], count=len(rows))
 
 
 class DataError(TrainerError):

@@ -8,8 +8,8 @@ from collections import Counter
 from core.errors import plural
 from core.spec import MAX_WINDOWS
 
-from .data import Dataset, _problem
-from .errors import Problem
+from .data import Dataset
+from .errors import Problem, problem
 
 UNK_WARNING_SHARE = 0.05  # more than this share of characters unknown to the vocabulary is a warning
 FRAGMENT_WARNING = 3.0  # more word pieces per word than this: the vocabulary barely knows the language
@@ -68,7 +68,7 @@ def tokenizer_warnings(ds: Dataset, tokenizer, max_length: int, base_name: str) 
     if share > UNK_WARNING_SHARE:
         script = unk_scripts.most_common(1)[0][0] if unk_scripts else "other"
         language = f"{script} text" if script not in ("other",) else "these characters"
-        warnings.append(_problem(
+        warnings.append(problem(
             "tokenizer_coverage",
             f"About {share:.0%} of the characters in your texts are unknown to the base model '{base_name}': "
             f"its vocabulary does not cover {language}, so the model sees them only as [UNK]",
@@ -76,14 +76,14 @@ def tokenizer_warnings(ds: Dataset, tokenizer, max_length: int, base_name: str) 
             "and choose it as the base); expect poor results otherwise.",
             column=ds.text_column))
     elif stats["pieces_per_word"] > FRAGMENT_WARNING:
-        warnings.append(_problem(
+        warnings.append(problem(
             "tokenizer_fragmentation",
             f"The base model '{base_name}' cuts each word into {stats['pieces_per_word']:.1f} pieces on average: "
             "its vocabulary knows this language poorly",
             "A base model trained on this language will learn faster and better.",
             column=ds.text_column))
     if long_rows:
-        warnings.append(_problem(
+        warnings.append(problem(
             "long_texts", f"{plural(len(long_rows), 'text')} {'is' if len(long_rows) == 1 else 'are'} longer than "
                           f"max_length={max_length} tokens: each is read in overlapping windows of {max_length} tokens "
                           f"(up to {MAX_WINDOWS}) and its label decided by all of them",

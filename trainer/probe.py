@@ -10,6 +10,7 @@ random one, so the first steps refine the encoder rather than undo it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,8 @@ from sklearn.metrics import f1_score
 
 from .batching import count_texts, eval_loader, mean_by_text, text_labels, texts_of, unsort
 from .device import autocast
+from .progress import Progress
+from .pruning import num_layers
 
 C_GRID = (1.0, 10.0, 100.0)  # inverse regularisation tried on validation; features are unit vectors
 
@@ -87,3 +90,20 @@ def probe_model(model, tokenizer, train_f: list[dict], val_f: list[dict], device
     x_train = embeddings(model, train_f, tokenizer, device)
     x_val = embeddings(model, val_f, tokenizer, device)
     return fit_probe(x_train, text_labels(train_f), x_val, text_labels(val_f), n_labels, seed)
+
+
+def frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, seed, progress):
+    """What the base knew before any fine-tuning: a linear probe on all of its layers, frozen, scored on
+    the test split (the report's "frozen base" row), and the probe. (None, None) for a classifier that is
+    not a :class:`PooledClassifier` (a teacher saved before pooling was read as the base was trained)."""
+    if not hasattr(model, "embed"):
+        return None, None
+    progress(Progress("loading", message="the frozen base and a linear probe (what it knows before training)"))
+    started = time.perf_counter()
+    probe = probe_model(model, tokenizer, train_f, val_f, device, seed)
+    pred = probe.logits(embeddings(model, test_f, tokenizer, device)).argmax(1)
+    n = model.classifier.out_features
+    return {"macro_f1": float(f1_score(y_test, pred, labels=list(range(n)), average="macro", zero_division=0)),
+            "accuracy": float((pred == np.array(y_test)).mean()), "val_macro_f1": probe.val_macro_f1,
+            "layers": num_layers(model.config), "C": probe.C, "seconds": round(time.perf_counter() - started, 2),
+            "model": "the frozen base's sentence embeddings + logistic regression"}, probe

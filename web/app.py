@@ -24,8 +24,7 @@ from aiohttp import web
 
 from service.access import SignInRefused, same_token
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, ServiceError
-from storage.models import FINISHED, QUEUED, RUNNING
-from trainer.progress import approx_duration
+from service.views import FINISHED, QUEUED, RUNNING, approx_duration
 
 log = logging.getLogger("tinytutor.web")
 

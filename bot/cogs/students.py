@@ -116,7 +116,7 @@ class Students(commands.Cog):
                                             "appear here; ask your instructor to let TinyTutor send messages. "
                                             "/jobs and /report still work.", ephemeral=True)
             return
-        await self.bot.progress.remember(job.id, str(interaction.channel_id), str(msg.id))
+        await self.bot.service.remember_progress_message(job.id, str(interaction.channel_id), str(msg.id))
 
     # -- /check ------------------------------------------------------------------------------------
     @app_commands.command(name="check")
