@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -41,6 +42,8 @@ class Periodic:
         self._started = False
         self._running: set[asyncio.Task] = set()  # turns in progress, so stop() can end them
         self._closed = False
+        self.turns: Counter[str] = Counter()  # whole turns each task has finished
+        self._turned = asyncio.Event()
 
     def every(self, seconds: float, task: Callable[[], Awaitable[object]], name: str, *, now: bool = True) -> None:
         """Run ``task`` every ``seconds`` (first at once when ``now``); replaces a task of the same name."""
@@ -55,6 +58,8 @@ class Periodic:
                 await task()
             finally:
                 self._running.discard(me)
+                self.turns[name] += 1
+                self._turned.set()
 
         self._aps.add_job(turn, "interval", seconds=seconds, id=name, name=name, replace_existing=True,
                           max_instances=1, coalesce=True, misfire_grace_time=None, **first)
@@ -65,6 +70,15 @@ class Periodic:
     def cancel(self, name: str) -> None:
         if self._aps.get_job(name) is not None:
             self._aps.remove_job(name)
+
+    async def rounds(self, name: str, n: int = 2, timeout: float = 30) -> None:
+        """Wait until ``name`` has run ``n`` whole turns that started after this call (one in progress now
+        does not count): "after two more rounds of the outbox, nothing was sent again"."""
+        target = self.turns[name] + n + 1  # the first to finish may have started before the call
+        async with asyncio.timeout(timeout):
+            while self.turns[name] < target:
+                self._turned.clear()
+                await self._turned.wait()
 
     @property
     def names(self) -> list[str]:

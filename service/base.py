@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.settings import Settings
+from core.spec import TrainSpec
 from storage import queue as q
 from storage.db import Database
 from storage.files import ArtefactStore, sha256_file
@@ -241,15 +242,19 @@ class ServiceBase:
 
         return asdict(replace(self.settings.data, max_bytes=min(self.settings.data.max_bytes, cls.max_bytes)))
 
-    def _spec_for(self, path: Path, params: dict, cls: Classroom) -> dict:
-        """The training spec a file is checked with, as JSON for the sandbox."""
-        from trainer.errors import SpecError
+    def _train_spec(self, path: str | Path, params: dict) -> TrainSpec:
+        """A job's or a check's parameters over the configured defaults; InvalidRequest naming a setting that
+        cannot work."""
+        from core.errors import SpecError
 
         try:
-            spec = self.settings.train_spec(str(path), **_spec_params(params)).to_dict()
+            return self.settings.train_spec(str(path), **_spec_params(params))
         except SpecError as exc:
-            raise InvalidRequest(f"That setting cannot work: {exc}") from None
-        return spec | {"limits": self._limits_for(cls)}
+            raise InvalidRequest(f"That training setting cannot work: {exc}") from None
+
+    def _spec_for(self, spec: TrainSpec, path: Path, cls: Classroom) -> dict:
+        """The spec a staged file at ``path`` is checked with, under the class's limits, as JSON for the sandbox."""
+        return spec.to_dict() | {"data_path": str(path), "limits": self._limits_for(cls)}
 
     @contextlib.contextmanager
     def _staged(self, *uploads: tuple[bytes, str] | None):

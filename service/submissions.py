@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
 
 from sqlalchemy import func, select
 
+from core.spec import TrainSpec
 from storage.models import QUEUED, RUNNING, Classroom, Dataset, Job, utcnow
 from trainer.hidden import missing_labels
 
 from .assignments import Assignments
-from .base import JOB_PARAMS, MAX_NAME, _spec_params
+from .base import JOB_PARAMS, MAX_NAME
 from .compare import Comparisons
 from .errors import InvalidDataset, InvalidRequest, QuotaExceeded, RateLimited
 from .views import Caller, Submitted
@@ -37,7 +37,7 @@ class Submissions(Assignments, Comparisons):
         from trainer.check import check_upload
 
         with self._staged((content, filename)) as ((staged,), _):
-            info = (await self._read(caller, check_upload, self._spec_for(staged, params, cls),
+            info = (await self._read(caller, check_upload, self._spec_for(self._train_spec(staged, params), staged, cls),
                                      self.settings.base_models))["info"]
         self._check_rows(cls, info["rows"])
         return info
@@ -85,9 +85,6 @@ class Submissions(Assignments, Comparisons):
         if validation is not None:
             self._check_bytes(cls, len(validation[0]))
         await self._check_disk(cls, len(content) + (len(validation[0]) if validation is not None else 0))
-        epochs = params.get("epochs", self.settings.training.epochs)
-        if epochs is not None and epochs > cls.max_epochs:
-            raise QuotaExceeded("max_epochs", cls.max_epochs, f"{epochs} epochs is more than this class allows")
         params["max_epochs"] = cls.max_epochs  # the ceiling when the epochs are left to early stopping
         teacher_labels = None
         if params.get("teacher_model_id") is not None:
@@ -98,15 +95,12 @@ class Submissions(Assignments, Comparisons):
             async with self.db.transaction() as s:
                 teacher = await self._usable_model(s, caller, params["teacher_model_id"])
                 params["teacher_model_id"], teacher_labels = teacher.id, list(teacher.labels)
-        if params.get("augment") and params.get("method", self.settings.training.method) != "distill":
+        spec = self._train_spec("upload", params)  # the one spec: the file's path is set once it is staged
+        if spec.epochs is not None and spec.epochs > cls.max_epochs:
+            raise QuotaExceeded("max_epochs", cls.max_epochs, f"{spec.epochs} epochs is more than this class allows")
+        if spec.augment and spec.method != "distill":
             raise InvalidRequest("Augmented copies are labelled by a teacher, so augment is for the distill "
                                  "method; choose method distill, or leave augment out.")
-        from trainer.errors import SpecError
-
-        try:
-            self.settings.train_spec("upload", **_spec_params(params))
-        except SpecError as exc:
-            raise InvalidRequest(f"That training setting cannot work: {exc}") from None
 
         # a /train whose file is refused was a /check in all but name: it counts towards checks_per_hour
         await self._rate_limit(caller, cls, "check", count=False)
@@ -114,14 +108,14 @@ class Submissions(Assignments, Comparisons):
             from trainer.check import check_upload
 
             try:
-                read = await self._read(caller, check_upload, self._spec_for(staged, params, cls),
+                read = await self._read(caller, check_upload, self._spec_for(spec, staged, cls),
                                         self.settings.base_models, str(staged_val) if staged_val else None)
             except InvalidDataset:
                 with contextlib.suppress(RateLimited):  # the problems are the answer; the count is for next time
                     await self._rate_limit(caller, cls, "check")
                 raise
             info, val_info = read["info"], read["validation"]
-            await asyncio.to_thread(self._check_layers, caller, staged, params)
+            await asyncio.to_thread(self._check_layers, caller, spec)
             self._check_rows(cls, info["rows"])
             if task is not None:
                 missing = missing_labels(task.labels, info["labels"])
@@ -191,13 +185,12 @@ class Submissions(Assignments, Comparisons):
             raise QuotaExceeded("max_jobs_per_day", cls.max_jobs_per_day,
                                 f"You have submitted {today} job(s) today (UTC); try again tomorrow")
 
-    def _check_layers(self, caller: Caller, staged: Path, params: dict) -> None:
+    def _check_layers(self, caller: Caller, spec: TrainSpec) -> None:
         """The base model and the layer choice (the server's own files, not the upload), in a worker thread."""
         from trainer.errors import TrainerError
         from trainer.models import check_weights, layer_count, resolve_base
         from trainer.pruning import select_layers
 
-        spec = self.settings.train_spec(str(staged), **_spec_params(params))
         try:
             base = resolve_base(spec.base, self.settings.base_models)
             if base.local:

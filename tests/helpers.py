@@ -107,7 +107,8 @@ def csv_bytes(rows) -> bytes:
     return buf.getvalue().encode()
 
 
-GOOD = csv_bytes(synthetic_rows(20))  # three learnable topics, 20 rows each
+GOOD = csv_bytes(synthetic_rows(20))  # three topics, 20 rows each
+LEARNABLE = csv_bytes(synthetic_rows(80))  # enough for the tiny BERT to learn them (see conftest.learnable_csv)
 TRAIN = GOOD  # an assignment's training file
 MARK = "hiddenmarker"  # every hidden text carries it, so a leak is one search away
 

@@ -30,6 +30,7 @@ from helpers import (
     caller_of,
     csv_bytes,
     synthetic_rows,
+    wait_for,
 )
 
 
@@ -98,7 +99,7 @@ async def test_a_result_named_to_ping_everyone_pings_only_its_student_and_surviv
                      payload={"job_id": 1, "owner_id": str(DISCORD_ALICE.id), "name": "again", "status": "succeeded"}))
     again = await env.fake.wait(lambda: [c for c in posted(env, "is ready") if "could not be attached" in c.content],
                                 what="the result without its plots")
-    await asyncio.sleep(0.5)  # a second round of the pump would post it again if it had failed
+    await env.bot.runtime.periodic.rounds("outbox", 2)  # a round more would post it again if it had failed
     assert len(again) == 1 and again[0].files == {} and len(posted(env, "could not be attached")) == 1
     calls = await env.run(DISCORD_ALICE, "report", [option("job", INTEGER, 1)], messages=2)
     assert [c for c in calls if "could not be attached" in c.content] and not [c for c in calls if c.files]
@@ -173,11 +174,11 @@ async def test_one_locked_channel_does_not_stop_progress_for_the_class(env):
         opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
         await env.run(DISCORD_ALICE if name == "locked" else DISCORD_BOB, "train", [opt, option("name", STRING, name)],
                       attachments=[att])
-    for _ in range(100):  # each /train posts its progress message after answering
-        jobs = {j[0].name: j for j in await env.bot.progress.pending()}
-        if len(jobs) == 2:
-            break
-        await asyncio.sleep(0.1)
+    async def both_posted():  # each /train posts its progress message after answering
+        jobs = {j[0].name: j for j in await env.bot.service.progress_messages()}
+        return jobs if len(jobs) == 2 else None
+
+    jobs = await wait_for(both_posted, timeout=10)
     locked, other = jobs["locked"][2], jobs["open"][2]
     env.fake.fail("PATCH", rf"/messages/{locked}$", 403, times=-1)
     await env.run(DISCORD_ALICE, "cancel", [option("job", INTEGER, 1)])
@@ -186,11 +187,11 @@ async def test_one_locked_channel_does_not_stop_progress_for_the_class(env):
                                          and c.path.endswith(f"/messages/{other}") and "cancelled" in c.content],
                                 what="the other job's progress message")
     assert edits
-    await asyncio.sleep(1.0)  # several progress rounds
+    await env.bot.runtime.periodic.rounds("progress", 3)
     refused = [c for c in env.fake.calls if c.method == "PATCH" and c.path.endswith(f"/messages/{locked}")
                and c.status == 403]
     assert len(refused) == 1  # given up at once, not retried every round (an edit before the lock may have passed)
-    assert not [j for j in await env.bot.progress.pending() if j[0].name == "locked"]
+    assert not [j for j in await env.bot.service.progress_messages() if j[0].name == "locked"]
 
 
 async def test_a_result_its_channel_refuses_reaches_the_student_by_direct_message_once(env):
@@ -204,7 +205,7 @@ async def test_a_result_its_channel_refuses_reaches_the_student_by_direct_messag
     dm = await env.fake.wait(lambda: [c for c in env.fake.calls if c.path == f"/channels/{DM_CHANNEL_ID}/messages"],
                              what="the direct message")
     assert "job **1**" in dm[0].content and "was cancelled" in dm[0].content and "could not post" in dm[0].content
-    await asyncio.sleep(1.0)  # several outbox rounds: given up, so not tried again
+    await env.bot.runtime.periodic.rounds("outbox", 3)  # given up, so not tried again
     refused = [c for c in env.channel_posts() if c.status == 403]
     assert len(refused) == 2  # the progress message and the notice, once each
     assert len([c for c in env.fake.calls if c.path == f"/channels/{DM_CHANNEL_ID}/messages"]) == 1
@@ -252,7 +253,7 @@ async def test_a_rate_limited_notice_is_retried_and_posted_once(env):
     env.fake.fail("POST", rf"^/channels/{CHANNEL_ID}/messages$", 429)
     await env.run(DISCORD_ALICE, "cancel", [option("job", INTEGER, 1)])
     await env.fake.wait(lambda: posted(env, "was cancelled"), what="the notice after the 429")
-    await asyncio.sleep(0.6)  # outbox rounds that must not send it again
+    await env.bot.runtime.periodic.rounds("outbox", 2)  # rounds that must not send it again
     assert len(posted(env, "was cancelled")) == 1
     assert [c.status for c in env.channel_posts()].count(429) == 1
 
@@ -394,12 +395,10 @@ async def test_discord_is_asked_for_a_stale_role_and_a_role_change_ends_dashboar
     guild._add_member(discord.Member(data=member, guild=guild, state=bot._connection))
     assert await svc.web_identity(token) is not None
     bot._connection.parse_guild_member_update(member | {"guild_id": str(GUILD_ID), "roles": []})
-    for _ in range(100):  # the event's handler runs as its own task
-        if await svc.web_identity(token) is None:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the role change did not end the dashboard session")
+    async def signed_out():  # the event's handler runs as its own task
+        return await svc.web_identity(token) is None
+
+    await wait_for(signed_out, timeout=5, what="the role change to end the dashboard session")
 
 
 async def test_a_full_disk_while_an_upload_is_staged_leaves_nothing_and_says_so(env, monkeypatch):

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from helpers import ALICE, GOOD, HIDDEN, TEACH, get_job, status_is, training, wait_for
+from helpers import ALICE, GOOD, HIDDEN, LEARNABLE, TEACH, get_job, status_is, training, wait_for
 
 from jobs.executor import pid_alive
 from jobs.ray_executor import RayExecutor, start_local_runtime
@@ -68,7 +68,8 @@ async def ray_worker_pid(sched, job_id: int) -> int:
 async def test_a_job_runs_to_success_as_a_ray_task_and_its_model_comes_back(make, db):
     service, sched = make(executor=RayExecutor)
     await service.create_assignment(TEACH, "topics", (HIDDEN, "hidden.csv"))  # its hidden set travels as bytes too
-    sub = await service.submit(ALICE, GOOD, "topics.csv", name="on ray", params={"epochs": 2}, assignment="topics")
+    sub = await service.submit(ALICE, LEARNABLE, "topics.csv", name="on ray", assignment="topics",
+                               params={"epochs": 12, "lr": 1e-3, "batch_size": 8})  # enough to learn the topics
     await sched.start()
     try:
         job = await wait_for(status_is(db, sub.job.id, "succeeded", "failed"), timeout=180)
@@ -85,7 +86,7 @@ async def test_a_job_runs_to_success_as_a_ray_task_and_its_model_comes_back(make
     assert not spec["data_path"].startswith(root) and not spec["out_dir"].startswith(root)  # trained from bytes
     assert report.standing.rank == 1 and set(report.standing.per_class_f1) == {"food", "sports", "weather"}
     _, preds = await service.predict(ALICE, views[0].model_id, ["pizza and soup"])
-    assert preds[0].label in ("food", "sports", "weather")
+    assert preds[0].label == "food"
 
 
 async def test_cancel_ends_the_ray_task(make, db):
