@@ -147,7 +147,7 @@ class Demo:
             await outbox.deliver_once()
             if all(v.status in ("succeeded", "failed", "cancelled") for v in views) and len(announced) >= len(views):
                 break
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
         await self.rt.scheduler.stop()
         for v in views:
             if v.status != "succeeded":
@@ -170,7 +170,7 @@ class Demo:
             p = pruned["probe"]
             _say(f"   {'frozen base + linear probe (untrained)':<40} {p['layers']:>6} {pruned['params_base']:>11,} "
                  f"{p['macro_f1']:>9.3f}")
-        _say(f"   {'6-layer teacher (fine-tuned)':<40} {t['layers']:>6} {t['params']:>11,} {t['macro_f1']:>9.3f} "
+        _say(f"   {str(t['layers']) + '-layer teacher (fine-tuned)':<40} {t['layers']:>6} {t['params']:>11,} {t['macro_f1']:>9.3f} "
              f"{t['ms_per_message']:>7.2f}  PyTorch")
         for name, m in (("Alice: pruned, fine-tuned", pruned), ("Bob: pruned, distilled (TinyBERT)", distilled)):
             _say(f"   {name:<40} {len(m['layers_kept']):>6} {m['params']:>11,} {m['macro_f1']:>9.3f} "

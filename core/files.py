@@ -1,4 +1,5 @@
-"""Writing a directory so that no reader ever sees half of it (a model, a report's plots)."""
+"""Writing files: a directory no reader ever sees half of (a model, a report's plots), and CSV cells a
+spreadsheet shows as text."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def atomic_directory(final: Path, *, replace: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value) -> str:
+    """A cell a spreadsheet will show as text, never run (OWASP, CSV injection): one that starts like a
+    formula (= + - @, a tab or a line break, or their full-width forms) gets a leading apostrophe."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text

@@ -6,7 +6,7 @@ The layering is ``bot -> service -> jobs -> {storage, trainer}``: this package u
 - ``fairness``: the order queued jobs start in; ``eta``: positions and expected times.
 - ``scheduler``: the dispatcher (claims jobs under a lease) and the reaper (cancel, time limit,
   dead or silent workers), on ``periodic`` (the process's one periodic-task mechanism).
-- ``executor``: where a job runs: ``LocalExecutor`` (a spawned process running ``worker.run_job``)
+- ``executor``: where a job runs: ``LocalExecutor`` (a process running ``worker.run_job``, forked ready to train)
   or ``ray_executor.RayExecutor`` (a Ray task, no shared filesystem).
 - ``outbox``: the pump that delivers finished jobs' notices.
 - ``messages``: what a student reads when the runner, not their data, ends a job.

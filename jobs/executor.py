@@ -5,8 +5,9 @@ to an executor, which returns a ``Handle``: something that is alive while the jo
 stopped (cancel, time limit, shutdown) and, when it ends without recording an outcome, counts as a
 worker that died (the reaper requeues its job). Two executors:
 
-- ``LocalExecutor``: a spawned OS process on this machine per job (``jobs.worker.run_job``), which
-  writes its heartbeat, progress and outcome to the database itself.
+- ``LocalExecutor``: an OS process on this machine per job (``jobs.worker.run_job``), forked from a
+  server that imported the trainer once; it writes its heartbeat, progress and outcome to the database
+  itself.
 - ``RayExecutor`` (``jobs.ray_executor``): a Ray task on a cluster; a coroutine on this host is its
   database side (heartbeat, progress, outcome), so Ray workers need neither the database nor this
   machine's files.
@@ -85,7 +86,8 @@ SECRET_ENV = ("DISCORD_TOKEN", "TINYTUTOR_WEB_SECRET", "TINYTUTOR_DATABASE_URL",
 
 @contextlib.contextmanager
 def _environment_without(names: tuple[str, ...]):
-    """os.environ without ``names`` for the duration (a spawned child copies the environment as it starts).
+    """os.environ without ``names`` for the duration (the fork server copies the environment as it starts,
+    and every job's process has the fork server's).
     Used around a synchronous start with no await inside, so no other task of the loop sees the gap."""
     saved = {n: os.environ.pop(n) for n in names if n in os.environ}
     try:
@@ -94,25 +96,43 @@ def _environment_without(names: tuple[str, ...]):
         os.environ.update(saved)
 
 
+# What a worker imports before it trains (about 10 s of CPU on this machine): the fork server imports it
+# once, and each job's process is forked from it ready to train (benchmarks/bench_worker_start.py).
+PRELOAD = ("jobs.worker", "trainer.pipeline")
+
+
 class LocalExecutor:
-    """One spawned process per job on this machine (spawn, not fork: no inherited event loop or
-    database connections), started without the process's secrets (``SECRET_ENV``, ``hidden_env``)."""
+    """One process per job on this machine, forked from multiprocessing's fork server: a clean process
+    that imported the trainer once (``PRELOAD``) and never had an event loop, threads or database
+    connections, so each job starts ready to train instead of importing torch again. The fork server
+    starts with the first job, without the process's secrets (``SECRET_ENV``, ``hidden_env``), and its
+    children inherit its environment: a secret set later never reaches a job either."""
 
     name = "local"
 
-    def __init__(self, target: Callable[[dict], None] | None = None, hidden_env: tuple[str, ...] = ()):
+    def __init__(self, target: Callable[[WorkerPayload], None] | None = None, hidden_env: tuple[str, ...] = ()):
         from .worker import run_job
 
         self.target = target or run_job
         self.hidden_env = tuple(dict.fromkeys(SECRET_ENV + tuple(hidden_env)))
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(list(PRELOAD))
+
+    def _fork_server(self) -> None:
+        """Start the fork server if it is not running: at once, with the environment less the secrets
+        (it imports ``PRELOAD`` afterwards, in its own time)."""
+        from multiprocessing import forkserver
+
+        with _environment_without(self.hidden_env):
+            forkserver.ensure_running()
 
     async def launch(self, payload: WorkerPayload) -> ProcessHandle:
         os.makedirs(os.path.dirname(payload.log_path), exist_ok=True)  # OSError: read-only data directory
         proc = self._ctx.Process(target=self.target, args=(payload,), name=f"tinytutor-job-{payload.job_id}",
                                  daemon=False)
-        with _environment_without(self.hidden_env):
-            proc.start()
+        self._fork_server()
+        # the first start waits for the fork server's imports (seconds): in a thread, the loop keeps serving
+        await asyncio.to_thread(proc.start)
         return ProcessHandle(payload.job_id, proc)
 
     async def close(self) -> None:

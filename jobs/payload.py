@@ -1,6 +1,6 @@
 """What a worker needs to run one job, built once by the scheduler from one validated spec.
 
-Plain data: it pickles into a spawned worker process (``jobs.worker``), and the Ray executor sends a
+Plain data: it pickles into a worker process (``jobs.worker``), and the Ray executor sends a
 copy without this host's database address, its files as bytes beside it (``jobs.ray_executor``).
 """
 

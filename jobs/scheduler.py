@@ -13,8 +13,10 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MappingProxyType
 
 from sqlalchemy import select
 
@@ -86,8 +88,9 @@ class Scheduler:
         self._stopped = False  # set by stop(): a dispatch already waiting for the lock must not start jobs
 
     @property
-    def running(self) -> dict[int, Running]:
-        return self._running
+    def running(self) -> Mapping[int, Running]:
+        """The jobs this scheduler's workers run, by id (a read-only view)."""
+        return MappingProxyType(self._running)
 
     @property
     def started(self) -> bool:
@@ -132,6 +135,14 @@ class Scheduler:
             self._periodic.cancel("dispatch")
             self._periodic.cancel("reap")
             self._periodic = None
+
+    async def crash(self) -> None:
+        """What a machine that loses power leaves behind: no more dispatching or reaping, every worker
+        killed at once, nothing recorded (the jobs stay ``running`` until a restart's ``recover``)."""
+        self.halt()
+        for r in list(self._running.values()):
+            await r.handle.stop(0)
+        self._running.clear()
 
     async def recover(self) -> None:
         """After a restart: a job left running by a process of this host that no longer exists is

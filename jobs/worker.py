@@ -21,7 +21,7 @@ log = logging.getLogger("tinytutor.worker")
 
 
 def run_job(payload: WorkerPayload) -> None:
-    """Process entry point (spawned). Returns normally whatever the job's outcome; the outcome is in the database."""
+    """Process entry point (forked by LocalExecutor's fork server). Returns normally whatever the job's outcome; the outcome is in the database."""
     prepare_process(payload)
     logging.basicConfig(filename=payload.log_path, level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")

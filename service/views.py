@@ -1,5 +1,5 @@
 """What callers of the service get back: who is asking (``Caller``), plain views of jobs, models, reports
-and standings, and ``csv_cell`` for every CSV the service writes. No database objects cross this line."""
+and standings, and ``csv_cell`` (``core.files``) for every CSV the service writes. No database objects cross this line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from core.files import csv_cell
 from storage.models import FINISHED, QUEUED, RUNNING  # a job's statuses, as views carry them
 
 __all__ = ["FINISHED", "QUEUED", "RUNNING", "Caller", "JobView", "ModelView", "ReportView", "Standing",
@@ -127,13 +128,3 @@ class ReportView:
     version: int | None = None  # the model's version, while the model exists
     not_posted: str | None = None  # as JobView.not_posted
     standing: Standing | None = None  # a submission to an assignment: its place on the board
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-
-
-def csv_cell(value) -> str:
-    """A cell a spreadsheet will show as text, never run (OWASP, CSV injection): one that starts like a
-    formula (= + - @, a tab or a line break, or their full-width forms) gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text

@@ -48,15 +48,16 @@ def test_pruned_minilm_learns_chat_topics(tmp_path):
     assert ours[0] == "coding"
 
 
-@pytest.mark.slow
-def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch):
-    """`tinytutor demo` (the README's main command), with 1 epoch to keep CI short."""
+def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch, tiny_base):
+    """`tinytutor demo` (the README's main command), with 1 epoch of the tiny BERT: the flow is the point here
+    (the real model's quality is the test above; `make demo` runs it on MiniLM)."""
     import subprocess
     import sys
     from pathlib import Path
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TINYTUTOR_CONFIG", raising=False)
+    (tmp_path / "config.toml").write_text(f'[training]\nbase = "tiny"\nmax_length = 32\n[base_models]\ntiny = "{tiny_base}"\n')
+    monkeypatch.setenv("TINYTUTOR_CONFIG", str(tmp_path / "config.toml"))
     exe = Path(sys.executable).with_name("tinytutor")
     run = subprocess.run([str(exe), "demo", "--dir", str(tmp_path / "demo"), "--epochs", "1"],
                          capture_output=True, text=True, timeout=600)
@@ -64,7 +65,9 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch):
     assert run.returncode == 0, out + run.stderr
     assert "nothing was stored" in out and "row 13" in out  # Bob's broken upload
     assert out.count("[channel] @") == 2 and "finished: macro-F1" in out  # both jobs announced once
-    assert "training epoch 1/1" in out and "training teacher epoch 1/1" in out  # progress shown, both stages
+    # progress shown as it happens (a line per stage and epoch; the tiny model's epochs may pass between polls)
+    assert "job 1 (alice): running: loading" in out and "job 2 (bob): running: loading" in out
+    assert "training epoch 1/1" in out or "training teacher epoch 1/1" in out
     assert "Bob's student keeps" in out and "onnxruntime" in out  # the distilled job beside the pruned one
     assert "refused: There is no model" in out and "after Alice shares it" in out
     # the assignment: a hidden set held out of the data, both jobs scored on it, the board printed
@@ -72,4 +75,4 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch):
     board = out.split("The leaderboard of 'chat topics'")[1].split("7. The same 3 layers")[0]
     assert "alice" in board and "bob" in board and "— baseline —" in board
     pngs = list((tmp_path / "demo" / "data" / "models").glob("job-*-a1/*.png"))
-    assert len(pngs) == 4
+    assert len(pngs) == 6  # each model's confusion matrix, training curve and learning curve

@@ -155,15 +155,15 @@ def test_training_stops_before_an_epoch_that_would_overrun_the_time_budget(synth
 def test_teacher_and_student_share_one_time_budget(synthetic_csv, tiny_base, tmp_path, monkeypatch):
     """A distillation's budget is the whole run's: the teacher cannot use it and leave the student a fresh
     one of its own (the job would then pass its time limit and be killed)."""
-    import trainer.pipeline as pipeline_mod
+    import trainer.distillation as distillation_mod
 
-    seen, real = [], pipeline_mod.fine_tune
+    seen, real = [], distillation_mod.fine_tune
 
     def recording(*args, **kwargs):
         seen.append((kwargs.get("stage", "training"), kwargs["deadline"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline_mod, "fine_tune", recording)
+    monkeypatch.setattr(distillation_mod, "fine_tune", recording)  # the teacher's training and the student's
     r = run_training(_spec(synthetic_csv, tiny_base, tmp_path / "d", method="distill", epochs=50,
                            time_budget_seconds=1e-3))
     assert [stage for stage, _ in seen] == ["teacher", "training"] and seen[0][1] == seen[1][1] is not None

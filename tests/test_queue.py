@@ -108,10 +108,7 @@ async def test_after_a_restart_no_job_is_left_running_without_a_worker(make, db,
     sub = await service.submit(ALICE, GOOD, "t.csv", name="restart", params={"epochs": 20})
     await first.start()
     job = await wait_for(training(db, sub.job.id))
-    # the whole service dies: scheduler and worker gone, nothing recorded
-    first.halt()
-    await first.running[job.id].handle.stop(0)  # SIGTERM, at once SIGKILL: the worker records nothing
-    first.running.clear()
+    await first.crash()  # the whole service dies: scheduler and worker gone, nothing recorded
     assert (await get_job(db, job.id)).status == "running"
 
     other_db = Database(db_url)  # a new process would have its own engine
@@ -350,7 +347,10 @@ async def test_a_worker_starts_without_the_bots_secrets(tmp_path, monkeypatch):
     for k, v in secrets.items():
         monkeypatch.setenv(k, v)
     executor = LocalExecutor(environment_run_job, hidden_env=("CLASS_WEB_SECRET",))
-    handle = await executor.launch({"job_id": 1, "log_path": str(tmp_path / "logs" / "job-1.log")})
+    from types import SimpleNamespace
+
+    # what the executor reads of a WorkerPayload (the target writes the environment and stops)
+    handle = await executor.launch(SimpleNamespace(job_id=1, log_path=str(tmp_path / "logs" / "job-1.log")))
     await asyncio.to_thread(handle.process.join, 60)
     seen = set(json.loads((tmp_path / "logs" / "job-1.log.env").read_text()))
     assert "PATH" in seen and not seen & set(secrets)

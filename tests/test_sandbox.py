@@ -40,7 +40,7 @@ def test_the_child_limits_itself_before_reading(tmp_path):
                          input=json.dumps({"call": "os:system", "args": ["true"]}).encode())
     assert json.loads(out.stdout)["error"]["message"] == "os is not a module the sandbox runs"
     probe = subprocess.run([sys.executable, "-c", "import resource, runpy, sys; sys.argv = ['x', '7', '512']; "
-                            "import trainer.sandbox as s; s._limit_self(7, 512); "
+                            "import trainer.sandbox as s; s.limit_self(7, 512); "
                             "print(resource.getrlimit(resource.RLIMIT_CPU)[0], resource.getrlimit(resource.RLIMIT_AS)[0])"],
                            capture_output=True, text=True, timeout=60)
     assert probe.stdout.split() == ["7", str(512 * 1024 * 1024)]

@@ -50,15 +50,14 @@ def teacher_label_mismatch(teacher_labels: list[str], data_labels: list[str]) ->
 def teacher_for(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_test, splits, device, progress,
              deadline=None):
     """The fine-tuned teacher (given, or the base with all its layers fine-tuned here, its head started from
-    the frozen probe), its test scores, and the frozen probe's row. A teacher fine-tuned here is checked
+    the frozen probe), its test scores, and the frozen base (``probe.FrozenBase``). A teacher fine-tuned here is checked
     against the probe and the TF-IDF baseline on validation: ``worth_copying`` says whether it beat both."""
     frozen = None
     if given is None:
         teacher = load_classifier(base, dict(enumerate(labels)))
-        frozen, probe = frozen_probe(teacher, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed,
-                                     progress)
-        if probe is not None:
-            start_head_from(teacher, probe)
+        frozen = frozen_probe(teacher, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed, progress)
+        if frozen is not None:
+            start_head_from(teacher, frozen.probe)
         teacher_spec = replace(spec, method="full", lr=spec.lr, epochs=spec.teacher_epochs or spec.epochs)
         hist = fine_tune(teacher, tokenizer, train_f, val_f, teacher_spec, device, progress, stage="teacher",
                          deadline=deadline)
@@ -70,15 +69,14 @@ def teacher_for(spec, base, given, labels, tokenizer, train_f, val_f, test_f, y_
         val_proba = predict_proba(teacher.to(device), val_f, tokenizer, device).numpy()
         val_f1 = float(f1_score(text_labels(val_f), val_proba.argmax(1), average="macro", zero_division=0))
         frozen_base = load_classifier(base, dict(enumerate(labels)))
-        frozen, _ = frozen_probe(frozen_base, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed,
-                                 progress)
+        frozen = frozen_probe(frozen_base, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed, progress)
         del frozen_base
     teacher.to(device).eval()
     proba = predict_proba(teacher, test_f, tokenizer, device).numpy()
     f1 = float(f1_score(y_test, proba.argmax(1), labels=list(range(len(labels))), average="macro", zero_division=0))
     tfidf_val = tfidf_baseline(splits.train.texts, splits.train.labels, splits.validation.texts,
                                splits.validation.labels, spec.seed)["macro_f1"]
-    references = {"TF-IDF": tfidf_val} | ({"the frozen probe": frozen["val_macro_f1"]} if frozen else {})
+    references = {"TF-IDF": tfidf_val} | ({"the frozen probe": frozen.row["val_macro_f1"]} if frozen else {})
     below = {name: v for name, v in references.items() if val_f1 <= v}
     if below:
         progress(Progress("loading", message="the teacher is no better than " + " and ".join(

@@ -85,7 +85,7 @@ def fallback_fonts() -> list[str]:
     return _fallbacks
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +98,7 @@ def _pyplot():
 def plot_confusion(ev: Evaluation, path: Path) -> None:
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    plt = _pyplot()
+    plt = pyplot()
 
     n = len(ev.labels)
     size = max(4.5, 0.6 * n + 2.5)
@@ -114,7 +114,7 @@ def plot_confusion(ev: Evaluation, path: Path) -> None:
 def plot_training(step_loss: list[float], val_f1: list[float], best_epoch: int, path: Path,
                   loss_name: str = "cross-entropy", no_training: str | None = None) -> None:
     """The loss per step and validation macro-F1 per epoch; ``no_training`` says why there are none."""
-    plt = _pyplot()
+    plt = pyplot()
     if no_training:
         fig, ax = plt.subplots(figsize=(9, 3.6), dpi=110)
         ax.axis("off")

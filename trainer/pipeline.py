@@ -31,6 +31,7 @@ from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
 from .export import build_serving
 from .hidden import HiddenTest, score_hidden
+from .insight import data_insight, insight_advice, plot_learning_curve, write_suspects
 from .latency import measure_latency, torch_latency_ms
 from .models import count_parameters, load_tokenizer, resolve_base
 from .predict import Predictor
@@ -42,6 +43,8 @@ from .train import History, fine_tune, finish_method, predict_proba, prepare_met
 
 CONFUSION_PNG = "confusion_matrix.png"
 CURVE_PNG = "training_curve.png"
+LEARNING_CURVE_PNG = "learning_curve.png"
+SUSPECTS_CSV = "suspect_rows.csv"
 
 
 @dataclass
@@ -121,7 +124,8 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     else:
         model = load_classifier(base, dict(enumerate(labels)))
         base_name = base.name
-        frozen, _ = frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed, progress)
+        frozen = frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, spec.seed, progress)
+    frozen_row = frozen.row if frozen is not None else None
     params_base = count_parameters(model)
     total_layers = num_layers(model.config)
     keep = select_layers(total_layers, spec.layers, spec.strategy, spec.layer_list)
@@ -156,8 +160,9 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     proba = predict_proba(model, test_f, tokenizer, device).numpy()
     ev = evaluate(y_test, proba, labels, splits.test.texts, splits.test.rows)
     baseline = tfidf_baseline(splits.train.texts, splits.train.labels, splits.test.texts, splits.test.labels, spec.seed)
+    insight = data_insight(frozen, splits, label2id, labels, spec.seed, progress)
     tips = advice(ev, baseline, ds.label_counts, ds.warnings, history, (len(keep), total_layers), teacher_report,
-                  frozen, spec.method)
+                  frozen_row, spec.method) + insight_advice(insight)
     torch_ms = torch_latency_ms(model, tokenizer, splits.test.texts, spec.max_length)
 
     progress(Progress("saving", message=str(out_dir)))
@@ -172,6 +177,9 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         model.config.tinytutor_serving = serving["file"]  # which file Predictor serves
         model.config.save_pretrained(tmp)
         plot_confusion(ev, tmp / CONFUSION_PNG)
+        if insight.get("learning_curve"):
+            plot_learning_curve(insight["learning_curve"], tmp / LEARNING_CURVE_PNG)
+        write_suspects(insight.get("suspect_rows") or [], tmp / SUSPECTS_CSV, ds.text_column, ds.label_column)
         plot_training(history.step_loss, history.epoch_val_f1, history.best_epoch, tmp / CURVE_PNG,
                       "distillation loss" if spec.method == "distill" else "cross-entropy",
                       no_training="probe: the encoder is frozen, only its linear head was fitted"
@@ -187,7 +195,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "accuracy": ev.accuracy, "macro_f1": ev.macro_f1,
             "baseline_accuracy": baseline["accuracy"], "baseline_macro_f1": baseline["macro_f1"],
             "baseline_model": baseline["model"],
-            "probe": frozen, "probe_macro_f1": frozen["macro_f1"] if frozen else None,
+            "probe": frozen_row, "probe_macro_f1": frozen_row["macro_f1"] if frozen_row else None,
             "labels": labels, "label_counts": ds.label_counts,
             "layers_kept": keep, "layers_base": total_layers, "params": params, "params_base": params_base,
             "params_trained": trainable,
@@ -214,6 +222,10 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "model_dir": str(out_dir.resolve()),
             "confusion_matrix_png": str((out_dir / CONFUSION_PNG).resolve()),
             "training_curve_png": str((out_dir / CURVE_PNG).resolve()),
+            "suspect_rows": insight.get("suspect_rows"), "learning_curve": insight.get("learning_curve"),
+            "suspect_rows_csv": str((out_dir / SUSPECTS_CSV).resolve()),
+            "learning_curve_png": str((out_dir / LEARNING_CURVE_PNG).resolve()) if insight.get("learning_curve")
+            else None,
         }
         if teacher_report is not None:
             metrics |= {"teacher": teacher_report, "teacher_macro_f1": teacher_report["macro_f1"],

@@ -92,18 +92,31 @@ def probe_model(model, tokenizer, train_f: list[dict], val_f: list[dict], device
     return fit_probe(x_train, text_labels(train_f), x_val, text_labels(val_f), n_labels, seed)
 
 
-def frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, seed, progress):
-    """What the base knew before any fine-tuning: a linear probe on all of its layers, frozen, scored on
-    the test split (the report's "frozen base" row), and the probe. (None, None) for a classifier that is
-    not a :class:`PooledClassifier` (a teacher saved before pooling was read as the base was trained)."""
+@dataclass
+class FrozenBase:
+    """What the base knew before any fine-tuning: the report's "frozen base" row, its probe, and the
+    embeddings it was fitted and scored on (``trainer.insight`` reads them again)."""
+
+    row: dict
+    probe: Probe
+    x_train: np.ndarray
+    x_val: np.ndarray
+    x_test: np.ndarray
+
+
+def frozen_probe(model, tokenizer, train_f, val_f, test_f, y_test, device, seed, progress) -> FrozenBase | None:
+    """A linear probe on all of the base's layers, frozen, scored on the test split. None for a classifier
+    that is not a :class:`PooledClassifier` (a teacher saved before pooling was read as the base was trained)."""
     if not hasattr(model, "embed"):
-        return None, None
+        return None
     progress(Progress("loading", message="the frozen base and a linear probe (what it knows before training)"))
     started = time.perf_counter()
-    probe = probe_model(model, tokenizer, train_f, val_f, device, seed)
-    pred = probe.logits(embeddings(model, test_f, tokenizer, device)).argmax(1)
     n = model.classifier.out_features
-    return {"macro_f1": float(f1_score(y_test, pred, labels=list(range(n)), average="macro", zero_division=0)),
-            "accuracy": float((pred == np.array(y_test)).mean()), "val_macro_f1": probe.val_macro_f1,
-            "layers": num_layers(model.config), "C": probe.C, "seconds": round(time.perf_counter() - started, 2),
-            "model": "the frozen base's sentence embeddings + logistic regression"}, probe
+    x_train, x_val, x_test = (embeddings(model, f, tokenizer, device) for f in (train_f, val_f, test_f))
+    probe = fit_probe(x_train, text_labels(train_f), x_val, text_labels(val_f), n, seed)
+    pred = probe.logits(x_test).argmax(1)
+    row = {"macro_f1": float(f1_score(y_test, pred, labels=list(range(n)), average="macro", zero_division=0)),
+           "accuracy": float((pred == np.array(y_test)).mean()), "val_macro_f1": probe.val_macro_f1,
+           "layers": num_layers(model.config), "C": probe.C, "seconds": round(time.perf_counter() - started, 2),
+           "model": "the frozen base's sentence embeddings + logistic regression"}
+    return FrozenBase(row, probe, x_train, x_val, x_test)

@@ -122,7 +122,7 @@ def run_sync(func, *args, limits: Limits = DEFAULT_LIMITS):
     return answer(done.returncode, done.stdout, done.stderr, limits)
 
 
-def _limit_self(cpu_seconds: int, memory_mb: int) -> None:
+def limit_self(cpu_seconds: int, memory_mb: int) -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 2))
@@ -132,7 +132,7 @@ def _limit_self(cpu_seconds: int, memory_mb: int) -> None:
 
 
 def _main(argv: list[str]) -> int:
-    _limit_self(int(argv[0]), int(argv[1]))
+    limit_self(int(argv[0]), int(argv[1]))
     out = sys.stdout
     sys.stdout = sys.stderr  # whatever a library prints must not reach the answer
     try:
