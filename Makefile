@@ -54,6 +54,8 @@ bench: install
 	$(PY) benchmarks/bench_long_texts.py
 	$(PY) benchmarks/bench_queue.py
 	$(PY) benchmarks/bench_door.py
+	$(PY) benchmarks/bench_worker_start.py
+	$(PY) benchmarks/bench_explain.py
 
 clean:
 	rm -rf $(VENV) runs data tinytutor-data .pytest_cache .ruff_cache

@@ -237,7 +237,17 @@ def comparison_embed(c) -> discord.Embed:
 
 
 def prediction_lines(text: str, pred) -> str:
-    lines = [f"> {truncate(text, 300)}", f"**{pred.label}** ({pred.score:.0%})"]
+    """The text quoted (its top words in bold when the prediction carries an explanation), the label, the
+    reading of the explanation, and the best labels with bars."""
+    why = pred.explanation
+    if why is not None and len(text) <= 300:
+        quoted = why.marked(lambda w: f"**{w}**", plain=lambda s: discord.utils.escape_markdown(s))
+        quoted = " ".join(quoted.split())  # one quoted line, whatever line breaks the message had
+    else:
+        quoted = truncate(text, 300)
+    lines = [f"> {quoted}", f"**{pred.label}** ({pred.score:.0%})"]
+    if why is not None:
+        lines.append(f"*why: {discord.utils.escape_markdown(why.reading)}*")
     for label, score in pred.top:
         lines.append(f"`{bar(score, 12)}` {score:5.1%} {label}")
     return "\n".join(lines)

@@ -70,6 +70,8 @@ def add_commands(sub) -> None:
     p.add_argument("model_dir")
     p.add_argument("texts", nargs="+", metavar="TEXT")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--explain", action="store_true",
+                   help="say which words drove each label (each word left out in turn, through the served model)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_predict)
 
@@ -117,7 +119,13 @@ def cmd_train(args, settings) -> int:
         if m["mistakes"]:
             print("\nMost confident mistakes:")
             for x in m["mistakes"][:5]:
-                print(f"  row {x['row']}: {x['label']} -> {x['predicted']} ({x['confidence']:.0%}): {x['text'][:80]}")
+                why = f"  [{x['explanation']['reading']}]" if x.get("explanation") else ""
+                print(f"  row {x['row']}: {x['label']} -> {x['predicted']} ({x['confidence']:.0%}): {x['text'][:80]}{why}")
+        if m.get("suspect_rows"):
+            print(f"\nLabels that look wrong ({len(m['suspect_rows'])}, all in {m['suspect_rows_csv']}):")
+            for s in m["suspect_rows"][:5]:
+                print(f"  row {s['row']}: labelled {s['label']}, looks like {s['expected']} "
+                      f"({s['expected_probability']:.0%}): {s['text'][:80]}")
         print("\nAdvice:")
         for tip in m["advice"]:
             print(f"  - {tip}")
@@ -162,13 +170,16 @@ def cmd_predict(args, settings) -> int:
     from trainer.predict import Predictor
 
     predictor = Predictor(args.model_dir)
-    preds = predictor.predict(args.texts, top_k=args.top_k)
+    preds = predictor.predict(args.texts, top_k=args.top_k, explain=args.explain)
     if args.json:
         print(json.dumps([{"text": t, **p.to_dict()} for t, p in zip(args.texts, preds, strict=True)], ensure_ascii=False))
         return EXIT_OK
     for text, p in zip(args.texts, preds, strict=True):
         others = ", ".join(f"{lab} {s:.0%}" for lab, s in p.top[1:])
-        print(f"{p.label:<16} {p.score:6.1%}  {text}" + (f"   ({others})" if others else ""))
+        shown = p.explanation.marked(lambda w: f"[{w}]") if p.explanation else text
+        print(f"{p.label:<16} {p.score:6.1%}  {shown}" + (f"   ({others})" if others else ""))
+        if p.explanation:
+            print(f"{'':<24}{p.explanation.reading}")
     return EXIT_OK
 
 

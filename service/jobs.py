@@ -3,6 +3,9 @@ priority and reports."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 from sqlalchemy import func, select
 
 from storage import queue as q
@@ -10,7 +13,7 @@ from storage.models import FINISHED, QUEUED, RUNNING, Job, Report
 
 from .base import ServiceBase
 from .errors import Conflict, InvalidRequest, PermissionDenied
-from .views import Caller, JobView, ReportView
+from .views import Caller, JobView, ReportView, csv_cell
 
 MAX_PRIORITY = 1_000_000
 
@@ -85,6 +88,21 @@ class Jobs(ServiceBase):
                 state = f"failed: {job.error}" if job.error and job.status != QUEUED else job.status
                 raise Conflict(f"Job {job_id} has no report yet ({state}).")
             return await self._report_view(s, job, rep)
+
+    async def suspect_rows(self, caller: Caller, job_id: int) -> tuple[ReportView, list[dict], bytes]:
+        """The rows of a finished job's file whose label looks wrong (``trainer.insight``), and the same as a
+        CSV to fix in a spreadsheet (formula-safe). The job's owner's and their instructors' only."""
+        rep = await self.report(caller, job_id)
+        rows = rep.metrics.get("suspect_rows") or []
+        data = rep.metrics.get("data") or {}
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["row", data.get("text_column", "text"), data.get("label_column", "label"), "expected_label",
+                    "label_probability", "expected_probability"])
+        for r in rows:
+            w.writerow([r["row"], csv_cell(r["text"]), csv_cell(r["label"]), csv_cell(r["expected"]),
+                        r["label_probability"], r["expected_probability"]])
+        return rep, rows, buf.getvalue().encode("utf-8")
 
     async def job_report(self, job_id: int) -> ReportView | None:
         """The report of a job, for the outbox pump (no caller: it posts where the job was submitted)."""

@@ -78,18 +78,21 @@ class Models(ServiceBase):
             cls = await self._class(s, caller.guild_id)
         await self._rate_limit(caller, cls, action, count=False)
 
-    async def predict(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3):
+    async def predict(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3,
+                      explain: bool = False):
         """Classify texts with a model the caller may use (``None``: their default model).
 
         Loading and inference run in a thread; the event loop never waits on them. Requests for the
         same model that arrive within ``[queue].predict_batch_ms`` share one forward pass. Each call
-        counts towards the student's ``predictions_per_minute``."""
+        counts towards the student's ``predictions_per_minute``. ``explain``: each prediction says which
+        words drove it (``trainer.explain``, through the same served model)."""
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
         await self._rate_limit(caller, cls, "predict")
-        return await self._classify(caller, model_id, texts, top_k)
+        return await self._classify(caller, model_id, texts, top_k, explain)
 
-    async def _classify(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3):
+    async def _classify(self, caller: Caller, model_id: int | None, texts: list[str], top_k: int = 3,
+                        explain: bool = False):
         texts = [t for t in texts if t and t.strip()]
         if not texts:
             raise InvalidRequest("Give at least one non-empty text to classify.")
@@ -103,6 +106,9 @@ class Models(ServiceBase):
         from trainer.errors import TrainerError
 
         try:
+            if explain:  # its own call: every word of the text left out in turn, in one batch
+                return view, await asyncio.to_thread(
+                    lambda: self.predictors.get(str(path)).predict(texts, top_k=top_k, explain=True))
             return view, await self.batcher.predict((str(path), top_k), texts)
         except (TrainerError, OSError):  # its files are gone or damaged: say so, do not show a traceback
             log.exception("model %s at %s cannot be loaded", view.id, path)

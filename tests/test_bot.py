@@ -39,7 +39,7 @@ from bot.app import create_bot
 
 COMMANDS = {"train", "check", "predict", "predict_file", "models", "jobs", "cancel", "report", "queue", "quota",
             "queue_pause", "queue_resume", "class_report", "Classify message", "assignment", "leaderboard", "compare",
-            "dashboard"}
+            "dashboard", "suspects"}
 
 
 async def test_login_runs_setup_and_syncs_every_command_to_the_configured_guild(env):
@@ -195,6 +195,55 @@ async def test_check_predict_file_models_jobs_cancel(env):
     assert "cancelled" in calls[0].content
     calls = await env.run(DISCORD_ALICE, "models", sub="list")
     assert "No models yet" in calls[0].data["embeds"][0]["description"]
+
+
+async def test_an_explained_prediction_is_private_and_marks_the_words_that_drove_it(env, tmp_path):
+    model_id = await _trained_model(env, tmp_path)  # the class's first command: a server never seen before
+    text = "i think the pizza and bread were *great*"
+    calls = await env.run(DISCORD_ALICE, "predict", [option("model", STRING, str(model_id)),
+                                                     option("text", STRING, text), option("explain", BOOLEAN, True)])
+    assert calls[0].json["type"] == 5 and calls[0].ephemeral  # private from the first answer
+    answer = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert answer.ephemeral
+    _, (pred,) = await env.bot.service.predict(caller_of(DISCORD_ALICE), model_id, [text], explain=True)
+    why, escape = pred.explanation, discord.utils.escape_markdown
+    assert f"**{pred.label}**" in answer.content and f"*why: {escape(why.reading)}*" in answer.content
+    assert why.top()
+    for part in why.top():  # the words that drove it are bold in the quoted message, its own markdown escaped
+        assert f"**{escape(part.text)}**" in answer.content
+    assert "*great*" not in answer.content.replace("\\*great\\*", "")  # the message's stars are shown, not obeyed
+    # the context menu explains too, privately
+    target = env.fake.message(CHANNEL_ID, {"content": text}, {})
+    target["author"] = {"id": str(DISCORD_BOB.id), "username": "bob", "discriminator": "0", "avatar": None}
+    calls = await env.run(DISCORD_ALICE, "Classify message", type_=3, target=target)
+    menu = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert menu.ephemeral and f"*why: {escape(why.reading)}*" in menu.content
+
+
+async def test_suspect_labels_are_the_student_s_alone_with_a_file_to_fix(env):
+    rows = synthetic_rows(40)
+    for i in (2, 9, 30, 77):
+        rows[i] = (rows[i][0], "sports" if rows[i][1] != "sports" else "food")
+    opt, att = env.attachment_option("dataset", "topics.csv", csv_bytes(rows))
+    await env.run(DISCORD_ALICE, "train", [opt, option("name", STRING, "topics"), option("epochs", INTEGER, 1)],
+                  attachments=[att])
+    await env.fake.wait(lambda: [c for c in env.channel_posts() if c.files], timeout=120, what="the result")
+    rep, suspects, _ = await env.bot.service.suspect_rows(caller_of(DISCORD_ALICE), 1)
+    assert suspects and all(rows[s["row"] - 2] == (s["text"], s["label"]) for s in suspects)
+    calls = await env.run(DISCORD_ALICE, "suspects", [option("job", INTEGER, 1)])
+    assert calls[0].json["type"] == 5 and calls[0].ephemeral
+    answer = [c for c in calls if c.path.startswith("/webhooks")][0]
+    assert answer.ephemeral and f"row {suspects[0]['row']}: labelled **{suspects[0]['label']}**" in answer.content
+    (name, body), = answer.files.items()
+    written = list(csv.DictReader(io.StringIO(body.decode())))
+    assert name == "job-1-suspects.csv" and [int(w["row"]) for w in written] == [s["row"] for s in suspects]
+    assert list(written[0]) == ["row", "text", "label", "expected_label", "label_probability", "expected_probability"]
+    calls = await env.run(DISCORD_BOB, "suspects", [option("job", INTEGER, 1)])  # a classmate's job: nothing
+    assert all(c.ephemeral for c in calls) and not any(c.files for c in calls)
+    assert not any(s["text"] in c.content for c in calls for s in suspects)
+    # what the class saw in the channel names no suspect row
+    public = " ".join(c.content + json.dumps(c.json or {}) for c in env.channel_posts())
+    assert not any(f"row {s['row']}" in public for s in suspects)
 
 
 async def test_models_commands_and_predict_file_on_a_trained_model(env, tiny_base, tmp_path):

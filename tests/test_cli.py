@@ -12,7 +12,7 @@ from helpers import write_csv
 from cli import main
 
 TRAIN_KEYS = {"accuracy", "macro_f1", "baseline_macro_f1", "probe_macro_f1", "labels", "layers_kept", "params", "params_base",
-              "train_seconds", "ms_per_message", "model_dir"}
+              "train_seconds", "ms_per_message", "model_dir", "suspect_rows", "learning_curve"}
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +70,17 @@ def test_train_json_then_predict(learnable_csv, tiny_base, tmp_path, capsys):
     preds = _last_json(capsys)
     assert [p["text"] for p in preds] == ["rain snow cloud storm", "pizza bread cheese soup"]
     assert [p["label"] for p in preds] == ["weather", "food"]  # learned (macro-F1 above 0.6)
+    assert all("explanation" not in p for p in preds)
+    text = "i think it was rain today"  # one weather word among filler: it decides the label
+    assert main(["predict", str(out_dir), text, "--explain", "--json"]) == 0
+    (explained,) = _last_json(capsys)
+    assert (explained["label"], explained["top_words"][:1]) == ("weather", ["rain"])
+    words = explained["explanation"]
+    assert [w["word"] for w in words] == text.split() and max(words, key=lambda w: w["weight"])["word"] == "rain"
+    assert explained["why"].startswith("mostly 'rain'")
+    assert main(["predict", str(out_dir), text, "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "[rain]" in out and explained["why"] in out
     assert all(abs(sum(t["score"] for t in p["top"]) - 1) < 0.01 for p in preds)  # 3 labels, top 3
 
 

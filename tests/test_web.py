@@ -373,3 +373,33 @@ async def test_the_students_page_shows_each_students_newest_failure(site, db):
     await sign_in(client, await service.mint_link(TEACH))
     html = await (await client.get("/students")).text()
     assert "last failure: failure number 2" in html and "failure number 0" not in html
+
+
+async def test_the_report_page_marks_why_and_lists_suspect_labels_and_the_learning_curve(site, db):
+    from storage.models import Report
+
+    service, make = site
+    client = await make()
+    sub = await service.submit(ALICE, GOOD, "a.csv", name="alice-model")
+    text = "<b>pizza</b> and rain"  # markup in a student's text is shown, never obeyed
+    metrics = {"macro_f1": 0.8, "accuracy": 0.8, "baseline_macro_f1": 0.7, "layers_kept": [1, 3], "layers_base": 4,
+               "params": 1000, "ms_per_message": 0.5, "method": "full", "split": {"test": 10}, "report_text": "",
+               "advice": ["Still rising: more examples will help."],
+               "mistakes": [{"row": 7, "text": text, "label": "weather", "predicted": "food", "confidence": 0.9,
+                             "explanation": {"reading": "mostly 'pizza' (against weather)", "top_spans": [[3, 8]]}}],
+               "suspect_rows": [{"row": 12, "text": "snow all day", "label": "food", "expected": "weather",
+                                 "label_probability": 0.05, "expected_probability": 0.9}],
+               "learning_curve": [{"fraction": 0.5, "examples": 20, "macro_f1": 0.6},
+                                  {"fraction": 1.0, "examples": 40, "macro_f1": 0.8}],
+               "learning_curve_advice": "Still rising: more examples will help."}
+    async with db.transaction() as s:
+        job = await s.get(Job, sub.job.id)
+        job.status = "succeeded"
+        s.add(Report(job_id=job.id, metrics=metrics, report_text="", confusion_png="", curve_png=""))
+    await sign_in(client, await service.mint_link(TEACH))
+    html = await (await client.get(f"/jobs/{sub.job.id}")).text()
+    assert "&lt;b&gt;<mark>pizza</mark>&lt;/b&gt; and rain" in html and "mostly &#39;pizza&#39; (against weather)" in html
+    suspects = html.split('id="suspects"')[1].split("</table>")[0]
+    assert "<td>12</td><td>snow all day</td><td>food</td><td>weather</td><td>90%</td>" in suspects
+    curve = html.split('id="learning-curve"')[1].split("</table>")[0]
+    assert "<td>50%</td><td>20</td><td>0.600</td>" in curve and "<td>100%</td><td>40</td><td>0.800</td>" in curve

@@ -35,7 +35,7 @@ class Part:
     weight: float  # how far the margin (label minus runner-up) falls without it
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "start": self.start, "end": self.end, "weight": round(self.weight, 4)}
+        return {"word": self.text, "weight": round(self.weight, 4), "start": self.start, "end": self.end}
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Explanation:
     def to_dict(self) -> dict:
         return {"label": self.label, "runner_up": self.runner_up, "score": round(self.score, 4),
                 "reading": self.reading, "top": [p.text for p in self.top()],
-                "parts": [p.to_dict() for p in self.parts]}
+                "top_spans": [[p.start, p.end] for p in self.top()], "words": [p.to_dict() for p in self.parts]}
 
 
 def spans(text: str, max_parts: int = MAX_PARTS) -> list[tuple[int, int]]:

@@ -60,7 +60,9 @@ def suspect_rows(ex: Examples, labels: list[str], C: float, seed: int, folds: in
     for i in issues[:MAX_SUSPECTS]:
         expected = int(proba[i].argmax())
         out.append({"row": ex.rows[i], "text": ex.texts[i], "label": labels[present[y[i]]],
-                    "expected": labels[present[expected]], "label_probability": round(float(proba[i, y[i]]), 4),
+                    "expected": labels[present[expected]],
+                    "score": round(1 - float(proba[i, y[i]]), 4),  # how suspicious: 1 - P(its own label)
+                    "label_probability": round(float(proba[i, y[i]]), 4),
                     "expected_probability": round(float(proba[i, expected]), 4)})
     return out
 
@@ -76,9 +78,9 @@ def _subsample(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.n
 
 
 def learning_curve(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                   labels: list[str], C: float, seed: int) -> dict:
+                   labels: list[str], C: float, seed: int) -> list[dict]:
     """Macro-F1 on the test split of the probe trained on growing shares of the training split, each
-    label's F1 beside it, and the advice they give."""
+    label's F1 beside it (``curve_advice`` says what they mean)."""
     rng = np.random.default_rng(seed)
     ids = list(range(len(labels)))
     points = []
@@ -91,8 +93,7 @@ def learning_curve(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
         points.append({"fraction": fraction, "examples": int(len(part)),
                        "macro_f1": round(float(f1_score(y_test, pred, labels=ids, average="macro", zero_division=0)), 4),
                        "per_class_f1": {labels[i]: round(float(f), 4) for i, f in enumerate(per_class)}})
-    return {"model": "a linear probe on the frozen base (seconds), trained on part of the training split",
-            "points": points, "advice": curve_advice(points)}
+    return points
 
 
 def curve_advice(points: list[dict]) -> str:
@@ -130,8 +131,9 @@ def data_insight(frozen, splits, label2id: dict[str, int], labels: list[str], se
     C = frozen.probe.C
     y_train = np.array([label2id[y] for y in splits.train.labels])
     y_test = np.array([label2id[y] for y in splits.test.labels])
-    out = {"suspect_rows": suspect_rows(ex, labels, C, seed),
-           "learning_curve": learning_curve(frozen.x_train, y_train, frozen.x_test, y_test, labels, C, seed)}
+    curve = learning_curve(frozen.x_train, y_train, frozen.x_test, y_test, labels, C, seed)
+    out = {"suspect_rows": suspect_rows(ex, labels, C, seed), "learning_curve": curve,
+           "learning_curve_advice": curve_advice(curve)}
     out["seconds"] = round(time.perf_counter() - started, 2)
     return out
 
@@ -139,13 +141,12 @@ def data_insight(frozen, splits, label2id: dict[str, int], labels: list[str], se
 def insight_advice(insight: dict) -> list[str]:
     tips = []
     suspects = insight.get("suspect_rows")
-    if suspects:
-        shown = ", ".join(f"row {s['row']} ('{s['label']}', looks like '{s['expected']}')" for s in suspects[:3])
+    if suspects:  # how many, not which: advice is posted where the class reads it; the rows are the student's
         tips.append(f"{len(suspects)} label{'s look' if len(suspects) != 1 else ' looks'} wrong to a model that "
-                    f"never saw {'them' if len(suspects) != 1 else 'it'}: {shown}. Check them (the suspect rows "
-                    "file lists them all), fix what is wrong and train again.")
-    if insight.get("learning_curve"):
-        tips.append(insight["learning_curve"]["advice"])
+                    f"never saw {'them' if len(suspects) != 1 else 'it'}. Check the suspect rows (the row, the label "
+                    "and the label it looks like), fix what is wrong and train again.")
+    if insight.get("learning_curve_advice"):
+        tips.append(insight["learning_curve_advice"])
     return tips
 
 
@@ -161,11 +162,10 @@ def write_suspects(rows: list[dict], path: Path, text_column: str, label_column:
                         r["label_probability"], r["expected_probability"]])
 
 
-def plot_learning_curve(curve: dict, path) -> None:
+def plot_learning_curve(pts: list[dict], path) -> None:
     from .evaluate import pyplot
 
     plt = pyplot()
-    pts = curve["points"]
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
     ax.plot([p["examples"] for p in pts], [p["macro_f1"] for p in pts], marker="o")
     for p in pts:

@@ -29,6 +29,7 @@ from .device import pick_device, set_threads
 from .distillation import distill, load_teacher, teacher_for
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
+from .explain import explain_many
 from .export import build_serving
 from .hidden import HiddenTest, score_hidden
 from .insight import data_insight, insight_advice, plot_learning_curve, write_suspects
@@ -66,7 +67,8 @@ class TrainResult:
         keys = ("accuracy", "macro_f1", "baseline_macro_f1", "baseline_accuracy", "labels", "layers_kept",
                 "layers_base", "params", "params_base", "train_seconds", "ms_per_message", "size_bytes",
                 "best_epoch", "method", "base_model", "model_dir", "confusion_matrix_png", "training_curve_png",
-                "engine", "torch_ms_per_message", "probe_macro_f1")
+                "engine", "torch_ms_per_message", "probe_macro_f1", "suspect_rows", "suspect_rows_csv",
+                "learning_curve", "learning_curve_advice", "learning_curve_png")
         out = {k: self.metrics[k] for k in keys}
         if "teacher" in self.metrics:  # distillation
             out |= {k: self.metrics[k] for k in ("teacher_macro_f1", "teacher_params", "retained")}
@@ -185,11 +187,15 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
                       no_training="probe: the encoder is frozen, only its linear head was fitted"
                       if spec.method == "probe" else None)
         ms_per_message = measure_latency(tmp, splits.test.texts)
+        served = Predictor(tmp)
+        # why the model was so sure of each of its worst mistakes, as the served model says it
+        for mistake, why in zip(ev.mistakes, explain_many(served, [x["text"] for x in ev.mistakes]), strict=True):
+            mistake["explanation"] = why.to_dict()
         hidden_scores = None
         if hidden is not None:
             progress(Progress("evaluating", message="the assignment's hidden test set"))
-            hidden_scores = score_hidden(Predictor(tmp), hidden, spec.limits, splits.train.texts,
-                                         splits.train.labels, spec.seed)
+            hidden_scores = score_hidden(served, hidden, spec.limits, splits.train.texts, splits.train.labels,
+                                         spec.seed)
         size_bytes = sum(f.stat().st_size for f in tmp.glob("*.safetensors"))
         metrics = {
             "accuracy": ev.accuracy, "macro_f1": ev.macro_f1,
@@ -223,6 +229,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "confusion_matrix_png": str((out_dir / CONFUSION_PNG).resolve()),
             "training_curve_png": str((out_dir / CURVE_PNG).resolve()),
             "suspect_rows": insight.get("suspect_rows"), "learning_curve": insight.get("learning_curve"),
+            "learning_curve_advice": insight.get("learning_curve_advice"),
             "suspect_rows_csv": str((out_dir / SUSPECTS_CSV).resolve()),
             "learning_curve_png": str((out_dir / LEARNING_CURVE_PNG).resolve()) if insight.get("learning_curve")
             else None,

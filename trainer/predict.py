@@ -19,9 +19,15 @@ class Prediction:
     label: str
     score: float
     top: list[tuple[str, float]]  # the best classes, highest first
+    explanation: object | None = None  # a trainer.explain.Explanation, when one was asked for
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "score": self.score, "top": [{"label": lab, "score": s} for lab, s in self.top]}
+        out = {"label": self.label, "score": self.score, "top": [{"label": lab, "score": s} for lab, s in self.top]}
+        if self.explanation is not None:  # the command-line contract: a list of {"word", "weight"}
+            why = self.explanation.to_dict()
+            out |= {"explanation": why["words"], "why": why["reading"], "top_words": why["top"],
+                    "runner_up": why["runner_up"]}
+        return out
 
 
 ENGINES = ("auto", "onnxruntime", "torch")
@@ -99,9 +105,18 @@ class Predictor:
             feed = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
             return self.model(**feed).logits.float().cpu().numpy()
 
-    def predict(self, texts: list[str], top_k: int = 3) -> list[Prediction]:
+    def predict(self, texts: list[str], top_k: int = 3, explain: bool = False) -> list[Prediction]:
+        """``explain``: each prediction also says which words drove it (``trainer.explain``: one more call
+        of the model, with every word of every text left out in turn)."""
         if not texts:
             return []
+        if explain:
+            from dataclasses import replace
+
+            from .explain import explain_many
+
+            return [replace(p, explanation=e) for p, e in
+                    zip(self.predict(texts, top_k), explain_many(self, texts), strict=True)]
         logits = self.logits(texts)
         proba = np.exp(logits - logits.max(axis=1, keepdims=True))
         proba /= proba.sum(axis=1, keepdims=True)

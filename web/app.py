@@ -51,6 +51,7 @@ def make_app(service, settings) -> web.Application:
     env.filters["pct"] = lambda v: f"{v:.0%}"
     env.globals["eta"] = eta
     env.filters["params"] = lambda n: f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n:,}"
+    env.filters["marked"] = marked
     for name in env.list_templates():  # compiled now, not on the first request (a 200 ms stall measured)
         env.get_template(name)
     app.router.add_static("/static/", Path(__file__).parent / "static", append_version=True)
@@ -143,6 +144,21 @@ def _here(path: str | None, default: str) -> str:
 def _redirect(to: str) -> NoReturn:
     """Answer a form with "303 See Other" (post/redirect/get: a reload does not post it again)."""
     raise web.HTTPSeeOther(to)
+
+
+def marked(text: str, explanation: dict | None):
+    """A text, escaped, with the words that drove its prediction in <mark> (an explanation's top_spans)."""
+    from markupsafe import Markup, escape
+
+    spans = sorted((explanation or {}).get("top_spans") or [])
+    out, at = [], 0
+    for start, end in spans:
+        if start < at or end > len(text):  # not this text's spans: show it plain
+            return escape(text)
+        out += [escape(text[at:start]), Markup("<mark>"), escape(text[start:end]), Markup("</mark>")]
+        at = end
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
 
 
 def eta(seconds) -> str:

@@ -143,26 +143,34 @@ class Students(commands.Cog):
     # -- predictions -------------------------------------------------------------------------------
     @app_commands.command(name="predict")
     @app_commands.guild_only()
-    @app_commands.describe(model="one of your models, or one shared with the class", text="the text to classify")
+    @app_commands.describe(model="one of your models, or one shared with the class", text="the text to classify",
+                           explain="also say which words drove the label (answered to you alone)")
     @app_commands.autocomplete(model=model_choices)
-    async def predict(self, interaction: discord.Interaction, model: str, text: app_commands.Range[str, 1, 2000]) -> None:
+    async def predict(self, interaction: discord.Interaction, model: str, text: app_commands.Range[str, 1, 2000],
+                      explain: bool = False) -> None:
         """Classify a text with one of your models."""
         caller = self.caller(interaction)
         mid = model_id(model)
         await self.service.model(caller, mid)  # refused privately, before anything is public
         await self.service.check_rate(caller, "predict")
-        await defer_public(interaction)
-        view, preds = await self.service.predict(caller, mid, [text])
-        await send_public(interaction, content=f"Model **{render.truncate(view.label, 80)}**\n"
-                                               f"{render.prediction_lines(text, preds[0])}")
+        if explain:  # a student's explanations are theirs alone: private from the first answer
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        else:
+            await defer_public(interaction)
+        view, preds = await self.service.predict(caller, mid, [text], explain=explain)
+        content = f"Model **{render.truncate(view.label, 80)}**\n{render.prediction_lines(text, preds[0])}"
+        if explain:
+            await interaction.followup.send(content, ephemeral=True)
+        else:
+            await send_public(interaction, content=content)
 
     async def classify_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """Classify any chat message with your default model (private answer)."""
+        """Classify any chat message with your default model, and say which words drove it (private answer)."""
         caller = self.caller(interaction)
         if not message.content.strip():
             raise InvalidRequest("That message has no text to classify.")
         await interaction.response.defer(ephemeral=True, thinking=True)
-        view, preds = await self.service.predict(caller, None, [message.content])
+        view, preds = await self.service.predict(caller, None, [message.content], explain=True)
         await interaction.followup.send(f"Model **{render.truncate(view.label, 80)}**\n"
                                         f"{render.prediction_lines(message.content, preds[0])}", ephemeral=True)
 
@@ -249,6 +257,26 @@ class Students(commands.Cog):
         view = await self.service.cancel(self.caller(interaction), job)
         state = "stopping now" if view.status == "running" else view.status
         await interaction.response.send_message(f"Job **{view.id}** `{view.name}`: {state}.", ephemeral=True)
+
+    @app_commands.command(name="suspects")
+    @app_commands.guild_only()
+    @app_commands.describe(job="the job number")
+    async def suspects(self, interaction: discord.Interaction, job: int) -> None:
+        """The rows of your file whose label looks wrong, to fix and upload again (only you see them)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        rep, rows, data = await self.service.suspect_rows(self.caller(interaction), job)
+        if not rows:
+            await interaction.followup.send(f"No label of job **{rep.job_id}** looks wrong to a model that never "
+                                            "saw it.", ephemeral=True)
+            return
+        lines = [f"**{plural(len(rows), 'label')}** of job **{rep.job_id}** look wrong to a model that never saw "
+                 "them (most suspicious first; the file has them all):"]
+        for r in rows[:10]:
+            lines.append(f"row {r['row']}: labelled **{render.truncate(r['label'], 40)}**, looks like "
+                         f"**{render.truncate(r['expected'], 40)}** ({r['expected_probability']:.0%}) — "
+                         f"{discord.utils.escape_markdown(render.truncate(r['text'], 120))}")
+        await interaction.followup.send("\n".join(lines)[:1900], ephemeral=True,
+                                        file=discord.File(io.BytesIO(data), filename=f"job-{rep.job_id}-suspects.csv"))
 
     @app_commands.command(name="report")
     @app_commands.guild_only()
