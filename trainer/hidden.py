@@ -9,7 +9,7 @@ recorded in a report's spec.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.spec import DataLimits
@@ -23,13 +23,6 @@ class HiddenTest:
     text_column: str
     label_column: str
     labels: list[str]  # the assignment's labels: macro-F1 averages over these
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> HiddenTest:
-        return cls(d["path"], d["text_column"], d["label_column"], list(d["labels"]))
 
 
 def missing_labels(assignment_labels: list[str], student_labels) -> list[str]:
