@@ -85,5 +85,6 @@ def test_a_run_names_the_rows_of_the_file_and_writes_them_to_fix(tmp_path, tiny_
     assert [int(w["row"]) for w in written] == [s["row"] for s in m["suspect_rows"]]
     assert [p["fraction"] for p in m["learning_curve"]] == [0.1, 0.25, 0.5, 1.0]
     assert m["learning_curve_advice"] in m["advice"]
+    assert 0 < m["insight_seconds"] < m["wall_seconds"]  # what it added to the run, measured in the run
     assert (r.model_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((r.model_dir / "metrics.json").read_text())["suspect_rows"] == m["suspect_rows"]

@@ -84,6 +84,7 @@ def default_out_dir(data_path: str, runs_dir: str | Path = "runs") -> Path:
 def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[str, str] | None = None,
                  hidden: HiddenTest | None = None) -> TrainResult:
     """``hidden``: an assignment's hidden test set, scored after everything else (see trainer.hidden)."""
+    started = time.perf_counter()
     out_dir = Path(spec.out_dir) if spec.out_dir else default_out_dir(spec.data_path)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TrainerError(f"The output directory {out_dir} already has files in it; choose another --out")
@@ -230,6 +231,8 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "training_curve_png": str((out_dir / CURVE_PNG).resolve()),
             "suspect_rows": insight.get("suspect_rows"), "learning_curve": insight.get("learning_curve"),
             "learning_curve_advice": insight.get("learning_curve_advice"),
+            "insight_seconds": insight.get("seconds"),  # what the suspect list and the curve took
+            "wall_seconds": round(time.perf_counter() - started, 2),  # the whole run until now (before saving)
             "suspect_rows_csv": str((out_dir / SUSPECTS_CSV).resolve()),
             "learning_curve_png": str((out_dir / LEARNING_CURVE_PNG).resolve()) if insight.get("learning_curve")
             else None,
