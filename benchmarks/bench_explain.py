@@ -117,8 +117,9 @@ def main() -> int:
     wins, n = faithfulness(predictor, test.texts, test.labels)
     print(f"\n0. The suspect list and the learning curve took {m['insight_seconds']:.1f} s of the run's "
           f"{m['wall_seconds']:.0f} s ({m['insight_seconds'] / m['wall_seconds']:.1%}; target <= 15 %)")
-    print(f"\n1. Faithfulness ({predictor.engine}, macro-F1 {m['macro_f1']:.3f}; every correctly classified "
-          f"test message of 4+ words)")
+    print(f"\n1. Faithfulness ({predictor.engine}, macro-F1 {m['macro_f1']:.3f} beside TF-IDF "
+          f"{m['baseline_macro_f1']:.3f} and the frozen base + probe {m['probe_macro_f1']:.3f} on the same split; "
+          f"every correctly classified test message of 4+ words)")
     print(f"   deleting the top-3 words lowered the label's probability more than 3 random words: {wins} of {n} "
           f"({wins / n:.1%}; target >= 80 %)")
 

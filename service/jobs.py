@@ -3,9 +3,6 @@ priority and reports."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 from sqlalchemy import func, select
 
 from storage import queue as q
@@ -13,7 +10,7 @@ from storage.models import FINISHED, QUEUED, RUNNING, Job, Report
 
 from .base import ServiceBase
 from .errors import Conflict, InvalidRequest, PermissionDenied
-from .views import Caller, JobView, ReportView, csv_cell
+from .views import Caller, JobView, ReportView
 
 MAX_PRIORITY = 1_000_000
 
@@ -93,16 +90,11 @@ class Jobs(ServiceBase):
         """The rows of a finished job's file whose label looks wrong (``trainer.insight``), and the same as a
         CSV to fix in a spreadsheet (formula-safe). The job's owner's and their instructors' only."""
         rep = await self.report(caller, job_id)
+        from trainer.insight import suspects_csv  # the same file the run wrote beside the model
+
         rows = rep.metrics.get("suspect_rows") or []
         data = rep.metrics.get("data") or {}
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["row", data.get("text_column", "text"), data.get("label_column", "label"), "expected_label",
-                    "label_probability", "expected_probability"])
-        for r in rows:
-            w.writerow([r["row"], csv_cell(r["text"]), csv_cell(r["label"]), csv_cell(r["expected"]),
-                        r["label_probability"], r["expected_probability"]])
-        return rep, rows, buf.getvalue().encode("utf-8")
+        return rep, rows, suspects_csv(rows, data.get("text_column", "text"), data.get("label_column", "label"))
 
     async def job_report(self, job_id: int) -> ReportView | None:
         """The report of a job, for the outbox pump (no caller: it posts where the job was submitted)."""

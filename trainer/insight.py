@@ -150,16 +150,23 @@ def insight_advice(insight: dict) -> list[str]:
     return tips
 
 
-def write_suspects(rows: list[dict], path: Path, text_column: str, label_column: str) -> None:
+def suspects_csv(rows: list[dict], text_column: str, label_column: str) -> bytes:
     """The suspect rows as a CSV to fix in a spreadsheet (formula-safe cells, the file's own column names)."""
+    import io
+
     from core.files import csv_cell
 
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["row", text_column, label_column, "expected_label", "label_probability", "expected_probability"])
-        for r in rows:
-            w.writerow([r["row"], csv_cell(r["text"]), csv_cell(r["label"]), csv_cell(r["expected"]),
-                        r["label_probability"], r["expected_probability"]])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["row", text_column, label_column, "expected_label", "label_probability", "expected_probability"])
+    for r in rows:
+        w.writerow([r["row"], csv_cell(r["text"]), csv_cell(r["label"]), csv_cell(r["expected"]),
+                    r["label_probability"], r["expected_probability"]])
+    return buf.getvalue().encode("utf-8")
+
+
+def write_suspects(rows: list[dict], path: Path, text_column: str, label_column: str) -> None:
+    path.write_bytes(suspects_csv(rows, text_column, label_column))
 
 
 def plot_learning_curve(pts: list[dict], path) -> None:
