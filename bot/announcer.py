@@ -37,7 +37,8 @@ class Announcer:
         # plots missing here (removed, or written on another host) are left out, not retried for ever
         plots = [(p, n) for p, n in ((rep.confusion_png, "confusion_matrix.png"), (rep.curve_png, "training_curve.png"))
                  if Path(p).is_file()]
-        files = [discord.File(p, filename=n) for p, n in plots]
+        learning = [(rep.learning_curve_png, "learning_curve.png")] if rep.learning_curve_png else []
+        files = [discord.File(p, filename=n) for p, n in plots + learning]
         note = f"\n⚠️ When it finished, {rep.not_posted}." if rep.not_posted else ""
         if len(plots) < 2:
             log.warning("job %s: its plots are not on this host (%s, %s); posting the result without them",
@@ -70,6 +71,13 @@ class Announcer:
             return [{"content": f"❌ {mention} job **{p['job_id']}** `{name}` failed: "
                                 f"{render.truncate(p.get('error') or '', 1500)}\n{FAILED_HINT}",
                      "allowed_mentions": render.only_pinging(p["owner_id"])}]
+        if row.kind == "experiment_finished":
+            view = await self.bot.service.experiment_report(p["experiment_id"])
+            if view is None:
+                return []
+            files = [discord.File(view.chart_png, filename=f"experiment-{view.id}.png")] if view.chart_png else []
+            return [{"content": render.experiment_text(view, mention), "files": files,
+                     "allowed_mentions": render.only_pinging(p["owner_id"])}]
         if row.kind == "job_cancelled":
             return [{"content": f"🚫 {mention} job **{p['job_id']}** `{name}` was cancelled.",
                      "allowed_mentions": render.only_pinging(p["owner_id"])}]
@@ -95,7 +103,10 @@ class Announcer:
                                  "its report and plots",
                 "job_failed": f"failed: {render.truncate(p.get('error') or '', 1200)}",
                 "job_cancelled": "was cancelled"}.get(row.kind, row.kind)
-        await user.send(f"Your TinyTutor job **{p['job_id']}** `{render.truncate(p['name'], 80)}` {what}. I could not "
+        what = (f"experiment **{p['experiment_id']}** `{render.truncate(p['name'], 80)}` has finished; `/experiment show "
+                f"{p['experiment_id']}` shows its chart" if row.kind == "experiment_finished"
+                else f"job **{p['job_id']}** `{render.truncate(p['name'], 80)}` {what}")
+        await user.send(f"Your TinyTutor {what}. I could not "
                         f"post this in <#{row.channel_id}> ({render.truncate(error, 200)}); ask your instructor to "
                         "let TinyTutor send messages there.")
 

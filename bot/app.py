@@ -49,6 +49,7 @@ class TinyTutorBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         from .cogs.assignments import Assignments
+        from .cogs.experiments import Experiments
         from .cogs.instructors import CancelJobButton, Instructors, QueuePageButton
         from .cogs.students import Students
 
@@ -57,6 +58,7 @@ class TinyTutorBot(commands.Bot):
         await self.add_cog(Students(self))
         await self.add_cog(Instructors(self))
         await self.add_cog(Assignments(self))
+        await self.add_cog(Experiments(self))
         self.add_dynamic_items(CancelJobButton, QueuePageButton)
         servers = self.settings.discord.servers
         for guild_id in servers:  # instant, and only there

@@ -7,7 +7,8 @@ Bob distils a 3-layer student from a fine-tuned 6-layer teacher, TinyBERT's way)
 them in worker processes while progress is printed, the outbox announces the results with their
 place on the hidden set, the leaderboard is printed, the two 3-layer models are compared side by
 side, and the report, plot paths and a few predictions are printed. Bob may use Alice's model only
-after she shares it.
+after she shares it. Alice also asks how small a model can get: an experiment of two jobs (1 and 2 layers)
+announced together, with its table, Pareto front and chart.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         await demo.report()
         await demo.predict()
         await demo.share()
+        await demo.experiment()
     _say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Database and files: {root / 'data'}")
     return 0
 
@@ -81,6 +83,7 @@ class Demo:
     def __init__(self, rt: Runtime, example: Path):
         self.rt, self.svc, self.example = rt, rt.service, example
         self.alice_job = self.bob_job = None  # the two submissions' jobs (step 3)
+        self.sweep = None  # Alice's experiment (step 3): its Submitted
         self.model = None  # Alice's default model (step 9)
 
     async def refused_upload(self) -> None:
@@ -108,6 +111,10 @@ class Demo:
             _say(f"   {who}: job {sub.job.id}, {sub.rows} examples, {len(sub.labels)} labels, position "
                  f"{sub.job.position}")
         self.alice_job, self.bob_job = a.job.id, b.job.id
+        content, filename = await self.svc.assignment_training_file(ALICE, ASSIGNMENT)
+        self.sweep = x = await self.svc.submit(ALICE, content, filename, name="how small", sweep="layers=1,2")
+        _say(f"   Alice also asks how small it can get: experiment {x.experiment_id}, jobs "
+             + ", ".join(f"{j.id} ({j.name.rsplit(' ', 1)[-1]})" for j in x.jobs) + ", announced together when both end")
 
     async def show_queue(self) -> None:
         _say("\n4. Ms Rivera looks at the class queue:")
@@ -125,7 +132,11 @@ class Demo:
         async def deliver(row, part_sent):
             announced.append(row)
             p = row.payload
-            if row.kind == "job_succeeded":
+            if row.kind == "experiment_finished":
+                view = await svc.experiment_report(p["experiment_id"])
+                _say(f"   [channel] @{p['owner_id']}: experiment {view.id} '{view.name}' finished: {view.reading()} "
+                     "(its chart and table: step 11)")
+            elif row.kind == "job_succeeded":
                 st = (await svc.job_report(p["job_id"])).standing
                 _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} '{p['name']}' finished: macro-F1 "
                      f"{p['macro_f1']:.3f} (TF-IDF baseline {p['baseline_macro_f1']:.3f}), {p['ms_per_message']:.1f} ms/message; "
@@ -145,9 +156,10 @@ class Demo:
                     last[v.id] = key
                     _say(f"   job {v.id} ({v.owner_id}): {progress_line(v)}")
             await outbox.deliver_once()
-            if all(v.status in ("succeeded", "failed", "cancelled") for v in views) and len(announced) >= len(views):
+            expected = len(views) - len(self.sweep.jobs) + 1  # an experiment's jobs are announced together
+            if all(v.status in ("succeeded", "failed", "cancelled") for v in views) and len(announced) >= expected:
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)  # often enough to see the tiny test model's one epoch
         await self.rt.scheduler.stop()
         for v in views:
             if v.status != "succeeded":
@@ -212,6 +224,16 @@ class Demo:
         await self.svc.share_model(ALICE, model_id)
         _, preds = await self.svc.predict(BOB, model_id, CHAT[:1])
         _say(f"   after Alice shares it: '{CHAT[0]}' -> {preds[0].label} ({preds[0].score:.0%})")
+
+
+    async def experiment(self) -> None:
+        view = await self.svc.experiment(ALICE, self.sweep.experiment_id)
+        _say(f"\n11. How small can it get? Alice's experiment {view.id} ({view.setting} = "
+             f"{', '.join(map(str, view.values))}), beside her 3-layer model's macro-F1 in step 8:\n")
+        for line in view.table().splitlines():
+            _say(f"   {line}")
+        _say(f"   {view.reading()} (◆: on the Pareto front, no run both as fast and as good)")
+        _say(f"   chart (macro-F1 against ms per message, point size = parameters): {view.chart_png}")
 
 
 def progress_line(v) -> str:

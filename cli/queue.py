@@ -1,4 +1,4 @@
-"""Running the class queue: queue submit/list/cancel, the scheduler, gc and the database's schema."""
+"""Running the class queue: queue submit/list/cancel, experiments, the scheduler, gc and the database's schema."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ JOB_HEADER = f"{'job':>5}  {'student':<14} {'model':<18} {'status':<10} {'positi
 
 
 def add_commands(sub) -> None:
-    """queue, scheduler, gc and db."""
+    """queue, experiment, scheduler, gc and db."""
     p = sub.add_parser("queue", help="the class job queue, on the database the bot uses")
     qsub = p.add_subparsers(dest="queue_command", required=True)
     s = qsub.add_parser("submit", help="queue a training job for a student (checked first; nothing stored if bad)")
@@ -42,6 +42,9 @@ def add_commands(sub) -> None:
     s.add_argument("--assignment", metavar="NAME", help="submit to this assignment (scored on its hidden test set)")
     s.add_argument("--like", type=int, metavar="JOB_ID",
                    help="start from this job's settings (flags given here override them); without FILE, its file")
+    s.add_argument("--sweep", metavar="SETTING=V1,V2,...",
+                   help="an experiment: one job per value of layers, max_length, method or strategy, all else "
+                        "equal (e.g. layers=1,2,3,6), announced together with one chart when the last ends")
     s.add_argument("--json", action="store_true")
     s = qsub.add_parser("list", help="a class's jobs: running, then queued in start order, then finished")
     s.add_argument("--guild", required=True)
@@ -50,6 +53,11 @@ def add_commands(sub) -> None:
     s = qsub.add_parser("cancel", help="cancel a queued job, or stop a running one")
     s.add_argument("job_id", type=int)
     p.set_defaults(run=cmd_queue)
+
+    p = sub.add_parser("experiment", help="an experiment's runs side by side: table, Pareto front and chart")
+    p.add_argument("experiment_id", type=int)
+    p.add_argument("--json", action="store_true", help="print it as one JSON object")
+    p.set_defaults(run=cmd_experiment)
 
     p = sub.add_parser("scheduler", help="run the scheduler and its workers (no Discord) until Ctrl-C")
     p.add_argument("--executor", choices=("local", "ray"),
@@ -95,14 +103,22 @@ def cmd_queue(args, settings) -> int:
                 name = args.name or (path.stem if path else args.assignment or f"like-{args.like}")
                 sub = await svc.submit(caller, path.read_bytes() if path else None, path.name if path else None,
                                        name=name, params=params, validation=validation, assignment=args.assignment,
-                                       like=args.like)
+                                       like=args.like, sweep=args.sweep)
                 if args.json:
+                    extra = ({"experiment_id": sub.experiment_id, "jobs": [j.to_dict() for j in sub.jobs]}
+                             if sub.experiment_id else {})
                     print(json.dumps({**sub.job.to_dict(), "rows": sub.rows, "labels": sub.labels,
-                                      "warnings": sub.warnings}, ensure_ascii=False))
+                                      "warnings": sub.warnings, **extra}, ensure_ascii=False))
                 else:
                     where = (f"position {sub.job.position}, result expected in {_eta(sub.job.eta_seconds)}"
                              if sub.job.position else "the class queue is paused; it starts when it is resumed")
-                    print(f"queued job {sub.job.id} ({sub.rows} examples, {len(sub.labels)} labels): {where}")
+                    if sub.experiment_id:
+                        print(f"queued experiment {sub.experiment_id}: jobs "
+                              + ", ".join(f"{j.id} ({j.name.rsplit(' ', 1)[-1]})" for j in sub.jobs)
+                              + f" ({sub.rows} examples, {len(sub.labels)} labels); the first: {where}")
+                        print(f"`tinytutor experiment {sub.experiment_id}` shows the runs side by side")
+                    else:
+                        print(f"queued job {sub.job.id} ({sub.rows} examples, {len(sub.labels)} labels): {where}")
                     for w in sub.warnings:
                         print(f"  warning: {w['message']}")
                     print("run `tinytutor scheduler` (or the bot) to work through the queue")
@@ -123,6 +139,28 @@ def cmd_queue(args, settings) -> int:
             return EXIT_OK
 
     return run(go())
+
+
+def cmd_experiment(args, settings) -> int:
+    from service import Caller
+
+    async def show(svc) -> int:
+        view = await svc.experiment(Caller("*", "operator", operator=True), args.experiment_id)
+        if args.json:
+            print(json.dumps(view.to_dict(), ensure_ascii=False))
+            return EXIT_OK
+        state = "finished" if view.finished_at else "running"
+        print(f"experiment {view.id} {view.name!r} of {view.owner_id}: {view.setting} = "
+              f"{', '.join(map(str, view.values))} ({state})")
+        print(view.table())
+        if view.finished_at:
+            print(view.reading())
+            print("◆ on the Pareto front: no other run is both as fast and as good")
+        if view.chart_png:
+            print(f"chart: {view.chart_png}")
+        return EXIT_OK
+
+    return service_command(settings, show)
 
 
 def cmd_scheduler(args, settings) -> int:

@@ -142,7 +142,7 @@ class Sandbox(Section):
 class Quotas(Section):
     """Defaults for a new class; instructors change their class's values (/quota)."""
 
-    max_queued_per_student: int = Field(3, ge=1, le=PG_INT_MAX)  # queued and running jobs at once
+    max_queued_per_student: int = Field(5, ge=1, le=PG_INT_MAX)  # queued and running jobs at once
     max_running_per_student: int = Field(1, ge=1, le=PG_INT_MAX)
     max_jobs_per_day: int = Field(10, ge=1, le=PG_INT_MAX)
     max_rows: int = Field(20000, ge=1, le=PG_INT_MAX)

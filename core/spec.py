@@ -158,3 +158,49 @@ class TrainSpec:
             return cls(**data)
         except ValidationError as exc:
             raise SpecError(one_line(exc)) from None
+
+
+# An experiment (``/experiment``, ``queue submit --sweep``) varies one of these; each value is checked
+# again as the job's TrainSpec, so a range or a choice is refused with the key named.
+SWEEPABLE: dict[str, type] = {"layers": int, "max_length": int, "method": str, "strategy": str}
+MAX_SWEEP_VALUES = 8
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One setting and the values an experiment's jobs take, in order (``layers=1,2,3,6``)."""
+
+    setting: str
+    values: tuple
+
+    @classmethod
+    def parse(cls, text: str) -> Sweep:
+        """``SETTING=V1,V2,...``: SpecError saying what is wrong and what would work."""
+        setting, sep, rest = (text or "").partition("=")
+        setting = setting.strip().replace("-", "_")
+        if not sep or setting not in SWEEPABLE:
+            raise SpecError(f"a sweep is SETTING=V1,V2,... with SETTING one of {', '.join(SWEEPABLE)} "
+                            f"(got {text!r}), for example layers=1,2,3,6")
+        return cls.of(setting, [v.strip() for v in rest.split(",") if v.strip()])
+
+    @classmethod
+    def of(cls, setting: str, values: list) -> Sweep:
+        kind = SWEEPABLE.get(setting)
+        if kind is None:
+            raise SpecError(f"{setting} cannot be swept; choose one of {', '.join(SWEEPABLE)}")
+        try:
+            typed = tuple(kind(v) for v in values)
+        except ValueError:
+            raise SpecError(f"{setting} takes whole numbers (got {', '.join(map(str, values))})") from None
+        if not 2 <= len(typed) <= MAX_SWEEP_VALUES:
+            raise SpecError(f"a sweep of {setting} needs 2 to {MAX_SWEEP_VALUES} values (got {len(typed)})")
+        if len(set(typed)) != len(typed):
+            raise SpecError(f"a sweep of {setting} lists a value twice ({', '.join(map(str, typed))})")
+        return cls(setting, typed)
+
+    def label(self, value) -> str:
+        """How one job of the sweep is told apart: ``layers=2``."""
+        return f"{self.setting}={value}"
+
+    def __str__(self) -> str:
+        return f"{self.setting}={','.join(map(str, self.values))}"

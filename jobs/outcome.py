@@ -46,15 +46,15 @@ async def record_failure(db, job_id: int, lease: str, error: str) -> None:
 
 
 async def record_success(db, store, job_id: int, lease: str, model_rel: str, metrics: dict, hidden: dict | None):
-    """A finished job whose model is in the artefact store at ``model_rel``: its plots copied for the report
-    (so deleting the model later leaves the report whole), then model, report, score and outbox in one
-    transaction, written again if the database fails it. A job cancelled or reassigned meanwhile keeps
-    nothing (its files are removed). Returns the model row, or None."""
+    """A finished job whose model is in the artefact store at ``model_rel``: its plots and test examples
+    copied for the report (so deleting the model later leaves the report whole), then model, report, score
+    and outbox in one transaction, written again if the database fails it. A job cancelled or reassigned
+    meanwhile keeps nothing (its files are removed). Returns the model row, or None."""
     from storage import queue as q
-    from trainer.pipeline import CONFUSION_PNG, CURVE_PNG
+    from trainer.artefacts import REPORT_FILES
 
     model_dir = store.path(model_rel)
-    plots = store.copy_plots(job_id, [model_dir / CONFUSION_PNG, model_dir / CURVE_PNG])
+    plots = store.copy_report_files(job_id, [model_dir / f for f in REPORT_FILES if (model_dir / f).is_file()])[:2]
     model = await db.write_with_retries(  # a database blip must not throw a finished training away
         lambda s: q.succeed(s, job_id, lease, model_rel, metrics, *plots, hidden=hidden),
         f"job {job_id}: recording its model")

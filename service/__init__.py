@@ -8,7 +8,8 @@ Who may do what:
 - nothing crosses from one class (guild) to another: a job or model of another class is "not found".
 
 One module per use case: ``submissions`` (check and queue a file), ``jobs`` (see, cancel, reports),
-``models`` (models and predictions), ``assignments`` (assignments and the leaderboard), ``compare``
+``models`` (models and predictions), ``experiments`` (several jobs differing in one setting, seen
+together), ``assignments`` (assignments and the leaderboard), ``compare``
 (comparing runs), ``admin`` (quotas, pause, the class report, retention), ``access`` (dashboard sign-in
 links and sessions), ``ratelimit`` (per-student rate limits); ``base`` holds what they share and
 ``views`` what callers get back. ``Service`` is all of them on one database.
@@ -20,14 +21,15 @@ from .access import Access, WebIdentity
 from .admin import Admin
 from .assignments import AssignmentView, Leaderboard
 from .compare import Comparison
+from .experiments import Experiments, ExperimentView
 from .jobs import Jobs
 from .models import Models
 from .submissions import Submissions
 from .views import Caller, JobView, ModelView, ReportView, Submitted, csv_cell
 
 
-class Service(Submissions, Jobs, Models, Admin, Access):
+class Service(Submissions, Jobs, Models, Experiments, Admin, Access):
     """Every use case, sharing one database, artefact store and prediction cache."""
 
 
-__all__ = ["AssignmentView", "Caller", "Comparison", "Leaderboard", "JobView", "ModelView", "ReportView", "Service", "Submitted", "WebIdentity", "csv_cell"]
+__all__ = ["AssignmentView", "Caller", "Comparison", "ExperimentView", "Leaderboard", "JobView", "ModelView", "ReportView", "Service", "Submitted", "WebIdentity", "csv_cell"]

@@ -3,13 +3,16 @@ priority and reports."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 from sqlalchemy import func, select
 
 from storage import queue as q
 from storage.models import FINISHED, QUEUED, RUNNING, Job, Report
 
 from .base import ServiceBase
-from .errors import Conflict, InvalidRequest, PermissionDenied
+from .errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from .views import Caller, JobView, ReportView
 
 MAX_PRIORITY = 1_000_000
@@ -95,6 +98,20 @@ class Jobs(ServiceBase):
         rows = rep.metrics.get("suspect_rows") or []
         data = rep.metrics.get("data") or {}
         return rep, rows, suspects_csv(rows, data.get("text_column", "text"), data.get("label_column", "label"))
+
+    async def confusion_cell(self, caller: Caller, job_id: int, label: str, predicted: str) -> tuple[ReportView, list[dict]]:
+        """The test examples in one cell of a finished job's confusion matrix (true ``label``, ``predicted``),
+        most confident first, each with its confidence and, for most, why it was so labelled. The job's owner's
+        and their instructors' only, as its report is."""
+        rep = await self.report(caller, job_id)
+        labels = rep.metrics.get("labels") or []
+        if label not in labels or predicted not in labels:
+            raise NotFound(f"Job {job_id}'s labels are {', '.join(labels)}; there is no cell {label} → {predicted}.")
+        if rep.test_examples_json is None:
+            raise Conflict(f"Job {job_id} finished before TinyTutor kept each test example; its report has the "
+                           "counts only. Train it again to see the examples in each cell.")
+        examples = json.loads(await asyncio.to_thread(rep.test_examples_json.read_text, encoding="utf-8"))
+        return rep, [x for x in examples if x["label"] == label and x["predicted"] == predicted]
 
     async def job_report(self, job_id: int) -> ReportView | None:
         """The report of a job, for the outbox pump (no caller: it posts where the job was submitted)."""

@@ -8,8 +8,9 @@ import contextlib
 
 from sqlalchemy import func, select
 
-from core.spec import TrainSpec
-from storage.models import QUEUED, RUNNING, Classroom, Dataset, Job, utcnow
+from core.errors import SpecError
+from core.spec import Sweep, TrainSpec
+from storage.models import QUEUED, RUNNING, Classroom, Dataset, Experiment, Job, utcnow
 from trainer.hidden import missing_labels
 
 from .assignments import Assignments
@@ -44,13 +45,16 @@ class Submissions(Assignments, Comparisons):
 
     async def submit(self, caller: Caller, content: bytes | None, filename: str | None, *, name: str,
                      params: dict | None = None, validation: tuple[bytes, str] | None = None,
-                     channel_id: str | None = None, assignment: str | None = None, like: int | None = None) -> Submitted:
+                     channel_id: str | None = None, assignment: str | None = None, like: int | None = None,
+                     sweep: Sweep | str | None = None) -> Submitted:
         """Queue a training job. Quotas and the file are checked first; on any refusal nothing is stored.
 
         ``assignment``: submit to that assignment (its deadline, submission limit and labels are checked;
         with no file, its training file is used). ``like``: start from that job's settings (the caller's,
         or one shared with the class); ``params`` given here override them, and with no file the job's
-        own file is used again (only the caller's own)."""
+        own file is used again (only the caller's own). ``sweep`` (``layers=1,2,3,6``): an experiment, one
+        job per value of that setting, all else equal, counted against the quotas as the jobs they are and
+        announced together when the last ends (``Submitted.jobs``, ``Submitted.experiment_id``)."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         unknown = set(params) - set(JOB_PARAMS)
         if unknown:
@@ -58,9 +62,11 @@ class Submissions(Assignments, Comparisons):
         name = (name or "").strip()
         if not name or len(name) > MAX_NAME:
             raise InvalidRequest(f"Give the model a name of 1 to {MAX_NAME} characters.")
+        sweep = self._sweep(sweep, params, assignment, name)
+        jobs_asked = len(sweep.values) if sweep else 1
         async with self.db.transaction() as s:
             cls = await self._class(s, caller.guild_id)
-            await self._check_job_quotas(s, cls, caller)
+            await self._check_job_quotas(s, cls, caller, jobs_asked)
             task = await self._open_assignment_for(s, caller, assignment) if assignment else None
             if like is not None:
                 earlier, _ = await self._comparable(s, caller, like)
@@ -88,19 +94,16 @@ class Submissions(Assignments, Comparisons):
         params["max_epochs"] = cls.max_epochs  # the ceiling when the epochs are left to early stopping
         teacher_labels = None
         if params.get("teacher_model_id") is not None:
-            params.setdefault("method", "distill")  # a teacher means distillation
-            if params["method"] != "distill":
-                raise InvalidRequest(f"A teacher is for the distill method, not {params['method']}; choose method "
-                                     "distill, or leave the teacher out.")
+            params.setdefault("method", "distill")  # a teacher means distillation (_check_spec refuses another)
             async with self.db.transaction() as s:
                 teacher = await self._usable_model(s, caller, params["teacher_model_id"])
                 params["teacher_model_id"], teacher_labels = teacher.id, list(teacher.labels)
-        spec = self._train_spec("upload", params)  # the one spec: the file's path is set once it is staged
-        if spec.epochs is not None and spec.epochs > cls.max_epochs:
-            raise QuotaExceeded("max_epochs", cls.max_epochs, f"{spec.epochs} epochs is more than this class allows")
-        if spec.augment and spec.method != "distill":
-            raise InvalidRequest("Augmented copies are labelled by a teacher, so augment is for the distill "
-                                 "method; choose method distill, or leave augment out.")
+        # the one spec per job (one, or one per value of a sweep): the file's path is set once it is staged
+        variants = [params | {sweep.setting: v} for v in sweep.values] if sweep else [params]
+        specs = [self._train_spec("upload", v) for v in variants]
+        for spec in specs:
+            self._check_spec(cls, spec, teacher_labels is not None)
+        spec = specs[0]
 
         # a /train whose file is refused was a /check in all but name: it counts towards checks_per_hour
         await self._rate_limit(caller, cls, "check", count=False)
@@ -115,7 +118,8 @@ class Submissions(Assignments, Comparisons):
                     await self._rate_limit(caller, cls, "check")
                 raise
             info, val_info = read["info"], read["validation"]
-            await asyncio.to_thread(self._check_layers, caller, spec)
+            for one in specs:
+                await asyncio.to_thread(self._check_layers, caller, one)
             self._check_rows(cls, info["rows"])
             if task is not None:
                 missing = missing_labels(task.labels, info["labels"])
@@ -133,21 +137,65 @@ class Submissions(Assignments, Comparisons):
             async with self.db.transaction() as s:
                 cls = await self._class(s, caller.guild_id)
                 await self._member(s, caller, lock=True)
-                await self._check_job_quotas(s, cls, caller)  # again: another submission may have landed
+                await self._check_job_quotas(s, cls, caller, jobs_asked)  # again: another submission may have landed
                 if task is not None:  # again, under the member lock: deadline, closing, submission count
                     task = await self._open_assignment_for(s, caller, task.name)
                 ds = await self._dataset(s, caller, staged, filename, info, created)
                 val = await self._dataset(s, caller, staged_val, validation[1], val_info, created) if validation else None
-                job = Job(guild_id=caller.guild_id, owner_id=caller.user_id, dataset_id=ds.id,
-                          validation_dataset_id=val.id if val else None, name=name, params=params, status=QUEUED,
-                          priority=self.settings.queue.instructor_priority if caller.steers else 0,
-                          max_attempts=self.settings.queue.max_attempts, channel_id=channel_id, attempts=0,
-                          cancel_requested=False, assignment_id=task.id if task else None)
-                s.add(job)
+                experiment = None
+                if sweep:
+                    experiment = Experiment(guild_id=caller.guild_id, owner_id=caller.user_id, name=name,
+                                            setting=sweep.setting, values=list(sweep.values), channel_id=channel_id)
+                    s.add(experiment)
+                    await s.flush()
+                jobs = [Job(guild_id=caller.guild_id, owner_id=caller.user_id, dataset_id=ds.id,
+                            validation_dataset_id=val.id if val else None,
+                            name=f"{name} {sweep.label(value)}" if sweep else name, params=job_params,
+                            status=QUEUED, priority=self.settings.queue.instructor_priority if caller.steers else 0,
+                            max_attempts=self.settings.queue.max_attempts, channel_id=channel_id, attempts=0,
+                            cancel_requested=False, assignment_id=task.id if task else None,
+                            experiment_id=experiment.id if experiment else None)
+                        for job_params, value in zip(variants, sweep.values if sweep else [None], strict=True)]
+                s.add_all(jobs)
                 await s.flush()
-                job_id, ds_id = job.id, ds.id
-        view = await self.job(caller, job_id)
-        return Submitted(view, ds_id, info["rows"], info["labels"], info["warnings"])
+                job_ids, ds_id = [j.id for j in jobs], ds.id
+                experiment_id = experiment.id if experiment else None
+        views = [await self.job(caller, i) for i in job_ids]
+        return Submitted(views[0], ds_id, info["rows"], info["labels"], info["warnings"], jobs=views,
+                         experiment_id=experiment_id)
+
+    def _sweep(self, sweep: Sweep | str | None, params: dict, assignment: str | None, name: str) -> Sweep | None:
+        """The experiment asked for, checked against the rest of the request (InvalidRequest otherwise)."""
+        if sweep is None:
+            return None
+        try:
+            sweep = Sweep.parse(sweep) if isinstance(sweep, str) else Sweep.of(sweep.setting, list(sweep.values))
+        except SpecError as exc:
+            raise InvalidRequest(f"That experiment cannot run: {exc}.") from None
+        if assignment:
+            raise InvalidRequest("An experiment is for learning what works; submit to an assignment one job at a "
+                                 "time (/train with assignment).")
+        if sweep.setting in params:
+            raise InvalidRequest(f"The experiment varies {sweep.setting}; leave the {sweep.setting} option out.")
+        if sweep.setting == "layers" and params.get("layer_list"):
+            raise InvalidRequest("An explicit list of layers keeps the same layers in every job; leave it out to "
+                                 "sweep the number of layers.")
+        longest = max(len(f"{name} {sweep.label(v)}") for v in sweep.values)
+        if longest > MAX_NAME:
+            raise InvalidRequest(f"With the sweep's label the job names reach {longest} characters; give the "
+                                 f"experiment a name of at most {MAX_NAME - (longest - len(name))}.")
+        return sweep
+
+    def _check_spec(self, cls: Classroom, spec: TrainSpec, has_teacher: bool) -> None:
+        """What a job's spec must satisfy beyond its own ranges: the class's epochs, the method's options."""
+        if spec.epochs is not None and spec.epochs > cls.max_epochs:
+            raise QuotaExceeded("max_epochs", cls.max_epochs, f"{spec.epochs} epochs is more than this class allows")
+        if spec.augment and spec.method != "distill":
+            raise InvalidRequest("Augmented copies are labelled by a teacher, so augment is for the distill "
+                                 "method; choose method distill, or leave augment out.")
+        if has_teacher and spec.method != "distill":
+            raise InvalidRequest(f"A teacher is for the distill method, not {spec.method}; choose method "
+                                 "distill, or leave the teacher out.")
 
     def _check_bytes(self, cls: Classroom, n: int) -> None:
         if n > cls.max_bytes:
@@ -171,19 +219,26 @@ class Submissions(Assignments, Comparisons):
         if rows > cls.max_rows:
             raise QuotaExceeded("max_rows", cls.max_rows, f"The file has {rows:,} examples")
 
-    async def _check_job_quotas(self, s, cls: Classroom, caller: Caller) -> None:
+    async def _check_job_quotas(self, s, cls: Classroom, caller: Caller, adding: int = 1) -> None:
+        """Room for ``adding`` more jobs (an experiment's jobs count as the jobs they are)."""
+        asking = f"; this experiment queues {adding}" if adding > 1 else ""
         open_jobs = (await s.execute(select(func.count()).select_from(Job).where(
             Job.guild_id == caller.guild_id, Job.owner_id == caller.user_id,
             Job.status.in_((QUEUED, RUNNING))))).scalar_one()
-        if open_jobs >= cls.max_queued_per_student:
+        if adding > cls.max_queued_per_student:
             raise QuotaExceeded("max_queued_per_student", cls.max_queued_per_student,
-                                f"You already have {open_jobs} job(s) queued or running; wait for one to finish or cancel one")
+                                f"This experiment queues {adding} jobs, more than a student may have queued or "
+                                "running at once; sweep fewer values")
+        if open_jobs + adding > cls.max_queued_per_student:
+            raise QuotaExceeded("max_queued_per_student", cls.max_queued_per_student,
+                                f"You already have {open_jobs} job(s) queued or running{asking}; wait for one to "
+                                "finish or cancel one")
         day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         today = (await s.execute(select(func.count()).select_from(Job).where(
             Job.guild_id == caller.guild_id, Job.owner_id == caller.user_id, Job.created_at >= day))).scalar_one()
-        if today >= cls.max_jobs_per_day:
+        if today + adding > cls.max_jobs_per_day:
             raise QuotaExceeded("max_jobs_per_day", cls.max_jobs_per_day,
-                                f"You have submitted {today} job(s) today (UTC); try again tomorrow")
+                                f"You have submitted {today} job(s) today (UTC){asking}; try again tomorrow")
 
     def _check_layers(self, caller: Caller, spec: TrainSpec) -> None:
         """The base model and the layer choice (the server's own files, not the upload), in a worker thread."""

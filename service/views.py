@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.files import csv_cell
 from storage.models import FINISHED, QUEUED, RUNNING  # a job's statuses, as views carry them
+from trainer.artefacts import LEARNING_CURVE_PNG, TEST_EXAMPLES  # names only: no ML imported
 
 __all__ = ["FINISHED", "QUEUED", "RUNNING", "Caller", "JobView", "ModelView", "ReportView", "Standing",
            "Submitted", "approx_duration", "csv_cell"]
@@ -72,11 +73,13 @@ class JobView:
 
 @dataclass
 class Submitted:
-    job: JobView
+    job: JobView  # the first of ``jobs``
     dataset_id: int
     rows: int
     labels: dict[str, int]
     warnings: list[dict] = field(default_factory=list)
+    jobs: list[JobView] = field(default_factory=list)  # every job queued: one, or an experiment's
+    experiment_id: int | None = None
 
 
 @dataclass
@@ -128,3 +131,17 @@ class ReportView:
     version: int | None = None  # the model's version, while the model exists
     not_posted: str | None = None  # as JobView.not_posted
     standing: Standing | None = None  # a submission to an assignment: its place on the board
+
+    # The report's other files sit beside its confusion matrix (``trainer.artefacts.REPORT_FILES``); a run
+    # too small for a learning curve, or one from before they were kept, has none.
+    @property
+    def learning_curve_png(self) -> Path | None:
+        return self._beside(LEARNING_CURVE_PNG)
+
+    @property
+    def test_examples_json(self) -> Path | None:
+        return self._beside(TEST_EXAMPLES)
+
+    def _beside(self, name: str) -> Path | None:
+        path = self.confusion_png.parent / name
+        return path if path.is_file() else None

@@ -104,8 +104,9 @@ class ArtefactStore:
                 removed.append(entry.name)
         return removed
 
-    def copy_plots(self, job_id: int, files: list[Path]) -> list[str]:
-        """Copy a finished job's plots to ``reports/job-N/`` (temp dir, then rename); their relative paths."""
+    def copy_report_files(self, job_id: int, files: list[Path]) -> list[str]:
+        """Copy a finished job's plots and test examples to ``reports/job-N/`` (temp dir, then rename); their
+        relative paths."""
         final = self.root / "reports" / f"job-{job_id}"
         with atomic_directory(final, replace=True) as tmp:  # replace: an earlier attempt got this far
             for f in files:

@@ -150,9 +150,28 @@ class Job(Base):
     # A submission to an assignment: also scored on its hidden test set (see Score).
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id", ondelete="SET NULL"))
     message_id: Mapped[str | None] = mapped_column(String(32))  # the progress message to edit
+    # One of an experiment's jobs (migration 0006): its outcome is announced with the experiment's, not alone.
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Experiment(Base):
+    """One request that queued several jobs differing in one setting (``/experiment``, ``queue submit
+    --sweep``): when the last of them ends, ``finished_at`` is set and one outbox row announces them all."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    setting: Mapped[str] = mapped_column(String(32))  # the one setting that differs: layers, method, ...
+    values: Mapped[list] = mapped_column(JSON)  # its values, in the jobs' order
+    channel_id: Mapped[str | None] = mapped_column(String(32))  # where to post the result
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when its last job ended
 
 
 class Assignment(Base):
@@ -245,7 +264,7 @@ class Outbox(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))  # job_succeeded | job_failed | job_cancelled
+    kind: Mapped[str] = mapped_column(String(32))  # job_succeeded | job_failed | job_cancelled | experiment_finished
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     channel_id: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict] = mapped_column(JSON)

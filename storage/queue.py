@@ -20,6 +20,7 @@ from .models import (
     RUNNING,
     SUCCEEDED,
     Classroom,
+    Experiment,
     Job,
     Member,
     Model,
@@ -133,9 +134,36 @@ async def heartbeat(session: AsyncSession, job_id: int, lease: str, progress: di
     return True, bool(row[0])
 
 
-def _outbox(job: Job, kind: str, payload: dict) -> Outbox:
+async def _announce(session: AsyncSession, job: Job, kind: str, payload: dict) -> None:
+    """The outbox row for a job that ended. A job of an experiment has none of its own: when the last of
+    the experiment's jobs ends, one row announces them all (``_close_experiment``)."""
+    if job.experiment_id is not None:
+        await _close_experiment(session, job.experiment_id)
+        return
     base = {"job_id": job.id, "owner_id": job.owner_id, "name": job.name, "status": job.status}
-    return Outbox(guild_id=job.guild_id, kind=kind, job_id=job.id, channel_id=job.channel_id, payload=base | payload)
+    session.add(Outbox(guild_id=job.guild_id, kind=kind, job_id=job.id, channel_id=job.channel_id,
+                       payload=base | payload))
+
+
+async def _close_experiment(session: AsyncSession, experiment_id: int) -> None:
+    """Mark an experiment finished, and announce it once, if none of its jobs is queued or running.
+
+    The experiment's row is locked before its jobs are counted (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    serialises writers already): two of its jobs ending at once each wait for the other's commit, so the
+    second sees the first finished and exactly one of them closes it (unlocked, each saw the other still
+    running and nobody announced)."""
+    exp = (await session.execute(select(Experiment).where(Experiment.id == experiment_id)
+                                 .with_for_update())).scalar_one_or_none()
+    if exp is None or exp.finished_at is not None:
+        return
+    still_open = (await session.execute(select(func.count()).select_from(Job).where(
+        Job.experiment_id == experiment_id, Job.status.in_((QUEUED, RUNNING))))).scalar_one()
+    if still_open:
+        return
+    exp.finished_at = utcnow()
+    session.add(Outbox(guild_id=exp.guild_id, kind="experiment_finished", job_id=None, channel_id=exp.channel_id,
+                       payload={"experiment_id": exp.id, "owner_id": exp.owner_id, "name": exp.name,
+                                "setting": exp.setting}))
 
 
 async def _end(session: AsyncSession, job_id: int, expect_lease: str | None, status: str, **values) -> Job | None:
@@ -189,14 +217,14 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
                           per_class_f1=hidden["per_class_f1"], baseline_macro_f1=hidden["baseline_macro_f1"],
                           params=metrics["params"], layers=len(metrics["layers_kept"]),
                           ms_per_message=metrics["ms_per_message"], submitted_at=job.created_at))
-    session.add(_outbox(job, "job_succeeded", {"model_id": model.id, "version": version, **summary}))
+    await _announce(session, job, "job_succeeded", {"model_id": model.id, "version": version, **summary})
     return model
 
 
 async def fail(session: AsyncSession, job_id: int, lease: str | None, error: str) -> Job | None:
     job = await _end(session, job_id, lease, FAILED, finished_at=utcnow(), error=error)
     if job is not None:
-        session.add(_outbox(job, "job_failed", {"error": error}))
+        await _announce(session, job, "job_failed", {"error": error})
     return job
 
 
@@ -204,7 +232,7 @@ async def cancel(session: AsyncSession, job_id: int, lease: str | None, by: str)
     """Cancel a queued job (lease None) or a running one whose process is gone (its lease)."""
     job = await _end(session, job_id, lease, CANCELLED, finished_at=utcnow())
     if job is not None:
-        session.add(_outbox(job, "job_cancelled", {"cancelled_by": by}))
+        await _announce(session, job, "job_cancelled", {"cancelled_by": by})
     return job
 
 

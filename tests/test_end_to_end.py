@@ -1,6 +1,7 @@
 """The real embedded MiniLM on real chat lines (chatterbot-corpus topics): about a minute on 2 cores."""
 
 import json
+import re
 
 import pytest
 
@@ -64,7 +65,9 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch, tiny_bas
     out = run.stdout
     assert run.returncode == 0, out + run.stderr
     assert "nothing was stored" in out and "row 13" in out  # Bob's broken upload
-    assert out.count("[channel] @") == 2 and "finished: macro-F1" in out  # both jobs announced once
+    # both jobs announced once each, and Alice's experiment (two jobs) once for both
+    assert out.count("[channel] @") == 3 and out.count("finished: macro-F1") == 2
+    assert out.count("[channel] @alice: experiment 1 'how small' finished: Best macro-F1") == 1
     # progress shown as it happens (a line per stage and epoch; the tiny model's epochs may pass between polls)
     assert "job 1 (alice): running: loading" in out and "job 2 (bob): running: loading" in out
     assert "training epoch 1/1" in out or "training teacher epoch 1/1" in out
@@ -75,4 +78,9 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch, tiny_bas
     board = out.split("The leaderboard of 'chat topics'")[1].split("7. The same 3 layers")[0]
     assert "alice" in board and "bob" in board and "— baseline —" in board
     pngs = list((tmp_path / "demo" / "data" / "models").glob("job-*-a1/*.png"))
-    assert len(pngs) == 6  # each model's confusion matrix, training curve and learning curve
+    assert len(pngs) == 12  # each of the four models' confusion matrix, training curve and learning curve
+    # how small can it get: the experiment's two runs side by side, the front marked, the chart drawn
+    table = out.split("11. How small can it get?")[1]
+    for layers, job in ((1, 3), (2, 4)):  # layers, macro-F1, ms per message, parameters, job, the front's mark
+        assert re.search(rf"^ +{layers} +[01]\.\d{{3}} +[\d.]+ +\S+ +{job}( +◆)?$", table, re.M), table
+    assert "◆" in table and (tmp_path / "demo" / "data" / "reports" / "experiment-1" / "sweep.png").is_file()

@@ -19,6 +19,9 @@ class Evaluation:
     confusion: list[list[int]]  # rows: true label, columns: predicted, in ``labels`` order
     labels: list[str]
     mistakes: list[dict] = field(default_factory=list)
+    # every test example (row, text, label, predicted, confidence), by confusion cell (true label, then
+    # predicted, in ``labels`` order) and most confident first within one: what a cell of the matrix holds
+    examples: list[dict] = field(default_factory=list)
 
 
 def evaluate(y_true: list[int], proba: np.ndarray, labels: list[str], texts: list[str], rows: list[int],
@@ -29,14 +32,18 @@ def evaluate(y_true: list[int], proba: np.ndarray, labels: list[str], texts: lis
     text = classification_report(y_true, y_pred, labels=ids, target_names=labels, digits=3, zero_division=0)
     wrong = [i for i in range(len(y_true)) if y_pred[i] != y_true[i]]
     wrong.sort(key=lambda i: -proba[i, y_pred[i]])
-    mistakes = [{"row": rows[i], "text": texts[i], "label": labels[y_true[i]], "predicted": labels[y_pred[i]],
-                 "confidence": round(float(proba[i, y_pred[i]]), 4)} for i in wrong[:n_mistakes]]
+    def example(i: int) -> dict:
+        return {"row": rows[i], "text": texts[i], "label": labels[y_true[i]], "predicted": labels[y_pred[i]],
+                "confidence": round(float(proba[i, y_pred[i]]), 4)}
+
+    mistakes = [example(i) for i in wrong[:n_mistakes]]
+    by_cell = sorted(range(len(y_true)), key=lambda i: (y_true[i], y_pred[i], -proba[i, y_pred[i]]))
     return Evaluation(
         accuracy=float(accuracy_score(y_true, y_pred)),
         macro_f1=float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
         report=report, report_text=text,
         confusion=confusion_matrix(y_true, y_pred, labels=ids).tolist(),
-        labels=labels, mistakes=mistakes,
+        labels=labels, mistakes=mistakes, examples=[example(i) for i in by_cell],
     )
 
 

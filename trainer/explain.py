@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 
@@ -128,3 +129,21 @@ def explain_many(predictor, texts: list[str], max_parts: int = MAX_PARTS) -> lis
 
 def explain(predictor, text: str, max_parts: int = MAX_PARTS) -> Explanation:
     return explain_many(predictor, [text], max_parts)[0]
+
+
+def explain_examples(predictor, examples: list[dict], budget: int = 400, chunk: int = 100) -> None:
+    """Add an ``explanation`` to up to ``budget`` of a test split's examples (``Evaluation.examples``), for
+    the confusion matrix's cells: every mistake first (the most confident first), then the correct ones,
+    taking each correct cell's examples in turn, so every cell shows why at least a few were so labelled.
+    A split of thousands of long texts would cost minutes of forward passes; the rest are listed without."""
+    wrong = sorted((x for x in examples if x["label"] != x["predicted"]), key=lambda x: -x["confidence"])
+    cells: dict[str, list[dict]] = {}
+    for x in examples:
+        if x["label"] == x["predicted"]:
+            cells.setdefault(x["label"], []).append(x)
+    right = [x for turn in zip_longest(*cells.values()) for x in turn if x is not None]
+    chosen = (wrong + right)[:budget]
+    for start in range(0, len(chosen), chunk):
+        part = chosen[start:start + chunk]
+        for x, why in zip(part, explain_many(predictor, [x["text"] for x in part]), strict=True):
+            x["explanation"] = why.to_dict()

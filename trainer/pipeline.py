@@ -21,6 +21,7 @@ from core.files import atomic_directory
 from core.spec import TrainSpec
 
 from . import data as data_mod
+from .artefacts import CONFUSION_PNG, CURVE_PNG, LEARNING_CURVE_PNG, SUSPECTS_CSV, TEST_EXAMPLES
 from .batching import encode, first_windows
 from .card import model_card
 from .check import check_file
@@ -29,7 +30,7 @@ from .device import pick_device, set_threads
 from .distillation import distill, load_teacher, teacher_for
 from .errors import TrainerError
 from .evaluate import advice, evaluate, plot_confusion, plot_training, tfidf_baseline
-from .explain import explain_many
+from .explain import explain_examples
 from .export import build_serving
 from .hidden import HiddenTest, score_hidden
 from .insight import data_insight, insight_advice, plot_learning_curve, write_suspects
@@ -41,11 +42,6 @@ from .progress import Progress, ProgressFn, ignore
 from .provenance import content_hash, file_hash, package_versions
 from .pruning import num_layers, prune_layers, select_layers
 from .train import History, fine_tune, finish_method, predict_proba, prepare_method
-
-CONFUSION_PNG = "confusion_matrix.png"
-CURVE_PNG = "training_curve.png"
-LEARNING_CURVE_PNG = "learning_curve.png"
-SUSPECTS_CSV = "suspect_rows.csv"
 
 
 @dataclass
@@ -189,9 +185,13 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
                       if spec.method == "probe" else None)
         ms_per_message = measure_latency(tmp, splits.test.texts)
         served = Predictor(tmp)
-        # why the model was so sure of each of its worst mistakes, as the served model says it
-        for mistake, why in zip(ev.mistakes, explain_many(served, [x["text"] for x in ev.mistakes]), strict=True):
-            mistake["explanation"] = why.to_dict()
+        # why the model labelled the examples of each cell of the confusion matrix so, as the served model
+        # says it (every mistake among them, so the most confident mistakes too)
+        explain_examples(served, ev.examples)
+        why = {x["row"]: x.get("explanation") for x in ev.examples}
+        for mistake in ev.mistakes:
+            mistake["explanation"] = why[mistake["row"]]
+        (tmp / TEST_EXAMPLES).write_text(json.dumps(ev.examples, ensure_ascii=False), encoding="utf-8")
         hidden_scores = None
         if hidden is not None:
             progress(Progress("evaluating", message="the assignment's hidden test set"))
@@ -234,6 +234,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
             "insight_seconds": insight.get("seconds"),  # what the suspect list and the curve took
             "wall_seconds": round(time.perf_counter() - started, 2),  # the whole run until now (before saving)
             "suspect_rows_csv": str((out_dir / SUSPECTS_CSV).resolve()),
+            "test_examples_json": str((out_dir / TEST_EXAMPLES).resolve()),
             "learning_curve_png": str((out_dir / LEARNING_CURVE_PNG).resolve()) if insight.get("learning_curve")
             else None,
         }

@@ -62,8 +62,10 @@ def make_app(service, settings) -> web.Application:
         web.get("/queue", queue_page), web.get("/queue/live", queue_live),
         web.post("/queue/pause", pause), web.post("/queue/resume", resume),
         web.post("/jobs/{id:\\d+}/cancel", cancel), web.post("/jobs/{id:\\d+}/priority", priority),
-        web.get("/jobs/{id:\\d+}", report_page),
-        web.get("/jobs/{id:\\d+}/{plot:confusion|curve}.png", plot),
+        web.get("/jobs/{id:\\d+}", report_page), web.get("/jobs/{id:\\d+}/cell", cell_page),
+        web.get("/jobs/{id:\\d+}/{plot:confusion|curve|learning}.png", plot),
+        web.get("/experiments", experiments_page), web.get("/experiments/{id:\\d+}", experiment_page),
+        web.get("/experiments/{id:\\d+}/chart.png", experiment_chart),
         web.get("/students", students_page),
         web.get("/quotas", quotas_page), web.post("/quotas", set_quotas),
         web.get("/assignments", assignments_page),
@@ -283,12 +285,43 @@ async def report_page(request: web.Request) -> dict:
     return {"job": job, "rep": rep, "m": rep.metrics if rep else None, "owner": names.get(job.owner_id, job.owner_id)}
 
 
+@aiohttp_jinja2.template("cell.html")
+async def cell_page(request: web.Request) -> dict:
+    """One cell of a report's confusion matrix: the test examples in it (``?label=&predicted=``)."""
+    service, who = request.app[SERVICE], request[WHO]
+    label, predicted = request.query.get("label", ""), request.query.get("predicted", "")
+    rep, examples = await service.confusion_cell(who.caller, int(request.match_info["id"]), label, predicted)
+    return {"rep": rep, "label": label, "predicted": predicted, "examples": examples}
+
+
 async def plot(request: web.Request) -> web.StreamResponse:
     rep = await request.app[SERVICE].report(request[WHO].caller, int(request.match_info["id"]))
-    path = rep.confusion_png if request.match_info["plot"] == "confusion" else rep.curve_png
-    if not path.is_file():
+    path = {"confusion": rep.confusion_png, "curve": rep.curve_png,
+            "learning": rep.learning_curve_png}[request.match_info["plot"]]
+    if path is None or not path.is_file():
         raise web.HTTPNotFound(text="This plot's file is gone.")
     return web.FileResponse(path, headers={"Content-Type": "image/png"})  # sent without blocking the loop
+
+
+@aiohttp_jinja2.template("experiments.html")
+async def experiments_page(request: web.Request) -> dict:
+    service, who = request.app[SERVICE], request[WHO]
+    return {"experiments": await service.experiments(who.caller, everyone=True),
+            "names": await service.member_names(who.caller)}
+
+
+@aiohttp_jinja2.template("experiment.html")
+async def experiment_page(request: web.Request) -> dict:
+    service, who = request.app[SERVICE], request[WHO]
+    view = await service.experiment(who.caller, int(request.match_info["id"]))
+    return {"x": view, "owner": (await service.member_names(who.caller)).get(view.owner_id, view.owner_id)}
+
+
+async def experiment_chart(request: web.Request) -> web.StreamResponse:
+    view = await request.app[SERVICE].experiment(request[WHO].caller, int(request.match_info["id"]))
+    if view.chart_png is None or not view.chart_png.is_file():
+        raise web.HTTPNotFound(text="This experiment has no chart (yet).")
+    return web.FileResponse(view.chart_png, headers={"Content-Type": "image/png"})
 
 
 @aiohttp_jinja2.template("students.html")
