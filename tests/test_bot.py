@@ -39,7 +39,7 @@ from bot.app import create_bot
 
 COMMANDS = {"train", "check", "predict", "predict_file", "models", "jobs", "cancel", "report", "queue", "quota",
             "queue_pause", "queue_resume", "class_report", "Classify message", "assignment", "leaderboard", "compare",
-            "dashboard", "suspects"}
+            "dashboard", "suspects", "experiment"}
 
 
 async def test_login_runs_setup_and_syncs_every_command_to_the_configured_guild(env):
@@ -92,7 +92,7 @@ async def test_train_progress_report_and_predict_end_to_end(env):
 
     done = await env.fake.wait(completion, timeout=120, what="the completion message")
     msg = done[0]
-    assert set(msg.files) == {"confusion_matrix.png", "training_curve.png"}
+    assert set(msg.files) == {"confusion_matrix.png", "training_curve.png", "learning_curve.png"}
     assert all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in msg.files.values())
     assert f"<@{DISCORD_ALICE.id}>" in msg.content and "is ready" in msg.content
     embed = msg.json["embeds"][0]

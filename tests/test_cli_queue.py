@@ -99,3 +99,26 @@ def test_scheduler_command_runs_queued_jobs_and_stops_on_ctrl_c(config, syntheti
     written = [data, data / "tinytutor.db", data / "logs" / "job-1.log", model_dir, model_dir / "metrics.json",
                *(data / "datasets").rglob("*")]
     assert {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in written if p.stat().st_mode & 0o077} == {}
+
+
+def test_an_experiment_from_the_command_line(config, synthetic_csv, capsys):
+    """``queue submit --sweep`` queues one job per value; ``scheduler --until-idle`` runs them; ``experiment``
+    shows the runs side by side (probe jobs: seconds each)."""
+    assert main(["queue", "submit", str(synthetic_csv), "--guild", "g1", "--user", "ann", "--name", "sizes",
+                 "--method", "probe", "--sweep", "layers=1,3", "--json"]) == 0
+    sub = last_json(capsys)
+    assert sub["experiment_id"] == 1 and [(j["id"], j["name"]) for j in sub["jobs"]] == [
+        (1, "sizes layers=1"), (2, "sizes layers=3")]
+    assert main(["queue", "submit", str(synthetic_csv), "--guild", "g1", "--user", "ann", "--sweep", "lr=1,2"]) == 1
+    assert "a sweep is SETTING=V1,V2,... with SETTING one of layers, " in capsys.readouterr().err
+    assert main(["scheduler", "--until-idle"]) == 0
+    capsys.readouterr()
+    assert main(["experiment", "1", "--json"]) == 0
+    view = last_json(capsys)
+    assert [(r["value"], r["status"], r["layers"]) for r in view["runs"]] == [(1, "succeeded", 1), (3, "succeeded", 3)]
+    assert view["finished_at"] and Path(view["chart_png"]).is_file() and view["reading"].startswith("Best macro-F1")
+    assert main(["experiment", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "experiment 1 'sizes' of ann: layers = 1, 3 (finished)" in out and "◆" in out
+    assert main(["experiment", "7"]) == 1
+    assert "There is no experiment 7" in capsys.readouterr().err
