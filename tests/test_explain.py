@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from helpers import TOPIC_WORDS
 
-from trainer.explain import MAX_PARTS, explain, explain_many
+from trainer.explain import MAX_PARTS, explain, explain_examples, explain_many
 
 
 class CountingModel:
@@ -53,6 +53,28 @@ def test_many_messages_are_explained_in_one_call_and_long_ones_in_runs_of_words(
     assert all(a.end < b.start for a, b in zip(longer.parts, longer.parts[1:], strict=False))
     (top,) = longer.top()
     assert "pizza" in top.text and top.weight > 0
+
+
+def test_a_confusion_cell_s_examples_are_explained_mistakes_first_within_a_time_budget():
+    examples = [{"row": r, "text": t, "label": y, "predicted": p, "confidence": c} for r, t, y, p, c in (
+        (2, "pizza soup", "food", "food", 0.9), (3, "rain snow", "weather", "weather", 0.8),
+        (4, "pizza rain soup", "weather", "food", 0.7), (5, "soup", "food", "food", 0.6),
+        (6, "snow pizza rain", "food", "weather", 0.95))]
+    assert explain_examples(CountingModel(), examples, seconds=60) == 5
+    assert examples[2]["explanation"]["top"] == ["pizza", "soup"]  # why a weather text was called food
+    # with no time at all: the rows it must explain (the report's mistakes), and nothing more
+    for x in examples:
+        x.pop("explanation")
+    assert explain_examples(CountingModel(), examples, seconds=0, first={4}) == 1
+    assert [x["row"] for x in examples if "explanation" in x] == [4]
+    # with a little: every mistake before any correct example, the most confident first
+    model = CountingModel()
+    order = []
+    model.logits = lambda texts, inner=model.logits: (order.append(texts[0]), inner(texts))[1]
+    for x in examples:
+        x.pop("explanation", None)
+    explain_examples(model, examples, seconds=60)
+    assert order == ["snow pizza rain", "pizza rain soup", "pizza soup", "rain snow", "soup"]
 
 
 def test_a_served_model_s_explanation_names_a_topic_word_and_removing_it_lowers_the_label(learnable_csv,

@@ -16,6 +16,7 @@ long document costs a bounded number of forward passes.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from itertools import zip_longest
 
@@ -131,19 +132,25 @@ def explain(predictor, text: str, max_parts: int = MAX_PARTS) -> Explanation:
     return explain_many(predictor, [text], max_parts)[0]
 
 
-def explain_examples(predictor, examples: list[dict], budget: int = 400, chunk: int = 100) -> None:
-    """Add an ``explanation`` to up to ``budget`` of a test split's examples (``Evaluation.examples``), for
-    the confusion matrix's cells: every mistake first (the most confident first), then the correct ones,
-    taking each correct cell's examples in turn, so every cell shows why at least a few were so labelled.
-    A split of thousands of long texts would cost minutes of forward passes; the rest are listed without."""
-    wrong = sorted((x for x in examples if x["label"] != x["predicted"]), key=lambda x: -x["confidence"])
+def explain_examples(predictor, examples: list[dict], seconds: float, first: set | frozenset = frozenset()) -> int:
+    """Add an ``explanation`` to a test split's examples (``Evaluation.examples``) for the confusion matrix's
+    cells, for about ``seconds``: the rows in ``first`` always (the report's most confident mistakes), then
+    the other mistakes (the most confident first), then the correct ones, each correct cell's in turn, so
+    every cell shows why a few were so labelled. Explaining costs a forward pass per word of each text, and
+    a split of long texts would cost minutes; the rest are listed without. Returns how many were explained."""
+    def order(x):
+        return (x["row"] not in first, x["label"] == x["predicted"], -x["confidence"])
+
+    wrong = sorted((x for x in examples if x["label"] != x["predicted"] or x["row"] in first), key=order)
     cells: dict[str, list[dict]] = {}
     for x in examples:
-        if x["label"] == x["predicted"]:
+        if x["label"] == x["predicted"] and x["row"] not in first:
             cells.setdefault(x["label"], []).append(x)
     right = [x for turn in zip_longest(*cells.values()) for x in turn if x is not None]
-    chosen = (wrong + right)[:budget]
-    for start in range(0, len(chosen), chunk):
-        part = chosen[start:start + chunk]
-        for x, why in zip(part, explain_many(predictor, [x["text"] for x in part]), strict=True):
-            x["explanation"] = why.to_dict()
+    started, done = time.perf_counter(), 0
+    for x in wrong + right:  # one at a time: a long text alone costs up to MAX_PARTS + 1 passes
+        if x["row"] not in first and time.perf_counter() - started > seconds:
+            break
+        x["explanation"] = explain(predictor, x["text"]).to_dict()
+        done += 1
+    return done
