@@ -295,7 +295,7 @@ def experiment_text(view, mention: str) -> str:
     """An experiment's one announcement: who, what varied, the table in a code block, and its reading."""
     head = (f"{mention} your experiment **{truncate(view.name, 80)}** ({view.setting} = "
             f"{', '.join(map(str, view.values))}) has finished: {len(view.done)} of {len(view.runs)} runs succeeded.")
-    tail = (f"\n{view.reading()}\n◆ on the Pareto front: no other run is both as fast and as good. "
-            "`/report job` shows one run's full report.")
+    front = "" if view.is_curve else "\n◆ on the Pareto front: no other run is both as fast and as good."
+    tail = f"\n{view.reading()}{front} `/report job` shows one run's full report."
     room = CONTENT_LIMIT - len(head) - len(tail) - 10
     return f"{head}\n```\n{truncate(view.table(), room)}\n```{tail}"

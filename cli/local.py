@@ -42,6 +42,9 @@ def add_train_flags(p: argparse.ArgumentParser, queued: bool = False) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-length", type=int, help="tokens per window; longer texts are read in overlapping windows")
     p.add_argument("--seed", type=int)
+    p.add_argument("--train-share", type=int, metavar="PERCENT",
+                   help="train on this percent of the training split (stratified; the same test split): "
+                        "with queue submit --sweep train_share=10,25,50,100, the learning curve of the whole recipe")
     p.add_argument("--augment", type=int, metavar="K",
                    help="distill: K perturbed copies of each training text, labelled by the teacher")
     if not queued:
@@ -101,7 +104,8 @@ def cmd_train(args, settings) -> int:
         args.file, out_dir=out, text_column=args.text_column, label_column=args.label_column,
         validation_path=args.validation, base=args.base, layers=layers, layer_list=layer_list,
         strategy=args.strategy, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        max_length=args.max_length, seed=args.seed, teacher=args.teacher, augment=args.augment)
+        max_length=args.max_length, seed=args.seed, teacher=args.teacher, augment=args.augment,
+        train_share=args.train_share)
     result = run_training(spec, Throttle(TerminalBar(), seconds=0.2), settings.base_models)
     m = result.metrics
     if not args.json:

@@ -43,8 +43,8 @@ def add_commands(sub) -> None:
     s.add_argument("--like", type=int, metavar="JOB_ID",
                    help="start from this job's settings (flags given here override them); without FILE, its file")
     s.add_argument("--sweep", metavar="SETTING=V1,V2,...",
-                   help="an experiment: one job per value of layers, max_length, method or strategy, all else "
-                        "equal (e.g. layers=1,2,3,6), announced together with one chart when the last ends")
+                   help="an experiment: one job per value of layers, max_length, method, strategy or train_share, "
+                        "all else equal (e.g. layers=1,2,3,6), announced together with one chart when the last ends")
     s.add_argument("--json", action="store_true")
     s = qsub.add_parser("list", help="a class's jobs: running, then queued in start order, then finished")
     s.add_argument("--guild", required=True)
@@ -91,7 +91,7 @@ def cmd_queue(args, settings) -> int:
                               layers=layers, layer_list=layer_list, strategy=args.strategy, method=args.method,
                               epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                               max_length=args.max_length, seed=args.seed, augment=args.augment,
-                              teacher_model_id=args.teacher_model)
+                              teacher_model_id=args.teacher_model, train_share=args.train_share)
                 caller = Caller(args.guild, args.user, instructor=args.instructor)
                 from pathlib import Path
 
@@ -155,7 +155,8 @@ def cmd_experiment(args, settings) -> int:
         print(view.table())
         if view.finished_at:
             print(view.reading())
-            print("◆ on the Pareto front: no other run is both as fast and as good")
+            if not view.is_curve:
+                print("◆ on the Pareto front: no other run is both as fast and as good")
         if view.chart_png:
             print(f"chart: {view.chart_png}")
         return EXIT_OK

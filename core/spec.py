@@ -100,6 +100,9 @@ class TrainSpec:
     batch_size: int = Field(32, ge=1, le=4096)
     max_length: int = Field(128, ge=1, le=512)  # BERT-family position embeddings stop at 512
     seed: int = Field(42, ge=0, le=2**32 - 1)
+    # percent of the training split trained on (stratified, seeded; validation and test unchanged): an
+    # experiment over it (train_share=10,25,50,100) is the learning curve of the whole recipe
+    train_share: int = Field(100, ge=1, le=100)
     patience: int = Field(3, ge=1)  # epochs without a better validation macro-F1 before stopping
     weight_decay: float = Field(0.01, ge=0, le=1)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -162,7 +165,7 @@ class TrainSpec:
 
 # An experiment (``/experiment``, ``queue submit --sweep``) varies one of these; each value is checked
 # again as the job's TrainSpec, so a range or a choice is refused with the key named.
-SWEEPABLE: dict[str, type] = {"layers": int, "max_length": int, "method": str, "strategy": str}
+SWEEPABLE: dict[str, type] = {"layers": int, "max_length": int, "method": str, "strategy": str, "train_share": int}
 MAX_SWEEP_VALUES = 8
 
 

@@ -54,7 +54,7 @@ log = logging.getLogger("tinytutor.service")
 
 # Settings a student may choose per job (the rest come from config.toml).
 JOB_PARAMS = ("layers", "layer_list", "strategy", "method", "epochs", "lr", "max_length", "batch_size",
-              "base", "text_column", "label_column", "seed", "augment", "teacher_model_id")
+              "base", "text_column", "label_column", "seed", "augment", "teacher_model_id", "train_share")
 QUOTA_NAMES = ("max_queued_per_student", "max_running_per_student", "max_jobs_per_day", "max_rows", "max_bytes",
                "max_epochs", "checks_per_hour", "predict_files_per_hour", "predictions_per_minute", "max_disk_mb")
 MAX_NAME = 100

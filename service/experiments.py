@@ -1,5 +1,6 @@
 """Experiments: one request that queued several jobs differing in one setting (queued by ``submit`` with a
-sweep), seen together: a table of the runs, the Pareto front of quality against speed, and one chart."""
+sweep), seen together: a table of the runs, the Pareto front of quality against speed, and one chart (a
+learning curve when the setting is ``train_share``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class ExperimentRun:
     ms_per_message: float | None = None
     params: int | None = None
     layers: int | None = None
+    examples: int | None = None  # trained on (its share of the training split)
+    per_class_f1: dict | None = None
     error: str | None = None
     front: bool = False  # on the Pareto front: no other run is both as fast and as good, and better in one
 
@@ -54,11 +57,22 @@ class ExperimentView:
     def done(self) -> list[ExperimentRun]:
         return [r for r in self.runs if r.status == SUCCEEDED]
 
+    @property
+    def is_curve(self) -> bool:
+        """A sweep of the share of the training data: a learning curve, not a trade-off of size and speed."""
+        return self.setting == "train_share"
+
     def reading(self) -> str:
-        """One line a student can act on: the smallest run within a point of the best, or what went wrong."""
+        """One line a student can act on: the smallest run within a point of the best (or, for a learning
+        curve, whether more data would help), or what went wrong."""
         done = self.done
         if not done:
             return "No run of this experiment finished; the table says why."
+        if self.is_curve:
+            from trainer.sweep import curve_reading
+
+            return curve_reading([{"share": r.value, "examples": r.examples, "macro_f1": r.macro_f1,
+                                   "per_class_f1": r.per_class_f1 or {}} for r in sorted(done, key=lambda r: r.value)])
         best = max(done, key=lambda r: r.macro_f1)
         near = min((r for r in done if r.macro_f1 >= best.macro_f1 - 0.01), key=lambda r: (r.params, r.ms_per_message))
         line = f"Best macro-F1 {best.macro_f1:.3f} with {self.setting}={best.value}."
@@ -71,17 +85,19 @@ class ExperimentView:
         """The runs as a fixed-width table (for a code block or a terminal); ◆ marks the Pareto front."""
         from trainer.sweep import params_text
 
-        layers = self.setting != "layers"  # the layers kept, unless they are the setting itself
-        head = (f"{self.setting:>10}  {'macro-F1':>8}  {'ms/msg':>7}  {'params':>7}  " + (f"{'layers':>6}  " if layers else "")
+        # the layers kept, unless they are the setting itself; a learning curve's training examples
+        extra = "layers" if self.setting != "layers" else None
+        extra = "examples" if self.is_curve else extra
+        head = (f"{self.setting:>11}  {'macro-F1':>8}  {'ms/msg':>7}  {'params':>7}  " + (f"{extra:>8}  " if extra else "")
                 + f"{'job':>5}")
         lines = [head]
         for r in self.runs:
             if r.status == SUCCEEDED:
-                lines.append(f"{r.value!s:>10}  {r.macro_f1:>8.3f}  {r.ms_per_message:>7.2f}  {params_text(r.params):>7}  "
-                             + (f"{r.layers:>6}  " if layers else "") + f"{r.job_id:>5}{'  ◆' if r.front else ''}")
+                lines.append(f"{r.value!s:>11}  {r.macro_f1:>8.3f}  {r.ms_per_message:>7.2f}  {params_text(r.params):>7}  "
+                             + (f"{getattr(r, extra):>8}  " if extra else "") + f"{r.job_id:>5}{'  ◆' if r.front else ''}")
             else:
                 why = f": {r.error}" if r.error else ""
-                lines.append(f"{r.value!s:>10}  {r.status}{why}"[:110] + f"  (job {r.job_id})")
+                lines.append(f"{r.value!s:>11}  {r.status}{why}"[:110] + f"  (job {r.job_id})")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -136,13 +152,16 @@ class Experiments(ServiceBase):
             rep = reports.get(job.id)
             if job.status == SUCCEEDED and rep is not None:
                 m = rep.metrics
+                report = m.get("report") or {}
                 runs.append(ExperimentRun(job.id, value, job.status, m["macro_f1"], m["ms_per_message"], m["params"],
-                                          len(m["layers_kept"])))
+                                          len(m["layers_kept"]), m["split"]["train"],
+                                          {lab: report[lab]["f1-score"] for lab in m["labels"] if lab in report}))
             else:
                 runs.append(ExperimentRun(job.id, value, job.status, error=job.error if job.status == FAILED else None))
         done = [r for r in runs if r.status == SUCCEEDED]
-        for r, front in zip(done, pareto_front([(r.ms_per_message, r.macro_f1) for r in done]), strict=True):
-            r.front = front
+        if exp.setting != "train_share":  # a learning curve is not a trade-off: no front
+            for r, front in zip(done, pareto_front([(r.ms_per_message, r.macro_f1) for r in done]), strict=True):
+                r.front = front
         return ExperimentView(exp.id, exp.owner_id, exp.name, exp.setting, list(exp.values), exp.created_at,
                               exp.finished_at, runs)
 

@@ -173,3 +173,51 @@ async def test_the_dashboard_shows_experiments_and_each_confusion_cell(db, db_ur
     rep, examples = await service.confusion_cell(ALICE, sub.jobs[1].id, labels[0], labels[0])
     assert len(examples) == matrix[0][0] and all(x["label"] == x["predicted"] == labels[0] for x in examples)
     assert [x["confidence"] for x in examples] == sorted((x["confidence"] for x in examples), reverse=True)
+
+
+def test_a_share_of_the_training_split_keeps_every_label_and_the_same_test_split():
+    from core.spec import DataLimits
+    from helpers import synthetic_rows
+
+    from trainer.data import Dataset, share_of_training, split_dataset
+
+    rows = synthetic_rows(40)
+    ds = Dataset([t for t, _ in rows], [y for _, y in rows], list(range(2, len(rows) + 2)), "text", "label", "utf-8",
+                 "csv")
+    full = split_dataset(ds, DataLimits(), 42)
+    quarter = share_of_training(full, 25, 42)
+    assert len(quarter.train) == round(len(full.train) / 4) and set(quarter.train.labels) == set(full.train.labels)
+    assert set(quarter.train.rows) < set(full.train.rows)
+    assert quarter.test.rows == full.test.rows and quarter.validation.rows == full.validation.rows
+    assert share_of_training(full, 25, 42).train.rows == quarter.train.rows  # seeded: the same rows again
+    assert share_of_training(full, 100, 42) is full
+
+
+def test_a_learning_curve_of_whole_runs_says_whether_more_data_would_help():
+    from trainer.sweep import curve_reading
+
+    rising = [{"share": 25, "examples": 30, "macro_f1": 0.61, "per_class_f1": {"a": 0.5, "b": 0.7}},
+              {"share": 100, "examples": 120, "macro_f1": 0.80, "per_class_f1": {"a": 0.9, "b": 0.72}}]
+    assert curve_reading(rising) == ("Macro-F1 0.610 with 25 % of the training data (30 examples), 0.800 with 100 % "
+                                     "(120). Still rising: more examples will help, most of 'a' (its F1 rose most).")
+    flat = [dict(rising[0], macro_f1=0.795), rising[1]]
+    assert "Flat: more of the same data will not help much" in curve_reading(flat)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_an_experiment_over_the_share_of_the_data_is_a_learning_curve(db, db_url, settings_for, service):
+    sub = await service.submit(ALICE, GOOD, "topics.csv", name="more data", params={"method": "probe"},
+                               sweep="train_share=25,50,100")
+    sched = Scheduler(db, settings_for(db_url), executor=LocalExecutor(), slots=1)
+    await sched.start()
+    try:
+        await wait_for(lambda: sched.idle(), timeout=240, what="three probe runs")
+    finally:
+        await sched.stop()
+    view = await service.experiment(ALICE, sub.experiment_id)
+    assert view.is_curve and [r.status for r in view.runs] == ["succeeded"] * 3
+    examples = [r.examples for r in view.runs]
+    assert examples[0] < examples[1] < examples[2] and not any(r.front for r in view.runs)
+    assert view.reading().startswith("Macro-F1 ") and "with 50 % of the training data" in view.reading()
+    assert view.table().splitlines()[0].split() == ["train_share", "macro-F1", "ms/msg", "params", "examples", "job"]
+    assert view.chart_png.read_bytes()[:4] == b"\x89PNG"

@@ -315,3 +315,28 @@ def split_dataset(ds: Dataset, limits: DataLimits, seed: int, validation: Datase
     rest_labels = [ds.labels[i] for i in rest]
     train, val = train_test_split(rest, test_size=n_val, random_state=seed, stratify=rest_labels)
     return Splits(ds.subset(sorted(train)), ds.subset(sorted(val)), ds.subset(sorted(test)), "stratified")
+
+
+def stratified_share(labels, fraction: float, rng) -> list[int]:
+    """Indices (sorted) of a stratified ``fraction`` of ``labels``, at least one example of every label;
+    ``rng`` a numpy Generator (seeded by the caller, so a run is repeatable)."""
+    import numpy as np
+
+    y = np.asarray(labels)
+    keep = []
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        keep.extend(rng.choice(idx, size=max(1, round(len(idx) * fraction)), replace=False).tolist())
+    return sorted(keep)
+
+
+def share_of_training(splits: Splits, percent: int, seed: int) -> Splits:
+    """The splits with ``percent`` % of the training split kept (stratified, seeded): the same validation
+    and test splits, so runs on different shares of the data are scored on the same examples (a learning
+    curve of the whole recipe, ``train_share``)."""
+    import numpy as np
+
+    if percent >= 100:
+        return splits
+    keep = stratified_share(splits.train.labels, percent / 100, np.random.default_rng(seed))
+    return Splits(splits.train.subset(keep), splits.validation, splits.test, splits.source)

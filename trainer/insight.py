@@ -24,6 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from .data import stratified_share
+
 CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 MAX_SUSPECTS = 200  # rows kept in metrics.json (the report shows the first few)
 STILL_RISING = 0.02  # macro-F1 gained from half the training data to all of it that counts as rising
@@ -67,16 +69,6 @@ def suspect_rows(ex: Examples, labels: list[str], C: float, seed: int, folds: in
     return out
 
 
-def _subsample(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Indices of a stratified ``fraction`` of ``y``, at least one example of every label."""
-    keep = []
-    for label in np.unique(y):
-        idx = np.flatnonzero(y == label)
-        n = max(1, round(len(idx) * fraction))
-        keep.extend(rng.choice(idx, size=n, replace=False))
-    return np.sort(np.array(keep))
-
-
 def learning_curve(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
                    labels: list[str], C: float, seed: int) -> list[dict]:
     """Macro-F1 on the test split of the probe trained on growing shares of the training split, each
@@ -85,7 +77,7 @@ def learning_curve(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     ids = list(range(len(labels)))
     points = []
     for fraction in CURVE_FRACTIONS:
-        part = _subsample(y_train, fraction, rng) if fraction < 1 else np.arange(len(y_train))
+        part = np.array(stratified_share(y_train, fraction, rng)) if fraction < 1 else np.arange(len(y_train))
         if len(np.unique(y_train[part])) < 2:
             continue
         pred = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(x_train[part], y_train[part]).predict(x_test)

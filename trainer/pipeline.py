@@ -99,7 +99,8 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
     if spec.validation_path:
         validation = data_mod.load_dataset(spec.validation_path, spec.limits, ds.text_column, ds.label_column,
                                            for_training=False)
-    splits = data_mod.split_dataset(ds, spec.limits, spec.seed, validation)
+    splits = data_mod.share_of_training(data_mod.split_dataset(ds, spec.limits, spec.seed, validation),
+                                        spec.train_share, spec.seed)
     labels = sorted(set(ds.labels))
     given_teacher = None
     if spec.method == "distill" and spec.teacher:

@@ -1,5 +1,7 @@
-"""How small can it get: an experiment's runs side by side (macro-F1 against ms per message, the point's
-size its parameters) and the Pareto front among them: the runs no other run beats on both quality and speed."""
+"""An experiment's runs side by side. How small can it get: macro-F1 against ms per message, the point's
+size its parameters, and the Pareto front among them (the runs no other run beats on both quality and
+speed). Would more data help: an experiment over ``train_share`` is the learning curve of the whole
+recipe, macro-F1 against the training examples, and what it says."""
 
 from __future__ import annotations
 
@@ -15,14 +17,36 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     return [not any(beaten(p, q) for q in points) for p in points]
 
 
+STILL_RISING = 0.02  # macro-F1 gained over the last step of the curve that counts as still rising
+
+
+def curve_reading(points: list[dict]) -> str:
+    """What a learning curve of whole runs says. ``points``: ``{share, examples, macro_f1, per_class_f1}`` in
+    growing order of ``share`` (percent of the training split)."""
+    if len(points) < 2:
+        return "Too few runs finished to draw a learning curve."
+    before, last = points[-2], points[-1]
+    gain = last["macro_f1"] - before["macro_f1"]
+    head = (f"Macro-F1 {before['macro_f1']:.3f} with {before['share']} % of the training data ({before['examples']} "
+            f"examples), {last['macro_f1']:.3f} with {last['share']} % ({last['examples']}).")
+    if gain >= STILL_RISING:
+        rises = {lab: f - before["per_class_f1"].get(lab, 0.0) for lab, f in last["per_class_f1"].items()}
+        lab = max(rises, key=lambda k: (rises[k], -last["per_class_f1"][k])) if rises else None
+        most = f", most of '{lab}' (its F1 rose most)" if lab else ""
+        return f"{head} Still rising: more examples will help{most}."
+    return (f"{head} Flat: more of the same data will not help much; vary it (new phrasings, other sources, "
+            "harder examples), or fix the labels that look wrong.")
+
+
 def params_text(n: int) -> str:
     """A parameter count as people say it: 22.7M, 41k."""
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
 
 
 def plot_sweep(runs: list[dict], setting: str, path: Path, title: str) -> None:
-    """``runs``: finished runs with ``value``, ``macro_f1``, ``ms_per_message``, ``params`` and ``front``.
-    Drawn with matplotlib's object API (no pyplot state), so the bot may draw it in a worker thread."""
+    """``runs``: finished runs with ``value``, ``macro_f1``, ``ms_per_message``, ``params``, ``examples`` and
+    ``front``. Drawn with matplotlib's object API (no pyplot state), so the bot may draw it in a worker
+    thread. A sweep of ``train_share`` is drawn as a learning curve."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -31,6 +55,27 @@ def plot_sweep(runs: list[dict], setting: str, path: Path, title: str) -> None:
     fig = Figure(figsize=(6.4, 4.2), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    ax.set_title(title, fontsize=10, fontfamily=["DejaVu Sans", *fallback_fonts()])
+    if setting == "train_share":
+        _learning_curve(ax, sorted(runs, key=lambda r: r["value"]))
+    else:
+        _pareto(ax, runs, setting)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _learning_curve(ax, runs: list[dict]) -> None:
+    ax.plot([r["examples"] for r in runs], [r["macro_f1"] for r in runs], marker="o", color="#1f4e79")
+    for r in runs:
+        ax.annotate(f"{r['value']} %", (r["examples"], r["macro_f1"]), textcoords="offset points", xytext=(0, 7),
+                    ha="center", fontsize=8)
+    ax.set_xlabel("training examples (the same test split for every run)")
+    ax.set_ylabel("test macro-F1")
+    ax.set_ylim(max(0.0, min((r["macro_f1"] for r in runs), default=0) - 0.1), 1.02)
+    ax.grid(alpha=0.3)
+
+
+def _pareto(ax, runs: list[dict], setting: str) -> None:
     most = max((r["params"] for r in runs), default=1)
     for r in runs:
         size = 60 + 540 * r["params"] / most  # area grows with the parameter count
@@ -48,6 +93,3 @@ def plot_sweep(runs: list[dict], setting: str, path: Path, title: str) -> None:
     ax.set_ylim(max(0.0, lo - 0.1), 1.02)
     ax.set_xlim(left=0, right=max((r["ms_per_message"] for r in runs), default=1) * 1.35)
     ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10, fontfamily=["DejaVu Sans", *fallback_fonts()])
-    fig.tight_layout()
-    fig.savefig(path)

@@ -15,7 +15,7 @@ from service.errors import InvalidRequest
 from .. import render
 from ._common import caller_of, check_size, defer_public, read_attachment, send_public
 
-Setting = Literal["layers", "max_length", "method", "strategy"]
+Setting = Literal["layers", "max_length", "method", "strategy", "train_share"]
 
 
 class Experiments(commands.Cog):
@@ -28,8 +28,8 @@ class Experiments(commands.Cog):
     @experiment.command(name="run")
     @app_commands.describe(
         name="a name for the experiment (each job's model is named after it and its value)",
-        setting="the one setting that differs between the jobs",
-        values=f"its values, separated by commas (2 to {MAX_SWEEP_VALUES}), e.g. 1,2,3,6 for layers",
+        setting="the one setting that differs (train_share: percent of the training data, a learning curve)",
+        values=f"its values, separated by commas (2 to {MAX_SWEEP_VALUES}): 1,2,3,6 for layers, 10,25,50,100 for train_share",
         dataset="CSV, TSV, JSONL, JSON or XLSX with a text and a label column (optional with like)",
         layers="encoder layers to keep in every job (unless the experiment varies them)",
         method="full, LoRA, the head only, distill (TinyBERT), or probe, in every job",
