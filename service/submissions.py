@@ -99,7 +99,9 @@ class Submissions(Assignments, Comparisons):
                 teacher = await self._usable_model(s, caller, params["teacher_model_id"])
                 params["teacher_model_id"], teacher_labels = teacher.id, list(teacher.labels)
         # the one spec per job (one, or one per value of a sweep): the file's path is set once it is staged
-        variants = [params | {sweep.setting: v} for v in sweep.values] if sweep else [params]
+        variants = [params] if not sweep else [
+            {k: v for k, v in params.items() if not (sweep.setting == "layers" and k == "layer_list")}  # a rerun's
+            | {sweep.setting: value} for value in sweep.values]  # explicit layers would make every job the same
         specs = [self._train_spec("upload", v) for v in variants]
         for spec in specs:
             self._check_spec(cls, spec, teacher_labels is not None)

@@ -176,9 +176,9 @@ async def test_the_dashboard_shows_experiments_and_each_confusion_cell(db, db_ur
 
 
 def test_a_share_of_the_training_split_keeps_every_label_and_the_same_test_split():
-    from core.spec import DataLimits
     from helpers import synthetic_rows
 
+    from core.spec import DataLimits
     from trainer.data import Dataset, share_of_training, split_dataset
 
     rows = synthetic_rows(40)

@@ -62,8 +62,11 @@ class Experiments(commands.Cog):
                                             params=params, channel_id=str(interaction.channel_id), like=like,
                                             sweep=f"{setting}={values}")
         jobs = ", ".join(f"**{j.id}** ({j.name.rsplit(' ', 1)[-1]})" for j in sub.jobs)
+        last = sub.jobs[-1]
+        when = f"; the last one's result expected {render.eta(last.eta_seconds)}" if last.position else ""
         lines = [f"Queued experiment **{sub.experiment_id}** `{render.truncate(name, 80)}`: {len(sub.jobs)} jobs on "
-                 f"{sub.rows:,} examples, {len(sub.labels)} labels: {jobs}. The first is {render.queue_place(sub.job)}.",
+                 f"{sub.rows:,} examples, {len(sub.labels)} labels: {jobs}.",
+                 f"The first job: {render.queue_place(sub.job)}{when}.",
                  "When the last one ends, one chart and table are posted in this channel; /jobs shows each job."]
         lines += [f"⚠️ {w['message']}" + (f" {w['hint']}" if w.get("hint") else "") for w in sub.warnings[:5]]
         await interaction.followup.send(render.truncate("\n".join(lines), render.CONTENT_LIMIT), ephemeral=True)
