@@ -159,7 +159,7 @@ class Demo:
             expected = len(views) - len(self.sweep.jobs) + 1  # an experiment's jobs are announced together
             if all(v.status in ("succeeded", "failed", "cancelled") for v in views) and len(announced) >= expected:
                 break
-            await asyncio.sleep(0.25)  # often enough to see the tiny test model's one epoch
+            await asyncio.sleep(0.5)
         await self.rt.scheduler.stop()
         for v in views:
             if v.status != "succeeded":

@@ -54,7 +54,8 @@ async def record_success(db, store, job_id: int, lease: str, model_rel: str, met
     from trainer.artefacts import REPORT_FILES
 
     model_dir = store.path(model_rel)
-    plots = store.copy_report_files(job_id, [model_dir / f for f in REPORT_FILES if (model_dir / f).is_file()])[:2]
+    kept = store.copy_report_files(job_id, [model_dir / f for f in REPORT_FILES if (model_dir / f).is_file()])
+    plots = kept[:2]  # the confusion matrix and the training curve (always written): the report row names them
     model = await db.write_with_retries(  # a database blip must not throw a finished training away
         lambda s: q.succeed(s, job_id, lease, model_rel, metrics, *plots, hidden=hidden),
         f"job {job_id}: recording its model")

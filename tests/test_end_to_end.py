@@ -68,9 +68,13 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch, tiny_bas
     # both jobs announced once each, and Alice's experiment (two jobs) once for both
     assert out.count("[channel] @") == 3 and out.count("finished: macro-F1") == 2
     assert out.count("[channel] @alice: experiment 1 'how small' finished: Best macro-F1") == 1
-    # progress shown as it happens (a line per stage and epoch; the tiny model's epochs may pass between polls)
-    assert "job 1 (alice): running: loading" in out and "job 2 (bob): running: loading" in out
-    assert "training epoch 1/1" in out or "training teacher epoch 1/1" in out
+    # progress shown as it happens, a line per stage and epoch seen; which stages a poll catches is timing (the
+    # tiny model's one epoch often ends between two heartbeats: asserting "training epoch 1/1" failed this test
+    # about one run in three), so: each job is seen queued, then at work, then finished
+    for job, who in ((1, "alice"), (2, "bob"), (3, "alice"), (4, "alice")):
+        lines = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith(f"   job {job} ({who}): ")]
+        assert lines[0].startswith("queued, position") and lines[-1] == "succeeded", lines
+        assert any(line.startswith(("running: ", "training ")) for line in lines[1:-1]), lines
     assert "Bob's student keeps" in out and "onnxruntime" in out  # the distilled job beside the pruned one
     assert "refused: There is no model" in out and "after Alice shares it" in out
     # the assignment: a hidden set held out of the data, both jobs scored on it, the board printed
