@@ -99,13 +99,16 @@ class Announcer:
         """The channel refused a result for too long: tell the student once, by direct message."""
         p = row.payload
         user = await self.bot.fetch_user(int(p["owner_id"]))
-        what = {"job_succeeded": f"finished (macro-F1 {p.get('macro_f1', 0):.3f}); /report {p['job_id']} shows "
-                                 "its report and plots",
-                "job_failed": f"failed: {render.truncate(p.get('error') or '', 1200)}",
-                "job_cancelled": "was cancelled"}.get(row.kind, row.kind)
-        what = (f"experiment **{p['experiment_id']}** `{render.truncate(p['name'], 80)}` has finished; `/experiment show "
-                f"{p['experiment_id']}` shows its chart" if row.kind == "experiment_finished"
-                else f"job **{p['job_id']}** `{render.truncate(p['name'], 80)}` {what}")
+        name = render.truncate(p["name"], 80)
+        if row.kind == "experiment_finished":
+            what = (f"experiment **{p['experiment_id']}** `{name}` has finished; `/experiment show "
+                    f"{p['experiment_id']}` shows its chart and table")
+        else:
+            outcome = {"job_succeeded": f"finished (macro-F1 {p.get('macro_f1', 0):.3f}); /report {p['job_id']} "
+                                        "shows its report and plots",
+                       "job_failed": f"failed: {render.truncate(p.get('error') or '', 1200)}",
+                       "job_cancelled": "was cancelled"}.get(row.kind, row.kind)
+            what = f"job **{p['job_id']}** `{name}` {outcome}"
         await user.send(f"Your TinyTutor {what}. I could not "
                         f"post this in <#{row.channel_id}> ({render.truncate(error, 200)}); ask your instructor to "
                         "let TinyTutor send messages there.")

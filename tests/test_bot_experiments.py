@@ -49,3 +49,27 @@ async def test_a_layer_sweep_is_queued_privately_and_posted_once_with_its_chart_
     again = [c for c in calls if c.path.startswith("/webhooks")][0]
     assert not again.ephemeral and "experiment-1.png" in again.files and not again.pings
 
+
+
+async def test_an_experiment_its_channel_refuses_reaches_the_student_by_direct_message_once(env):
+    """Both runs cancelled while queued: the experiment ends with no chart, its one notice is refused by the
+    channel, and the student is told directly, once."""
+    from datetime import timedelta
+
+    from fake_discord import CHANNEL_ID, DM_CHANNEL_ID
+    from helpers import GOOD
+
+    await env.bot.runtime.scheduler.stop(requeue=True)
+    env.bot.outbox.give_up_after = timedelta(0)
+    env.fake.fail("POST", rf"^/channels/{CHANNEL_ID}/messages$", 403, times=-1)
+    opt, att = env.attachment_option("dataset", "topics.csv", GOOD)
+    await env.run(DISCORD_ALICE, "experiment", [opt, option("name", STRING, "muted"), option("setting", STRING, "layers"),
+                                                option("values", STRING, "1,2")], sub="run", attachments=[att])
+    for job in (1, 2):
+        await env.run(DISCORD_ALICE, "cancel", [option("job", INTEGER, job)])
+    dm = await env.fake.wait(lambda: [c for c in env.fake.calls if c.path == f"/channels/{DM_CHANNEL_ID}/messages"],
+                             what="the direct message")
+    assert "experiment **1** `muted` has finished" in dm[0].content and "could not post" in dm[0].content
+    await env.bot.runtime.periodic.rounds("outbox", 3)  # given up, so not tried again
+    assert len([c for c in env.channel_posts() if c.status == 403]) == 1  # the one notice, tried once
+    assert len([c for c in env.fake.calls if c.path == f"/channels/{DM_CHANNEL_ID}/messages"]) == 1
