@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium
 with the system driver; nothing is downloaded): sign in with a link, watch the queue update while a
-job trains, cancel a job with its button, open a report with both images loaded. Screenshots go to
+job trains, cancel a job with its button, open a report with both images loaded and click a cell of its
+confusion matrix. Screenshots go to
 the test's temporary directory (and to $TINYTUTOR_SCREENSHOTS when set, for the README)."""
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ async def test_an_instructor_runs_the_queue_from_the_page(make, db, browser, tmp
         assert loaded == [True, True]
         assert "Classification report" in browser.page_source and "alice-topics" in browser.page_source
         await run(shot, browser, tmp_path, "report")
+        # a cell of the confusion matrix, clicked: the page of its test examples, as many as the cell said
+        first = await run(js, "const a = document.querySelector('#confusion-cells a'); a.click(); return a.innerText")
+        await wait_for(lambda: run(js, "return document.getElementById('cell-examples') !== null "
+                                       "&& document.readyState === 'complete'"), timeout=30)
+        listed = await run(js, "return document.querySelectorAll('#cell-examples tr').length - 1")
+        assert listed == int(first) and "/cell?label=" in browser.current_url
         for page, name, expect in (("students", "students", "Alice"), ("assignments", "assignments", "topics"),
                                    ("assignments/topics", "leaderboard", "alice-topics"), ("quotas", "quotas", "Save")):
             await run(browser.get, f"http://127.0.0.1:{port}/{page}")
