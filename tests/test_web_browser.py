@@ -1,8 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium
 with the system driver; nothing is downloaded): sign in with a link, watch the queue update while a
 job trains, cancel a job with its button, open a report with both images loaded and click a cell of its
-confusion matrix. Screenshots go to
-the test's temporary directory (and to $TINYTUTOR_SCREENSHOTS when set, for the README)."""
+confusion matrix. Screenshots go to the test's temporary directory (and to $TINYTUTOR_SCREENSHOTS when
+set, for the README)."""
 
 from __future__ import annotations
 
