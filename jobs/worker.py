@@ -9,6 +9,7 @@ worker meanwhile is never overwritten. Tracebacks go to the job's log file, neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -53,15 +54,21 @@ async def _run(payload: WorkerPayload) -> None:
         store.remove_partial(payload.model_rel)
         os._exit(0)  # the training thread cannot be interrupted; the process ends here
 
+    stopping = asyncio.Event()  # set when training has ended: the heartbeat finishes its write and returns
+
+    async def pause() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), payload.heartbeat_seconds)
+
     async def heartbeat() -> None:
-        while True:
+        while not stopping.is_set():
             p = latest["progress"]
             try:
                 async with db.transaction() as s:
                     ours, cancel = await q.heartbeat(s, job_id, lease, None if p is latest["sent"] else p)
             except Exception:  # the database is briefly unreachable: keep training, try again next beat
                 log.exception("job %s: heartbeat not written", job_id)
-                await asyncio.sleep(payload.heartbeat_seconds)
+                await pause()
                 continue
             latest["sent"] = p
             if not ours:
@@ -76,7 +83,19 @@ async def _run(payload: WorkerPayload) -> None:
                 async with db.transaction() as s:
                     await q.fail(s, job_id, lease, TIMED_OUT.format(minutes=payload.time_limit_minutes))
                 await leave("time limit reached")
-            await asyncio.sleep(payload.heartbeat_seconds)
+            await pause()
+
+    async def stop_heartbeat() -> None:
+        """Let the heartbeat end its write, not cancel it inside one: cancelled mid-transaction, its SQLite
+        connection once kept the write lock, and the outcome written next failed for minutes (the finished
+        job was then trained again)."""
+        stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(beat), 30)
+        except TimeoutError:  # a write that hangs (the database unreachable): the outcome's retries take over
+            beat.cancel()
+        except Exception:
+            log.exception("job %s: the heartbeat had stopped with an error", job_id)
 
     beat = asyncio.create_task(heartbeat())
     log.info("job %s: training %s", job_id, spec.to_json())
@@ -86,12 +105,13 @@ async def _run(payload: WorkerPayload) -> None:
         error, for_the_log = failure_message(exc, job_id)
         if for_the_log:
             log.error("job %s: %s", job_id, for_the_log)
+        await stop_heartbeat()
         await record_failure(db, job_id, lease, error)
     else:
-        beat.cancel()
+        await stop_heartbeat()
         await record_success(db, store, job_id, lease, payload.model_rel, result.metrics, result.hidden)
     finally:
-        beat.cancel()
+        beat.cancel()  # done by now, unless recording the outcome raised
         store.remove_partial(payload.model_rel)
         await db.close()
         logging.shutdown()
