@@ -14,11 +14,12 @@ from sqlalchemy import select
 from core.files import atomic_directory
 from storage.models import FAILED, SUCCEEDED, Experiment, Job, Report
 
-from .base import ServiceBase
+from .base import ServiceBase, _valid_id
 from .errors import NotFound, PermissionDenied
 from .views import Caller
 
 CHART = "sweep.png"
+TFIDF, PROBE = "TF-IDF", "frozen base + probe"  # the cheap references every run is scored beside
 
 
 @dataclass
@@ -52,6 +53,9 @@ class ExperimentView:
     finished_at: datetime | None
     runs: list[ExperimentRun]
     chart_png: Path | None = None  # drawn once the experiment has finished and one run succeeded
+    # the cheap references on the runs' test split (every run of a sweep shares it; for a learning curve,
+    # the largest share's): {"TF-IDF": macro-F1, "frozen base + probe": macro-F1}
+    references: dict[str, float] | None = None
 
     @property
     def done(self) -> list[ExperimentRun]:
@@ -79,7 +83,16 @@ class ExperimentView:
         if near is not best:
             line += (f" {self.setting}={near.value} comes within a point of it ({near.macro_f1:.3f}) with "
                      f"{near.params / best.params:.0%} of the parameters at {near.ms_per_message:.2f} ms a message.")
+        probe = (self.references or {}).get(PROBE)
+        if probe is not None and best.macro_f1 < probe:
+            line += (f" No run beats the frozen base read by a linear probe ({probe:.3f}): the cut or the training "
+                     "lost what the base knew; try more layers, more epochs or method probe.")
         return line
+
+    def references_line(self) -> str:
+        """The references on the same split, in one line (empty without them)."""
+        refs = self.references or {}
+        return " · ".join(f"{k} {v:.3f}" for k, v in refs.items() if v is not None)
 
     def table(self) -> str:
         """The runs as a fixed-width table (for a code block or a terminal); ◆ marks the Pareto front."""
@@ -98,6 +111,8 @@ class ExperimentView:
             else:
                 why = f": {r.error}" if r.error else ""
                 lines.append(f"{r.value!s:>11}  {r.status}{why}"[:110] + f"  (job {r.job_id})")
+        if self.references_line():
+            lines.append(f"same test split: {self.references_line()}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -105,7 +120,7 @@ class ExperimentView:
                 "values": self.values, "created_at": self.created_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None,
                 "runs": [r.to_dict() for r in self.runs], "chart_png": str(self.chart_png) if self.chart_png else None,
-                "reading": self.reading() if self.finished_at else None}
+                "references": self.references, "reading": self.reading() if self.finished_at else None}
 
 
 class Experiments(ServiceBase):
@@ -113,7 +128,7 @@ class Experiments(ServiceBase):
         """An experiment of the caller's (or, for instructors, of the class), its chart drawn once it finished
         (``chart=False``: not drawn, a quick read)."""
         async with self.db.transaction() as s:
-            exp = await s.get(Experiment, int(experiment_id)) if str(experiment_id).isdigit() else None
+            exp = await s.get(Experiment, int(experiment_id)) if _valid_id(experiment_id) else None
             if exp is None or exp.guild_id != caller.guild_id and not caller.operator:
                 raise NotFound(f"There is no experiment {experiment_id} in this class.")
             if exp.owner_id != caller.user_id and not caller.steers:
@@ -147,11 +162,13 @@ class Experiments(ServiceBase):
         jobs = list((await s.execute(select(Job).where(Job.experiment_id == exp.id).order_by(Job.id))).scalars())
         reports = {r.job_id: r for r in (await s.execute(
             select(Report).where(Report.job_id.in_([j.id for j in jobs])))).scalars()} if jobs else {}
-        runs = []
+        runs, references = [], None
         for job, value in zip(jobs, exp.values, strict=False):
             rep = reports.get(job.id)
             if job.status == SUCCEEDED and rep is not None:
                 m = rep.metrics
+                if references is None or exp.setting == "train_share":  # the runs share a split (a curve: the last)
+                    references = {TFIDF: m.get("baseline_macro_f1"), PROBE: m.get("probe_macro_f1")}
                 report = m.get("report") or {}
                 runs.append(ExperimentRun(job.id, value, job.status, m["macro_f1"], m["ms_per_message"], m["params"],
                                           len(m["layers_kept"]), m["split"]["train"],
@@ -163,7 +180,7 @@ class Experiments(ServiceBase):
             for r, front in zip(done, pareto_front([(r.ms_per_message, r.macro_f1) for r in done]), strict=True):
                 r.front = front
         return ExperimentView(exp.id, exp.owner_id, exp.name, exp.setting, list(exp.values), exp.created_at,
-                              exp.finished_at, runs)
+                              exp.finished_at, runs, references=references)
 
     async def _with_chart(self, view: ExperimentView) -> ExperimentView:
         """The view with its chart, drawn on first need into the artefact store (a finished experiment's runs
@@ -188,4 +205,4 @@ class Experiments(ServiceBase):
         runs = [r.to_dict() for r in view.done]
         title = f"Experiment {view.id} · {view.name}: {view.setting} = {', '.join(map(str, view.values))}"
         with atomic_directory(final, replace=True) as tmp:
-            plot_sweep(runs, view.setting, tmp / CHART, title)
+            plot_sweep(runs, view.setting, tmp / CHART, title, view.references)

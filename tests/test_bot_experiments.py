@@ -37,9 +37,12 @@ async def test_a_layer_sweep_is_queued_privately_and_posted_once_with_its_chart_
     assert "your experiment **sizes** (layers = 1, 2, 3, 4) has finished: 4 of 4 runs succeeded" in post.content
     table = post.content.split("```")[1].strip().splitlines()
     assert table[0].split() == ["layers", "macro-F1", "ms/msg", "params", "job"]
-    for line, (layers, job) in zip(table[1:], ((1, 1), (2, 2), (3, 3), (4, 4)), strict=True):
+    for line, (layers, job) in zip(table[1:5], ((1, 1), (2, 2), (3, 3), (4, 4)), strict=True):
         assert re.fullmatch(rf" *{layers} +[01]\.\d{{3}} +\d+\.\d\d +\d+k +{job}( +◆)?", line), line
-    assert "◆" in post.content and "Best macro-F1" in post.content
+    view = await env.bot.service.experiment_report(1)
+    assert [line.endswith("  ◆") for line in table[1:5]] == [r.front for r in view.runs]  # the front, as computed
+    assert table[5].startswith("same test split: TF-IDF 0.") and "frozen base + probe 0." in table[5]
+    assert view.reading() in post.content
 
     # a classmate cannot see it, privately; its owner posts it again for the class
     calls = await env.run(DISCORD_BOB, "experiment", [option("experiment", INTEGER, 1)], sub="show")

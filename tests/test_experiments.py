@@ -73,6 +73,8 @@ async def test_an_experiment_runs_through_the_queue_and_is_announced_once(db, db
         await service.experiment(BOB, sub.experiment_id)
     with pytest.raises(NotFound):  # another class's is not there at all
         await service.experiment(MALLORY, sub.experiment_id)
+    with pytest.raises(NotFound):  # an id past PostgreSQL's integer: not there (it was a database error)
+        await service.experiment(ALICE, 2**40)
     running = await service.experiment(ALICE, sub.experiment_id)
     assert running.finished_at is None and running.chart_png is None
 
@@ -101,8 +103,15 @@ async def test_an_experiment_runs_through_the_queue_and_is_announced_once(db, db
     assert [r.value for r in done] == [1, 2, 4] and [r.layers for r in done] == [1, 2, 4]
     assert done[0].params < done[1].params < done[2].params
     assert [r.front for r in done] == pareto_front([(r.ms_per_message, r.macro_f1) for r in done])
-    assert any(r.front for r in done) and view.chart_png.is_file() and view.chart_png.read_bytes()[:4] == b"\x89PNG"
+    assert view.chart_png.is_file() and view.chart_png.read_bytes()[:4] == b"\x89PNG"
+    # the cheap references on the runs' shared test split, beside them
+    first = (await service.report(ALICE, done[0].job_id)).metrics
+    assert view.references == {"TF-IDF": first["baseline_macro_f1"], "frozen base + probe": first["probe_macro_f1"]}
     table = view.table().splitlines()
+    assert table.pop() == (f"same test split: TF-IDF {first['baseline_macro_f1']:.3f} · frozen base + probe "
+                           f"{first['probe_macro_f1']:.3f}")
+    assert ("No run beats the frozen base" in view.reading()) == (max(r.macro_f1 for r in done)
+                                                                   < first["probe_macro_f1"])
     assert table[0].split() == ["layers", "macro-F1", "ms/msg", "params", "job"]
     assert [line.split()[0] for line in table[1:]] == ["1", "2", "3", "4"] and "cancelled" in table[3]
     assert view.reading().startswith("Best macro-F1 ")
@@ -148,6 +157,8 @@ async def test_the_dashboard_shows_experiments_and_each_confusion_cell(db, db_ur
         page = await (await client.get(f"/experiments/{sub.experiment_id}")).text()
         runs = page.split('id="runs"')[1].split("</table>")[0]
         assert runs.count("<tr>") == 3 and f'href="/jobs/{sub.jobs[1].id}"' in runs and "◆" in runs
+        assert re.search(r'id="references">The cheap references on the same test split: TF-IDF [01]\.\d{3} · '
+                         r"frozen base \+ probe [01]\.\d{3}\.<", page)
         chart = await client.get(f"/experiments/{sub.experiment_id}/chart.png")
         assert chart.status == 200 and (await chart.read())[:4] == b"\x89PNG"
 
@@ -198,10 +209,11 @@ def test_a_learning_curve_of_whole_runs_says_whether_more_data_would_help():
 
     rising = [{"share": 25, "examples": 30, "macro_f1": 0.61, "per_class_f1": {"a": 0.5, "b": 0.7}},
               {"share": 100, "examples": 120, "macro_f1": 0.80, "per_class_f1": {"a": 0.9, "b": 0.72}}]
-    assert curve_reading(rising) == ("Macro-F1 0.610 with 25 % of the training data (30 examples), 0.800 with 100 % "
-                                     "(120). Still rising: more examples will help, most of 'a' (its F1 rose most).")
+    assert curve_reading(rising) == ("Still rising: macro-F1 0.61 with 25 % of the training data, 0.80 with all of "
+                                     "it. More examples will help, most of 'a' (its F1 rose most).")
     flat = [dict(rising[0], macro_f1=0.795), rising[1]]
-    assert "Flat: more of the same data will not help much" in curve_reading(flat)
+    assert curve_reading(flat).startswith("Flat since 25 % of the training data (macro-F1 0.80 -> 0.80)")
+    assert curve_reading(rising[:1]) == "Too few runs finished to draw a learning curve."
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -218,6 +230,6 @@ async def test_an_experiment_over_the_share_of_the_data_is_a_learning_curve(db, 
     assert view.is_curve and [r.status for r in view.runs] == ["succeeded"] * 3
     examples = [r.examples for r in view.runs]
     assert examples[0] < examples[1] < examples[2] and not any(r.front for r in view.runs)
-    assert view.reading().startswith("Macro-F1 ") and "with 50 % of the training data" in view.reading()
+    assert view.reading().startswith(("Still rising: macro-F1 ", "Flat since 50 % of the training data"))
     assert view.table().splitlines()[0].split() == ["train_share", "macro-F1", "ms/msg", "params", "examples", "job"]
     assert view.chart_png.read_bytes()[:4] == b"\x89PNG"

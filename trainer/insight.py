@@ -89,20 +89,28 @@ def learning_curve(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
 
 
 def curve_advice(points: list[dict]) -> str:
-    """What the curve says: still rising (and where more examples help most), or flat (vary the data)."""
+    """What a learning curve says: still rising (and where more examples help most), or flat (vary the data).
+    ``points``: ``{fraction, macro_f1, per_class_f1}`` in growing order of ``fraction``; the probe's curve
+    here, and an experiment's runs over ``train_share`` (``trainer.sweep``). Half the data is compared with
+    the largest share, or the two largest shares when half was not tried."""
     if len(points) < 2:
         return "Too few examples to draw a learning curve."
     half = next((p for p in points if p["fraction"] == 0.5), points[-2])
     full = points[-1]
+
+    def share(p) -> str:
+        return {0.5: "half the training data", 1.0: "all of it"}.get(p["fraction"], f"{p['fraction'] * 100:g} % of the training data")
+
     gain = full["macro_f1"] - half["macro_f1"]
     if gain >= STILL_RISING:
         rises = {lab: full["per_class_f1"][lab] - half["per_class_f1"].get(lab, 0.0) for lab in full["per_class_f1"]}
-        lab = max(rises, key=lambda k: (rises[k], -full["per_class_f1"][k]))
-        return (f"Still rising: macro-F1 {half['macro_f1']:.2f} with half the training data, {full['macro_f1']:.2f} "
-                f"with all of it. More examples will help, most of '{lab}' (its F1 rose most).")
-    return (f"Flat since 50 % of the training data (macro-F1 {half['macro_f1']:.2f} -> {full['macro_f1']:.2f}): more "
-            "of the same data will not help much. Vary it (new phrasings, other sources, harder examples), or fix "
-            "the labels that look wrong.")
+        most = f", most of '{max(rises, key=lambda k: (rises[k], -full['per_class_f1'][k]))}' (its F1 rose most)" \
+            if rises else ""
+        return (f"Still rising: macro-F1 {half['macro_f1']:.2f} with {share(half)}, {full['macro_f1']:.2f} "
+                f"with {share(full)}. More examples will help{most}.")
+    return (f"Flat since {half['fraction'] * 100:g} % of the training data (macro-F1 {half['macro_f1']:.2f} -> "
+            f"{full['macro_f1']:.2f}): more of the same data will not help much. Vary it (new phrasings, other "
+            "sources, harder examples), or fix the labels that look wrong.")
 
 
 def data_insight(frozen, splits, label2id: dict[str, int], labels: list[str], seed: int, progress) -> dict:

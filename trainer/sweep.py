@@ -17,25 +17,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     return [not any(beaten(p, q) for q in points) for p in points]
 
 
-STILL_RISING = 0.02  # macro-F1 gained over the last step of the curve that counts as still rising
-
-
 def curve_reading(points: list[dict]) -> str:
-    """What a learning curve of whole runs says. ``points``: ``{share, examples, macro_f1, per_class_f1}`` in
-    growing order of ``share`` (percent of the training split)."""
+    """What a learning curve of whole runs says (``insight.curve_advice``, the probe curve's reading).
+    ``points``: ``{share, examples, macro_f1, per_class_f1}`` in growing order of ``share`` (percent)."""
+    from .insight import curve_advice
+
     if len(points) < 2:
         return "Too few runs finished to draw a learning curve."
-    before, last = points[-2], points[-1]
-    gain = last["macro_f1"] - before["macro_f1"]
-    head = (f"Macro-F1 {before['macro_f1']:.3f} with {before['share']} % of the training data ({before['examples']} "
-            f"examples), {last['macro_f1']:.3f} with {last['share']} % ({last['examples']}).")
-    if gain >= STILL_RISING:
-        rises = {lab: f - before["per_class_f1"].get(lab, 0.0) for lab, f in last["per_class_f1"].items()}
-        lab = max(rises, key=lambda k: (rises[k], -last["per_class_f1"][k])) if rises else None
-        most = f", most of '{lab}' (its F1 rose most)" if lab else ""
-        return f"{head} Still rising: more examples will help{most}."
-    return (f"{head} Flat: more of the same data will not help much; vary it (new phrasings, other sources, "
-            "harder examples), or fix the labels that look wrong.")
+    return curve_advice([p | {"fraction": p["share"] / 100} for p in points])
 
 
 def params_text(n: int) -> str:
@@ -43,10 +32,11 @@ def params_text(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
 
 
-def plot_sweep(runs: list[dict], setting: str, path: Path, title: str) -> None:
+def plot_sweep(runs: list[dict], setting: str, path: Path, title: str, references: dict | None = None) -> None:
     """``runs``: finished runs with ``value``, ``macro_f1``, ``ms_per_message``, ``params``, ``examples`` and
     ``front``. Drawn with matplotlib's object API (no pyplot state), so the bot may draw it in a worker
-    thread. A sweep of ``train_share`` is drawn as a learning curve."""
+    thread. A sweep of ``train_share`` is drawn as a learning curve. ``references``: name -> macro-F1 of the
+    cheap references on the same test split (TF-IDF, the frozen base with a linear probe), drawn as lines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -60,6 +50,12 @@ def plot_sweep(runs: list[dict], setting: str, path: Path, title: str) -> None:
         _learning_curve(ax, sorted(runs, key=lambda r: r["value"]))
     else:
         _pareto(ax, runs, setting)
+    refs = [(k, v) for k, v in (references or {}).items() if v is not None]
+    for (name, f1), style in zip(refs, ("--", ":"), strict=False):
+        ax.axhline(f1, color="#8d6e63", ls=style, lw=1, zorder=1, label=f"{name} {f1:.3f}")
+    if refs:
+        ax.set_ylim(max(0.0, min(ax.get_ylim()[0], *(f1 - 0.05 for _, f1 in refs))), 1.02)
+        ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
 
