@@ -60,8 +60,11 @@ class Announcer:
         return [first] + [{"content": b, "allowed_mentions": discord.AllowedMentions.none()} for b in blocks]
 
     async def messages_for(self, row) -> list[dict]:
-        """The messages one outbox row stands for, in order."""
+        """The messages one outbox row stands for, in order. A message with ``dm`` goes to that user
+        directly instead of to the row's channel."""
         p = row.payload
+        if row.kind == "assignment_revealed":
+            return await self.reveal_messages(p["assignment_id"])
         mention = f"<@{p['owner_id']}>"
         name = render.truncate(p["name"], 80)
         if row.kind == "job_succeeded":
@@ -83,24 +86,53 @@ class Announcer:
                      "allowed_mentions": render.only_pinging(p["owner_id"])}]
         return []
 
+    async def reveal_messages(self, assignment_id: int) -> list[dict]:
+        """An assignment's reveal: each student's own place by direct message (first, so a channel that
+        refuses the post holds up nobody's place), then the final board's top three in the channel."""
+        board = await self.bot.service.revealed_board(assignment_id)
+        if board is None:
+            return []
+        channel, top, own = render.reveal_messages(board)
+        none = discord.AllowedMentions.none()
+        return ([{"dm": user, "content": text, "allowed_mentions": none} for user, text in own.items()]
+                + [{"content": channel, "allowed_mentions": discord.AllowedMentions(everyone=False, roles=False,
+                                                                                    users=top)}])
+
     async def deliver(self, row, part_sent) -> None:
-        """Send one outbox row to its channel, skipping the messages an earlier try already sent and
-        recording each one sent (``await part_sent(n)``). Raising leaves the rest for a retry."""
-        if not row.channel_id:
-            log.info("outbox %s: job %s has no channel (submitted from the command line)", row.id, row.job_id)
-            return
-        channel = self.channel(row.channel_id)
+        """Send one outbox row, skipping the messages an earlier try already sent and recording each one
+        sent (``await part_sent(n)``). Raising leaves the rest for a retry. A direct message the user does
+        not take (DMs closed: 403) is skipped: it would never go through."""
         messages = await self.messages_for(row)
         for i in range(row.parts_sent, len(messages)):
-            await channel.send(**messages[i])
+            message = dict(messages[i])
+            user_id = message.pop("dm", None)
+            if user_id is not None:
+                await self._direct(row, user_id, message)
+            elif row.channel_id:
+                await self.channel(row.channel_id).send(**message)
+            else:
+                log.info("outbox %s (%s) has no channel (from the command line): its post is skipped", row.id,
+                         row.kind)
             await part_sent(i + 1)
+
+    async def _direct(self, row, user_id: str, message: dict) -> None:
+        if not user_id.isdigit():  # a command-line user id, not a Discord account
+            return
+        try:
+            user = await self.bot.fetch_user(int(user_id))
+            await user.send(**message)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.info("outbox %s: %s does not take direct messages (%s); skipped", row.id, user_id, exc.status)
 
     async def tell_directly(self, row, error: str) -> None:
         """The channel refused a result for too long: tell the student once, by direct message."""
         p = row.payload
         user = await self.bot.fetch_user(int(p["owner_id"]))
         name = render.truncate(p["name"], 80)
-        if row.kind == "experiment_finished":
+        if row.kind == "assignment_revealed":
+            what = (f"assignment **{name}** was revealed (each student has their place by direct message); "
+                    f"`/leaderboard assignment:{name}` shows the final board")
+        elif row.kind == "experiment_finished":
             what = (f"experiment **{p['experiment_id']}** `{name}` has finished; `/experiment show "
                     f"{p['experiment_id']}` shows its chart and table")
         else:

@@ -119,7 +119,7 @@ def result_embed(job_id: int, name: str, version: int | None, m: dict, confusion
                           f"{t['ms_per_message']:.1f} ms/message; the student keeps **{m['retained']:.1%}**",
                     inline=False)
     if standing is not None:
-        e.add_field(name=f"Assignment {truncate(standing.assignment, 200)} (hidden test set)",
+        e.add_field(name=f"Assignment {truncate(standing.assignment, 200)} (public board)",
                     value=truncate(standing_text(standing), FIELD_LIMIT), inline=False)
     tips = "\n".join(f"• {t}" for t in m.get("advice", []))
     if tips:
@@ -159,7 +159,8 @@ def standing_text(st) -> str:
     per_class = " · ".join(f"{truncate(lab, 30)} {f:.2f}" for lab, f in st.per_class_f1.items())
     best = "your best so far" if st.best else "not your best submission"
     return (f"macro-F1 **{st.macro_f1:.3f}**, accuracy {st.accuracy:.3f} ({best}); it would stand "
-            f"**#{st.rank} of {st.students}** on the board. Per class: {per_class}")
+            f"**#{st.rank} of {st.students}** on the public board (the public part of the hidden set; the private "
+            f"part decides the final board). Per class: {per_class}")
 
 
 def _when(dt) -> str:
@@ -167,44 +168,105 @@ def _when(dt) -> str:
 
 
 def assignment_line(v) -> str:
-    state = "open" if v.is_open else "closed"
-    left = "" if v.submissions_left is None else f" · {v.submissions_left} of {v.max_submissions} submissions left"
+    state = "open" if v.is_open else ("revealed" if v.revealed else "closed")
     train = f" · training file of {v.train_rows:,} rows" if v.train_rows else " · bring your own data"
     return (f"**{truncate(v.name, 80)}** ({state}) · due {_when(v.deadline)} · labels: "
-            f"{truncate(', '.join(v.labels), 200)}{train}{left}")
+            f"{truncate(', '.join(v.labels), 200)}{train} · yours: {v.limits}")
+
+
+def submitted_line(v) -> str:
+    """What a student reads when a submission to an assignment is queued: the parts and their limits."""
+    return (f"Submitted to assignment **{truncate(v.name, 80)}**: scored on the hidden test set; you see the public "
+            f"part's score now, the private part decides the final board. Your submissions: {v.limits}.")
+
+
+def _parts(v) -> str:
+    if v.public_share is None:
+        return "one board on the whole hidden set"
+    return (f"a public board on {v.public_share:.0%} of the hidden set now, the final board on the other "
+            f"{1 - v.public_share:.0%} at the deadline; pick up to {v.max_picks} submission(s) that count with "
+            f"`/assignment pick`")
 
 
 def assignment_announcement(v) -> str:
     how = (f"`/train assignment:{v.name}` trains on its training file ({v.train_rows:,} rows), or attach your own"
            if v.train_rows else f"`/train dataset:<your file> assignment:{v.name}`")
-    limit = f" {v.max_submissions} submission(s) each." if v.max_submissions else ""
+    caps = [f"{v.max_submissions} in all" if v.max_submissions else "", f"{v.daily_cap} a day" if v.daily_cap else ""]
+    limit = f" Submissions: {', '.join(c for c in caps if c)} each." if any(caps) else ""
     about = f"\n> {truncate(v.description, 500)}" if v.description else ""
     return truncate(f"📝 New assignment **{v.name}**, due {_when(v.deadline)}.{about}\nModels are scored on a hidden "
                     f"test set of {v.test_rows:,} examples labelled {', '.join(v.labels)}: {how}.{limit} "
-                    f"`/leaderboard assignment:{v.name}` shows the board.", CONTENT_LIMIT)
+                    f"{_parts(v).capitalize()}. `/leaderboard assignment:{v.name}` shows the board.", CONTENT_LIMIT)
 
 
-def leaderboard_embed(board, everything: bool = False) -> discord.Embed:
-    """Each student's best submission (or, for instructors, every one), the baseline as a reference line."""
-    a = board.assignment
-    rows = board.everything if everything and board.everything is not None else board.best
-    lines, ref = [], board.reference
+def _board_lines(rows, ref) -> list[str]:
+    lines = []
     for r in rows:
         if ref is not None and r.macro_f1 < ref:
             lines.append(f"┈┈ TF-IDF baseline **{ref:.3f}** ┈┈")
             ref = None
         who = f" · <@{r.owner_id}>" if r.owner_id and not r.mine else (" · **you**" if r.mine else "")
         rank = f"#{r.rank}" if r.rank else "·"
-        lines.append(f"{rank} **{truncate(r.model_name, 40)}**{who} — macro-F1 **{r.macro_f1:.3f}** · "
+        both = f" (private {r.private_macro_f1:.3f})" if r.private_macro_f1 is not None else ""
+        pick = " 📌" if r.picked else ""
+        lines.append(f"{rank} **{truncate(r.model_name, 40)}**{pick}{who} — macro-F1 **{r.macro_f1:.3f}**{both} · "
                      f"{r.layers} layers · {r.params / 1e6:.1f}M params · {r.ms_per_message:.2f} ms/msg")
     if ref is not None and rows:
         lines.append(f"┈┈ TF-IDF baseline **{ref:.3f}** ┈┈")
-    state = "open" if a.is_open else "closed"
-    e = lines_embed(f"🏆 {truncate(a.name, 200)} — {'all submissions' if everything else 'leaderboard'}", lines,
-                    "No scored submissions yet.", GREEN)
-    e.set_footer(text=truncate(f"{state} · hidden test set of {a.test_rows} examples · ties: smaller, then faster "
-                               f"models first · baseline: {board.reference_source}", 2048))
+    return lines
+
+
+def shake_up_lines(moves, limit: int = 10) -> list[str]:
+    return [f"<@{m.owner_id}> #{m.public_rank} → #{m.private_rank} "
+            f"({'±0' if not m.change else f'{m.change:+d}'}; {m.public_macro_f1:.3f} → {m.private_macro_f1:.3f})"
+            for m in moves[:limit]]
+
+
+def leaderboard_embed(board, everything: bool = False) -> discord.Embed:
+    """The board this caller is shown (the public one before the reveal, the private one after; for
+    instructors with ``everything``, every submission with both parts), the baseline as a reference line;
+    instructors also get the shake-up between the boards."""
+    a = board.assignment
+    if everything and board.everything is not None:
+        rows, ref, what = board.everything, board.references.get("public"), "all submissions (public part; private)"
+    else:
+        rows, ref = board.best, board.reference
+        what = "final board (private part)" if board.board == "private" else "public board"
+    e = lines_embed(f"🏆 {truncate(a.name, 200)} — {what}", _board_lines(rows, ref), "No scored submissions yet.",
+                    GREEN)
+    if board.shake_up:
+        title = "Shake-up, public → private" + ("" if a.revealed else " (instructors only, before the reveal)")
+        e.add_field(name=title, value=truncate("\n".join(shake_up_lines(board.shake_up)), FIELD_LIMIT), inline=False)
+    state = "revealed" if a.revealed else ("open" if a.is_open else "closed, not yet revealed")
+    parts = ("" if a.public_share is None else
+             f" · public part {a.public_share:.0%} of the hidden set ({a.test_rows} examples); the private part "
+             f"decides the final board{'' if a.revealed else ' at the deadline'}")
+    e.set_footer(text=truncate(f"{state}{parts} · 📌 a final pick · ties: smaller, then faster models first · "
+                               f"baseline: {board.reference_source}", 2048))
     return e
+
+
+def reveal_messages(board) -> tuple[str, list[discord.Object], dict[str, str]]:
+    """The reveal: the channel's message (the top three, mentioned) and each student's own place, privately."""
+    a, rows = board.assignment, board.private
+    medals = ["🥇", "🥈", "🥉"]
+    top = [f"{medals[i]} <@{r.owner_id}> — **{truncate(r.model_name, 40)}**, macro-F1 **{r.macro_f1:.3f}** on the "
+           f"private part" for i, r in enumerate(rows[:3])]
+    ref = board.references.get("private")
+    channel = (f"🏁 The final board of **{truncate(a.name, 80)}** is out ({len(rows)} student(s), scored on the private "
+               f"part of the hidden set, which nobody saw until now):\n" + ("\n".join(top) or "No scored submissions.")
+               + (f"\nTF-IDF baseline on the private part: {ref:.3f}." if ref is not None else "")
+               + f"\nEveryone gets their own place by direct message; `/leaderboard assignment:{a.name}` shows the "
+                 "whole board.")
+    public = {r.owner_id: r.rank for r in board.public}
+    own = {}
+    for r in rows:
+        moved = public.get(r.owner_id)
+        was = f" (#{moved} on the public board)" if moved else ""
+        own[r.owner_id] = (f"Your final place on **{truncate(a.name, 80)}**: **#{r.rank} of {len(rows)}**{was}, with "
+                           f"`{truncate(r.model_name, 60)}` (job {r.job_id}, {'your pick' if r.picked else 'your best public'}"
+                           f"): macro-F1 **{r.macro_f1:.3f}** on the private part.")
+    return truncate(channel, CONTENT_LIMIT), [discord.Object(int(r.owner_id)) for r in rows[:3] if r.owner_id.isdigit()], own
 
 
 def comparison_embed(c) -> discord.Embed:
@@ -224,7 +286,7 @@ def comparison_embed(c) -> discord.Embed:
                       color=BLUE)
     settings = "\n".join(f"`{k}`: {truncate(str(x), 40)} → {truncate(str(y), 40)}" for k, x, y in c.settings)
     e.add_field(name="Settings that differ", value=truncate(settings or "none", FIELD_LIMIT), inline=False)
-    scores = c.scores + ([(f"hidden set ({truncate(c.hidden[0], 40)})", c.hidden[1], c.hidden[2])] if c.hidden else [])
+    scores = c.scores + ([(f"public board ({truncate(c.hidden[0], 40)})", c.hidden[1], c.hidden[2])] if c.hidden else [])
     e.add_field(name="Results (A → B, change)", inline=False, value=truncate("\n".join(
         f"{k}: {num(x)} → {num(y)} ({num(delta(x, y), True)})" for k, x, y in scores), FIELD_LIMIT))
     e.add_field(name="Per-class F1", inline=False, value=truncate("\n".join(

@@ -1,4 +1,4 @@
-"""Assignments and their boards: assignment create/list/close, leaderboard, compare."""
+"""Assignments and their boards: assignment create/list/pick/close/reveal/grades, leaderboard, compare."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ def add_commands(sub) -> None:
     s.add_argument("--test", required=True, metavar="FILE", help="the hidden, labelled test file")
     s.add_argument("--train", metavar="FILE", help="a training file students may use (optional)")
     s.add_argument("--deadline", metavar="ISO", help="e.g. 2026-12-15 or 2026-12-15T18:00 (UTC unless an offset is given)")
-    s.add_argument("--max-submissions", type=int, metavar="N", help="per student (cancelled and failed jobs do not count)")
+    s.add_argument("--max-submissions", type=int, metavar="N",
+                   help="per student in all (cancelled and failed jobs do not count)")
+    s.add_argument("--daily-cap", type=int, metavar="N", help="per student per UTC day")
+    s.add_argument("--public-share", type=float, metavar="F",
+                   help="the part of the test set the public board is scored on (default 0.3)")
+    s.add_argument("--picks", type=int, metavar="N", help="final picks per student (default 2)")
+    s.add_argument("--channel", metavar="ID", help="the Discord channel the bot posts the reveal in")
     s.add_argument("--description", default="")
     s.add_argument("--user", default="operator", help="the instructor setting it (default: operator)")
     s.add_argument("--json", action="store_true")
@@ -28,6 +34,23 @@ def add_commands(sub) -> None:
     s = asub.add_parser("close", help="stop taking submissions (queued ones still run; the board stays)")
     s.add_argument("--guild", required=True)
     s.add_argument("--name", required=True)
+    s = asub.add_parser("pick", help="a student's final pick: a submission that counts for the private board")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--user", required=True, help="the student whose submission it is")
+    s.add_argument("--name", required=True)
+    s.add_argument("--job", required=True, type=int)
+    s.add_argument("--remove", action="store_true", help="take it out of the picks instead")
+    s.add_argument("--json", action="store_true")
+    s = asub.add_parser("reveal", help="close it and reveal the private board (once its last submissions finish)")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--name", required=True)
+    s.add_argument("--json", action="store_true")
+    s = asub.add_parser("grades", help="grades as CSV for an LMS: counted submission, private macro-F1, rank, grade")
+    s.add_argument("--guild", required=True)
+    s.add_argument("--name", required=True)
+    s.add_argument("--rule", default="linear", help="linear (0 at the baseline, 100 at the best), linear:LOW-HIGH, "
+                                                    "or thresholds like A=0.85,B=0.75,C=0.6,F=0")
+    s.add_argument("--csv", metavar="FILE", help="write to FILE instead of printing")
     p.set_defaults(run=cmd_assignment)
 
     p = sub.add_parser("leaderboard", help="an assignment's board: each student's best submission on the hidden set")
@@ -35,6 +58,7 @@ def add_commands(sub) -> None:
     p.add_argument("--assignment", required=True, metavar="NAME")
     p.add_argument("--all", action="store_true", help="every submission, not only each student's best")
     p.add_argument("--csv", metavar="FILE", help="also write every submission as CSV to FILE")
+    p.add_argument("--as-student", metavar="USER", help="show only what that student may see")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_leaderboard)
 
@@ -59,13 +83,15 @@ def cmd_assignment(args, settings) -> int:
             view = await svc.create_assignment(
                 operator(args.guild, args.user), args.name, (test.read_bytes(), test.name),
                 train=(train.read_bytes(), train.name) if train else None, deadline=args.deadline,
-                max_submissions=args.max_submissions, description=args.description)
+                max_submissions=args.max_submissions, description=args.description, public_share=args.public_share,
+                daily_cap=args.daily_cap, max_picks=args.picks, channel_id=args.channel)
             if args.json:
                 print(json.dumps(view.to_dict(), ensure_ascii=False))
                 return EXIT_OK
-            print(f"assignment '{view.name}' set: {view.test_rows} hidden test examples, labels "
-                  f"{', '.join(view.labels)}; deadline {_when(view.deadline)}; "
-                  f"{view.max_submissions or 'unlimited'} submission(s) per student")
+            print(f"assignment '{view.name}' set: {view.test_rows} hidden test examples ({view.public_share:.0%} for "
+                  f"the public board), labels {', '.join(view.labels)}; deadline {_when(view.deadline)}; "
+                  f"{view.max_submissions or 'unlimited'} submission(s) per student"
+                  f"{f', {view.daily_cap} a day' if view.daily_cap else ''}; {view.max_picks} final pick(s)")
             if view.baseline_macro_f1 is not None:
                 print(f"TF-IDF baseline on the hidden set (trained on the training file): macro-F1 "
                       f"{view.baseline_macro_f1:.3f}")
@@ -76,10 +102,37 @@ def cmd_assignment(args, settings) -> int:
             if args.json:
                 print(json.dumps([v.to_dict() for v in views], ensure_ascii=False))
                 return EXIT_OK
-            print(f"{'assignment':<24} {'state':<7} {'deadline':<21} {'test rows':>9} {'labels':>6}  training file")
+            print(f"{'assignment':<24} {'state':<8} {'deadline':<21} {'test rows':>9} {'public':>6} {'labels':>6}  "
+                  "limits per student")
             for v in views:
-                print(f"{v.name:<24.24} {'open' if v.is_open else 'closed':<7} {_when(v.deadline):<21} "
-                      f"{v.test_rows:>9} {len(v.labels):>6}  {f'{v.train_rows} rows' if v.train_rows else '-'}")
+                caps = ", ".join(c for c in (f"{v.daily_cap} a day" if v.daily_cap else "",
+                                             f"{v.max_submissions} in all" if v.max_submissions else "") if c)
+                state = "open" if v.is_open else ("revealed" if v.revealed else "closed")
+                share = f"{v.public_share:.0%}" if v.public_share is not None else "all"
+                print(f"{v.name:<24.24} {state:<8} {_when(v.deadline):<21} {v.test_rows:>9} {share:>6} "
+                      f"{len(v.labels):>6}  {caps or 'none'}; {v.max_picks} pick(s)")
+        elif args.assignment_command == "pick":
+            picks = await svc.pick(operator(args.guild), args.name, args.job, remove=args.remove, student=args.user)
+            print(json.dumps(picks.to_dict(), ensure_ascii=False) if args.json else picks.text)
+        elif args.assignment_command == "reveal":
+            done = await svc.reveal(operator(args.guild), args.name)
+            if args.json:
+                print(json.dumps({"assignment": done.assignment, "revealed": done.revealed, "waiting": done.waiting,
+                                  "board": done.board.to_dict() if done.board else None}, ensure_ascii=False))
+            elif not done.revealed:
+                print(f"assignment '{done.assignment}' closed; {done.waiting} submission(s) still training: the private "
+                      "board is revealed when they finish (by a running scheduler or bot)")
+            else:
+                print(f"assignment '{done.assignment}' revealed: the bot posts the final board and tells each "
+                      "student their place")
+                print("\n".join(board_lines(done.board)))
+                print("\n".join(shake_up_lines(done.board)))
+        elif args.assignment_command == "grades":
+            data = await svc.grades_csv(operator(args.guild), args.name, args.rule)
+            if args.csv:
+                Path(args.csv).write_bytes(data)
+            else:
+                print(data.decode("utf-8"), end="")
         else:  # close
             view = await svc.close_assignment(operator(args.guild), args.name)
             print(f"assignment '{view.name}' closed at {_when(view.closed_at)}")
@@ -90,7 +143,9 @@ def cmd_assignment(args, settings) -> int:
 
 def cmd_leaderboard(args, settings) -> int:
     async def work(svc) -> int:
-        caller = operator(args.guild)
+        from service import Caller
+
+        caller = Caller(args.guild, args.as_student) if args.as_student else operator(args.guild)
         board = await svc.leaderboard(caller, args.assignment)
         if args.csv:
             from pathlib import Path
@@ -100,12 +155,24 @@ def cmd_leaderboard(args, settings) -> int:
             print(json.dumps(board.to_dict(), ensure_ascii=False))
             return EXIT_OK
         a = board.assignment
-        print(f"{a.name}: {a.test_rows} hidden test examples, {len(a.labels)} labels; "
-              f"{'open' if a.is_open else 'closed'}, deadline {_when(a.deadline)}")
+        state = "revealed" if a.revealed else ("open" if a.is_open else "closed")
+        print(f"{a.name}: {a.test_rows} hidden test examples, {len(a.labels)} labels; {state}, deadline "
+              f"{_when(a.deadline)}; {'the final board (private part)' if board.board == 'private' else 'the public board'}")
         print("\n".join(board_lines(board, args.all)))
+        if board.shake_up:
+            print("\n".join(shake_up_lines(board)))
         return EXIT_OK
 
     return service_command(settings, work)
+
+
+def shake_up_lines(board) -> list[str]:
+    """Instructors: each student's public place against their private one, biggest moves first."""
+    out = ["", "shake-up, public -> private" + ("" if board.assignment.revealed else " (not revealed yet)") + ":"]
+    for m in board.shake_up:
+        out.append(f"  {m.owner_id:<20.20} #{m.public_rank:<3} -> #{m.private_rank:<3} {m.change:+d}  "
+                   f"({m.public_macro_f1:.3f} -> {m.private_macro_f1:.3f})")
+    return out
 
 
 def cmd_compare(args, settings) -> int:
@@ -127,7 +194,7 @@ def comparison_lines(c) -> list[str]:
     for name, x, y in c.settings:
         out.append(f"  {name:<18} {_short(x):>20} -> {_short(y)}")
     out += ["", f"{'':<20} {'A':>10} {'B':>10} {'change':>10}"]
-    for name, x, y in c.scores + ([(f"hidden set ({c.hidden[0]})", c.hidden[1], c.hidden[2])] if c.hidden else []):
+    for name, x, y in c.scores + ([(f"public board ({c.hidden[0]})", c.hidden[1], c.hidden[2])] if c.hidden else []):
         out.append(f"{name:<20.20} {_num(x):>10} {_num(y):>10} {_num(_delta(x, y), sign=True):>10}")
     out += ["", "per-class F1:"]
     for name, x, y in c.per_class:

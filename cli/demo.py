@@ -140,7 +140,7 @@ class Demo:
                 st = (await svc.job_report(p["job_id"])).standing
                 _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} '{p['name']}' finished: macro-F1 "
                      f"{p['macro_f1']:.3f} (TF-IDF baseline {p['baseline_macro_f1']:.3f}), {p['ms_per_message']:.1f} ms/message; "
-                     f"hidden test set {st.macro_f1:.3f}, #{st.rank} of {st.students} so far")
+                     f"public board {st.macro_f1:.3f}, #{st.rank} of {st.students} so far")
             else:
                 _say(f"   [channel] @{p['owner_id']}: job {p['job_id']} {row.kind.removeprefix('job_')}: {p.get('error', '')}")
 

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 
 def board_lines(board, everything: bool = False) -> list[str]:
-    """The leaderboard as a terminal table, with the baseline's reference line in its place."""
+    """The leaderboard as a terminal table, with the baseline's reference line in its place: the board shown
+    (public before the reveal, private after); ``everything``: instructors' list of every
+    submission, ranked on the public part, with its private macro-F1 beside it. * marks a final pick."""
     rows = board.everything if everything else board.best
-    lines = [f"{'rank':>4}  {'student':<14} {'model':<20} {'macro-F1':>8} {'acc':>6} {'layers':>6} "
-             f"{'params':>8} {'ms/msg':>7}  job"]
-    ref = board.reference
+    both = everything and rows is not None
+    lines = [f"{'rank':>4}  {'student':<14} {'model':<20} {'macro-F1':>8}{' private' if both else ''} {'acc':>6} "
+             f"{'layers':>6} {'params':>8} {'ms/msg':>7}  job"]
+    rows = rows or []
+    ref = board.references.get("public") if everything else board.reference
     for r in rows:
         if ref is not None and r.macro_f1 < ref:
             lines.append(f"{'':>4}  {'— baseline —':<14} {'TF-IDF':<20} {ref:>8.3f}")
             ref = None
-        lines.append(f"{r.rank or '':>4}  {r.owner_id or '':<14.14} {r.model_name:<20.20} {r.macro_f1:>8.3f} "
+        private = f" {r.private_macro_f1:>7.3f}" if both else ""
+        name = ("*" if r.picked else "") + r.model_name
+        lines.append(f"{r.rank or '':>4}  {r.owner_id or '':<14.14} {name:<20.20} {r.macro_f1:>8.3f}{private} "
                      f"{r.accuracy:>6.3f} {r.layers:>6} {r.params / 1e6:>7.1f}M {r.ms_per_message:>7.2f}  "
                      f"{r.job_id or ''}")
     if ref is not None:

@@ -104,6 +104,7 @@ class Queue(Section):
     gpu_slots_per_device: int = Field(1, ge=1, le=64)
     dispatch_seconds: float = Field(1.0, gt=0, le=3600)  # how often the dispatcher looks for work
     reap_seconds: float = Field(5.0, gt=0, le=3600)  # how often dead or silent workers are looked for
+    reveal_seconds: float = Field(30.0, gt=0, le=3600)  # how often assignments past their deadline are revealed
     heartbeat_seconds: float = Field(2.0, gt=0, le=3600)  # how often a worker writes its heartbeat and progress
     heartbeat_timeout_seconds: float = Field(60.0, gt=0)  # a running job silent this long has lost its worker
     max_attempts: int = Field(2, ge=1, le=100)  # a job whose worker dies is retried until this many attempts

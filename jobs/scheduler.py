@@ -282,7 +282,8 @@ class Scheduler:
         assignment = await s.get(Assignment, job.assignment_id)
         test = await s.get(Dataset, assignment.test_dataset_id)
         return HiddenTest(str(self.store.path(test.path)), test.lint["text_column"], test.lint["label_column"],
-                          list(assignment.labels))
+                          list(assignment.labels),
+                          tuple(assignment.public_rows) if assignment.public_rows is not None else None)
 
     async def _failed_start(self, job: Job, exc: OSError) -> None:
         """A worker that cannot start fails its job now, with the real reason (not a heartbeat timeout

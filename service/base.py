@@ -62,9 +62,10 @@ MAX_PREDICT_TEXTS = 500
 MAX_PREDICT_CHARS = 4000
 
 
-def board_key(score: Score):
-    """The leaderboard's order (see the module docstring)."""
-    return (-round(score.macro_f1, 3), score.params, score.ms_per_message, score.submitted_at, score.job_id)
+def board_key(score: Score, part: str = "public"):
+    """A board's order (see service.assignments): the ``part``'s macro-F1 as shown, then smaller, faster, earlier."""
+    f1 = score.macro_f1 if part == "public" else score.private_macro_f1
+    return (-round(f1, 3), score.params, score.ms_per_message, score.submitted_at, score.job_id)
 
 
 
@@ -166,7 +167,8 @@ class ServiceBase:
                           model.version if model else None, _not_posted(gone), await self._standing(s, job))
 
     async def _standing(self, s, job: Job) -> Standing | None:
-        """Where a submission stands on its board, for its owner's report."""
+        """Where a submission stands on the public board (the public part of the hidden set), for its owner's
+        report: what every student may see before the reveal."""
         if job.assignment_id is None:
             return None
         score = (await s.execute(select(Score).where(Score.job_id == job.id))).scalar_one_or_none()

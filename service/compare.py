@@ -24,7 +24,7 @@ class Comparison:
     scores: list[tuple[str, float | None, float | None]]  # (name, a, b); change = b - a
     per_class: list[tuple[str, float | None, float | None]]
     same_test_split: bool
-    hidden: tuple[str, float, float] | None  # both scored on one assignment: (its name, a, b)
+    hidden: tuple[str, float, float] | None  # both scored on one assignment: (its name, a, b), public part
 
     def to_dict(self) -> dict:
         def rows(items):
@@ -33,7 +33,7 @@ class Comparison:
         return {"a": self.a, "b": self.b, "settings": [{"name": n, "a": x, "b": y} for n, x, y in self.settings],
                 "scores": rows(self.scores), "per_class_f1": rows(self.per_class),
                 "same_test_split": self.same_test_split,
-                "hidden": {"assignment": self.hidden[0], "a": self.hidden[1], "b": self.hidden[2],
+                "hidden": {"assignment": self.hidden[0], "part": "public", "a": self.hidden[1], "b": self.hidden[2],
                            "change": _change(self.hidden[1], self.hidden[2])} if self.hidden else None}
 
 

@@ -71,10 +71,19 @@ class Runtime:
         return cls(settings, db, Service(db, settings, slots=scheduler.slots), scheduler, Periodic())
 
     async def start_jobs(self) -> None:
-        """Start dispatching and reaping on this process's periodic tasks, and the retention clean-up
-        every ``[storage].gc_hours`` (the first one that long after start)."""
+        """Start dispatching and reaping on this process's periodic tasks, revealing assignments past their
+        deadline every ``[queue].reveal_seconds``, and the retention clean-up every ``[storage].gc_hours``
+        (the first one that long after start)."""
         await self.scheduler.start(self.periodic)
+        self.periodic.every(self.settings.queue.reveal_seconds, self.reveal_due, "reveal")
         self.periodic.every(self.settings.storage.gc_hours * 3600, self.collect_garbage, "gc", now=False)
+
+    async def reveal_due(self) -> None:
+        try:
+            for name in await self.service.reveal_due():
+                log.info("assignment '%s' revealed: its private board is announced", name)
+        except Exception:  # the database briefly unavailable: the next turn tries again
+            log.exception("revealing the assignments past their deadline failed")
 
     async def collect_garbage(self) -> None:
         try:

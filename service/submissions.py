@@ -164,7 +164,8 @@ class Submissions(Assignments, Comparisons):
                 experiment_id = experiment.id if experiment else None
         views = [await self.job(caller, i) for i in job_ids]
         return Submitted(views[0], ds_id, info["rows"], info["labels"], info["warnings"], jobs=views,
-                         experiment_id=experiment_id)
+                         experiment_id=experiment_id,
+                         assignment=await self.assignment(caller, task.name) if task else None)
 
     def _sweep(self, sweep: Sweep | str | None, params: dict, assignment: str | None, name: str) -> Sweep | None:
         """The experiment asked for, checked against the rest of the request (InvalidRequest otherwise)."""

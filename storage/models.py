@@ -193,14 +193,26 @@ class Assignment(Base):
     # The TF-IDF baseline trained on the training file and scored on the hidden set (None without one).
     baseline: Mapped[dict | None] = mapped_column(JSON)
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    max_submissions: Mapped[int | None] = mapped_column(Integer)
+    max_submissions: Mapped[int | None] = mapped_column(Integer)  # per student, in all
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Migration 0007. The hidden set's public part: ``public_share`` of it, stratified and seeded, split once
+    # at creation; ``public_rows`` are its file row numbers (None, for an assignment set before 0007: the
+    # whole set is both parts). Students see public scores only until ``revealed_at``.
+    public_share: Mapped[float | None] = mapped_column(Float)
+    public_rows: Mapped[list | None] = mapped_column(JSON)
+    daily_cap: Mapped[int | None] = mapped_column(Integer)  # submissions per student per UTC day
+    max_picks: Mapped[int] = mapped_column(Integer, default=2, server_default="2")  # final picks per student
+    channel_id: Mapped[str | None] = mapped_column(String(32))  # where it was announced: the reveal goes there
+    reveal_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the deadline, or when an instructor asked
+    revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set once: the private board is out
 
 
 class Score(Base):
     """A finished submission's aggregate numbers on its assignment's hidden test set: all that ever
-    leaves the worker about that set."""
+    leaves the worker about that set. ``macro_f1``, ``accuracy``, ``per_class_f1`` and
+    ``baseline_macro_f1`` are the public part's; ``private_*`` the private part's (migration 0007), which
+    no student sees before the reveal."""
 
     __tablename__ = "scores"
     __table_args__ = (Index("ix_scores_assignment", "assignment_id", "owner_id"),)
@@ -219,6 +231,11 @@ class Score(Base):
     ms_per_message: Mapped[float] = mapped_column(Float)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the job was queued
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    private_macro_f1: Mapped[float] = mapped_column(Float)
+    private_accuracy: Mapped[float] = mapped_column(Float)
+    private_per_class_f1: Mapped[dict] = mapped_column(JSON)
+    private_baseline_macro_f1: Mapped[float] = mapped_column(Float)
+    picked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a final pick: counts on the private board
 
 
 class Model(Base):
@@ -265,6 +282,7 @@ class Outbox(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     guild_id: Mapped[str] = mapped_column(ForeignKey("classes.guild_id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))  # job_succeeded | job_failed | job_cancelled | experiment_finished
+    # | assignment_revealed
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     channel_id: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict] = mapped_column(JSON)

@@ -184,7 +184,7 @@ async def _end(session: AsyncSession, job_id: int, expect_lease: str | None, sta
 async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str, metrics: dict,
                   confusion_rel: str, curve_rel: str, hidden: dict | None = None) -> Model | None:
     """Finish a job in one transaction: status, model row, report row, outbox row, and for a submission to
-    an assignment its score on the hidden set (``hidden``: trainer.hidden.score_hidden's aggregates).
+    an assignment its scores on both parts of the hidden set (``hidden``: trainer.hidden.score_hidden's aggregates).
     None if the lease is gone (the job was cancelled or reaped while it trained: the caller throws its
     files away)."""
     job = await _end(session, job_id, lease, SUCCEEDED, finished_at=utcnow(), cancel_requested=False, error=None,
@@ -212,9 +212,13 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
     if member is not None and member.default_model_id is None:
         member.default_model_id = model.id  # a student's first model is their default for "Classify message"
     if hidden is not None and job.assignment_id is not None:
+        public, private = hidden["public"], hidden["private"]
         session.add(Score(assignment_id=job.assignment_id, job_id=job.id, owner_id=job.owner_id, model_name=job.name,
-                          macro_f1=hidden["macro_f1"], accuracy=hidden["accuracy"],
-                          per_class_f1=hidden["per_class_f1"], baseline_macro_f1=hidden["baseline_macro_f1"],
+                          macro_f1=public["macro_f1"], accuracy=public["accuracy"],
+                          per_class_f1=public["per_class_f1"], baseline_macro_f1=public["baseline_macro_f1"],
+                          private_macro_f1=private["macro_f1"], private_accuracy=private["accuracy"],
+                          private_per_class_f1=private["per_class_f1"],
+                          private_baseline_macro_f1=private["baseline_macro_f1"],
                           params=metrics["params"], layers=len(metrics["layers_kept"]),
                           ms_per_message=metrics["ms_per_message"], submitted_at=job.created_at))
     await _announce(session, job, "job_succeeded", {"model_id": model.id, "version": version, **summary})

@@ -139,6 +139,13 @@ class FakeDiscord:
         self.created: dict[str, float] = {}  # interaction id -> when it was sent
         self.left_guilds: list[str] = []  # servers the bot left
         self.members: dict[tuple[int, int], tuple[int, ...]] = {}  # (server, user) -> role ids, for member lookups
+        self.dm_channels: dict[int, int] = {}  # user -> their direct-message channel (the first opened is DM_CHANNEL_ID)
+
+    def dms(self, user_id: int) -> list[Call]:
+        """The direct messages the bot sent to ``user_id`` (posts to their DM channel that went through)."""
+        channel = self.dm_channels.get(int(user_id))
+        return [c for c in self.calls if channel is not None and c.method == "POST" and c.status == 200
+                and c.path == f"/channels/{channel}/messages"]
 
     def fail(self, method: str, path: str, status: int, code: int = 0, times: int = 1, after: int = 0) -> Fault:
         """Make ``times`` requests matching ``method`` and the ``path`` pattern fail with ``status``, after
@@ -239,9 +246,11 @@ class FakeDiscord:
                                                        "max_concurrency": 1}})
         if path == "/users/@me":
             return self.reply(user_json(BOT_ID, "TinyTutor", bot=True))
-        if path == "/users/@me/channels" and m == "POST":  # open a direct message channel
-            return self.reply({"id": str(DM_CHANNEL_ID), "type": 1, "last_message_id": None,
-                               "recipients": [user_json(int(payload["recipient_id"]), "student")]})
+        if path == "/users/@me/channels" and m == "POST":  # open a direct message channel: one per user
+            user = int(payload["recipient_id"])
+            channel = self.dm_channels.setdefault(user, DM_CHANNEL_ID + len(self.dm_channels))
+            return self.reply({"id": str(channel), "type": 1, "last_message_id": None,
+                               "recipients": [user_json(user, f"user{user}")]})
         if parts[:3] == ["users", "@me", "guilds"] and len(parts) == 4 and m == "DELETE":  # leave a server
             self.left_guilds.append(parts[3])
             return self.reply(None)

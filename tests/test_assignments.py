@@ -109,14 +109,18 @@ async def test_submissions_respect_labels_limits_deadline_closing_and_classes(se
     assert (view.submissions, view.submissions_left, view.is_open) == (1, 0, False)
 
 
-async def _scored(service, db, caller, name, macro_f1, params, ms, assignment_id):
-    """A finished submission's score, as the worker would record it (no training needed for the board)."""
-    sub = await service.submit(caller, TRAIN, "t.csv", name=name, assignment="topics")
+async def _scored(service, db, caller, name, macro_f1, params, ms, assignment_id, private=None, assignment="topics"):
+    """A finished submission's scores on both parts, as the worker would record them (no training needed
+    for the boards); ``private`` defaults to the public macro-F1."""
+    sub = await service.submit(caller, TRAIN, "t.csv", name=name, assignment=assignment)
+    private = macro_f1 if private is None else private
     async with db.transaction() as s:
         job = await s.get(Job, sub.job.id)
         job.status = "succeeded"
         s.add(Score(assignment_id=assignment_id, job_id=job.id, owner_id=caller.user_id, model_name=name,
                     macro_f1=macro_f1, accuracy=macro_f1, per_class_f1={"food": macro_f1}, baseline_macro_f1=0.6,
+                    private_macro_f1=private, private_accuracy=private, private_per_class_f1={"food": private},
+                    private_baseline_macro_f1=0.55,
                     params=params, layers=params // 1_000_000, ms_per_message=ms, submitted_at=job.created_at))
         s.add(Report(job_id=job.id, metrics={"macro_f1": macro_f1}, report_text="", confusion_png="", curve_png=""))
     return sub.job.id
@@ -145,7 +149,8 @@ async def test_leaderboard_ranks_best_per_student_with_smaller_and_faster_first_
     rows = list(csv.DictReader(io.StringIO((await service.leaderboard_csv(TEACH, "topics")).decode())))
     assert [(r["job"], r["student"], r["best_of_student"]) for r in rows] == [
         (str(b1), "Bob", "yes"), (str(c1), "Carol", "yes"), (str(a1), "Alice", "yes"), (str(a2), "Alice", "no")]
-    assert rows[0]["f1:food"] == "0.8496" and rows[0]["f1:weather"] == "0.0000"
+    assert rows[0]["public_f1:food"] == "0.8496" and rows[0]["public_f1:weather"] == "0.0000"
+    assert rows[0]["private_macro_f1"] == "0.8496" and rows[0]["counted"] == "yes" and rows[0]["picked"] == "no"
 
     standing = (await service.report(ALICE, a2)).standing  # what Alice's report says of her weaker run
     assert (standing.rank, standing.students, standing.best) == (3, 3, False)  # below both classmates
@@ -180,8 +185,10 @@ def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp
     train = write_csv(tmp_path / "train.csv", synthetic_rows(20))
     own = write_csv(tmp_path / "bob.csv", synthetic_rows(20, seed=5))
     made = json.loads(cli("assignment", "create", "--guild", "g1", "--name", "topics", "--test", test,
-                          "--train", train, "--max-submissions", "2", "--json").out)
+                          "--train", train, "--max-submissions", "2", "--daily-cap", "1", "--public-share", "0.3",
+                          "--json").out)
     assert made["labels"] == ["food", "sports", "weather"] and made["open"]
+    assert (made["public_share"], made["daily_cap"], made["max_picks"], made["revealed"]) == (0.3, 1, 2, False)
 
     cli("queue", "submit", "--guild", "g1", "--user", "ann", "--assignment", "topics", "--name", "ann-2")
     cli("queue", "submit", own, "--guild", "g1", "--user", "bob", "--assignment", "topics", "--layers", "1",
@@ -189,10 +196,19 @@ def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp
     no_food = write_csv(tmp_path / "carl.csv", [r for r in synthetic_rows(20) if r[1] != "food"])
     err = cli("queue", "submit", no_food, "--guild", "g1", "--user", "carl", "--assignment", "topics", code=1).err
     assert "no examples of food" in err
+    err = cli("queue", "submit", own, "--guild", "g1", "--user", "bob", "--assignment", "topics", code=1).err
+    assert "today's 1 submission(s)" in err and "1 of 1 today, 1 of 2 in all" in err  # over the daily cap
 
     cli("scheduler", "--until-idle")  # returns once both jobs are done
+    seen = json.loads(cli("leaderboard", "--guild", "g1", "--assignment", "topics", "--as-student", "ann",
+                          "--json").out)  # what ann may see before the reveal: the public board, nothing private
+    assert (seen["board"], seen["private"], seen["all"], seen["shake_up"]) == ("public", None, None, None)
+    assert list(seen["baselines"]) == ["public"] and [r["owner_id"] for r in seen["best"]].count(None) == 1
     board = json.loads(cli("leaderboard", "--guild", "g1", "--assignment", "topics", "--json",
                            "--csv", tmp_path / "board.csv").out)
+    hidden_from_ann = {"owner_id": None, "job_id": None, "per_class_f1": None, "picked": None, "counted": None}
+    assert seen["best"] == [r | {"mine": True} if r["owner_id"] == "ann" else r | hidden_from_ann
+                            for r in board["public"]]
     assert sorted(r["owner_id"] for r in board["best"]) == ["ann", "bob"]
     key = [(-round(r["macro_f1"], 3), r["params"], r["ms_per_message"]) for r in board["best"]]
     assert key == sorted(key) and [r["rank"] for r in board["best"]] == [1, 2]
@@ -219,6 +235,27 @@ def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp
     listed = json.loads(cli("assignment", "list", "--guild", "g1", "--json").out)
     assert [(a["name"], a["open"]) for a in listed] == [("topics", False)]
     cli("queue", "cancel", rerun["id"])
+
+    # final picks, the reveal, grades
+    picked = json.loads(cli("assignment", "pick", "--guild", "g1", "--user", "ann", "--name", "topics", "--job", "1",
+                            "--json").out)
+    assert [p["job_id"] for p in picked["picked"]] == [1]
+    assert "not one of bob's submissions" in cli("assignment", "pick", "--guild", "g1", "--user", "bob", "--name",
+                                                 "topics", "--job", "1", code=1).err
+    revealed = json.loads(cli("assignment", "reveal", "--guild", "g1", "--name", "topics", "--json").out)
+    assert revealed["revealed"] and revealed["board"]["board"] == "private"
+    final = json.loads(cli("leaderboard", "--guild", "g1", "--assignment", "topics", "--as-student", "bob",
+                           "--json").out)
+    assert final["board"] == "private" and [r["macro_f1"] for r in final["best"]] == [
+        r["macro_f1"] for r in revealed["board"]["private"]]
+    assert "already revealed" in cli("assignment", "reveal", "--guild", "g1", "--name", "topics", code=1).err
+    cli("assignment", "grades", "--guild", "g1", "--name", "topics", "--rule", "A=0.5,F=0", "--csv",
+        tmp_path / "grades.csv")
+    grades = list(csv.DictReader(io.StringIO((tmp_path / "grades.csv").read_text())))
+    assert [(g["student_id"], g["rank"]) for g in grades] == [(r["owner_id"], str(r["rank"]))
+                                                              for r in revealed["board"]["private"]]
+    assert all(g["grade"] == ("A" if float(g["private_macro_f1"]) >= 0.5 else "F") for g in grades)
+    assert grades[[g["student_id"] for g in grades].index("ann")]["counted_by"] == "pick"
 
     import asyncio
 
@@ -247,7 +284,9 @@ def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp
     leaks = [f for f in (tmp_path / "class-data").rglob("*") if f.is_file() and "datasets" not in f.parts
              and MARK.encode() in f.read_bytes()]
     assert leaks == []
-    assert MARK not in json.dumps([reports, payloads]) + cli.seen + (tmp_path / "board.csv").read_text()
+    assert [p["assignment_id"] for p in payloads if "assignment_id" in p] == [1]  # the reveal, announced once
+    assert MARK not in (json.dumps([reports, payloads]) + cli.seen + (tmp_path / "board.csv").read_text()
+                        + (tmp_path / "grades.csv").read_text())
     assert list((tmp_path / "class-data" / "models").rglob("metrics.json"))  # there were files to search
 
 

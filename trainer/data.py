@@ -317,16 +317,20 @@ def split_dataset(ds: Dataset, limits: DataLimits, seed: int, validation: Datase
     return Splits(ds.subset(sorted(train)), ds.subset(sorted(val)), ds.subset(sorted(test)), "stratified")
 
 
-def stratified_share(labels, fraction: float, rng) -> list[int]:
+def stratified_share(labels, fraction: float, rng, *, leave_one: bool = False) -> list[int]:
     """Indices (sorted) of a stratified ``fraction`` of ``labels``, at least one example of every label;
-    ``rng`` a numpy Generator (seeded by the caller, so a run is repeatable)."""
+    ``rng`` a numpy Generator (seeded by the caller, so a run is repeatable). ``leave_one``: also leave at
+    least one example of every label out (a label with a single example is then left out whole)."""
     import numpy as np
 
     y = np.asarray(labels)
     keep = []
     for label in np.unique(y):
         idx = np.flatnonzero(y == label)
-        keep.extend(rng.choice(idx, size=max(1, round(len(idx) * fraction)), replace=False).tolist())
+        size = max(1, round(len(idx) * fraction))
+        if leave_one:
+            size = min(size, len(idx) - 1)
+        keep.extend(rng.choice(idx, size=size, replace=False).tolist())
     return sorted(keep)
 
 

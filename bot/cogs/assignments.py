@@ -1,9 +1,11 @@
-"""Assignments, the leaderboard and comparing runs: /assignment create|list|close, /leaderboard,
-/compare. (Submitting is /train's ``assignment`` option.)
+"""Assignments, the leaderboard and comparing runs: /assignment create|list|pick|close|reveal|grades,
+/leaderboard, /compare. (Submitting is /train's ``assignment`` option.)
 
-The /assignment group is visible to everyone (students list assignments); creating and closing one
-is checked in code before any file is downloaded, and the service checks again. Every answer here
-is private: a student's board shows model names and numbers only, an instructor's also who."""
+The /assignment group is visible to everyone (students list assignments and pick their submissions);
+creating, closing, revealing and exporting grades are checked in code before anything is downloaded
+or deferred, and the service checks again. Every answer here is private: a student's board shows
+model names and numbers only (the public part's until the reveal), an instructor's also who. The
+reveal itself is posted by the announcer, from the outbox, once."""
 
 from __future__ import annotations
 
@@ -30,6 +32,22 @@ async def assignment_choices(interaction: discord.Interaction, current: str) -> 
                                 value=v.name[:100]) for v in views if current in v.name.lower()][:25]
 
 
+async def submission_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
+    """The caller's scored submissions to the assignment typed so far, with their public score only."""
+    bot = interaction.client
+    name = getattr(interaction.namespace, "name", None)
+    if not name:
+        return []
+    try:
+        mine = await bot.service.my_submissions(caller_of(interaction, bot.settings), name)
+    except ServiceError:
+        return []
+    current = current.strip()
+    return [app_commands.Choice(name=render.truncate(
+        f"job {r.job_id} {r.model_name} · public {r.macro_f1:.3f}{' · picked' if r.picked else ''}", 100),
+        value=r.job_id) for r in mine if current in str(r.job_id) or current.lower() in r.model_name.lower()][:25]
+
+
 class Assignments(commands.Cog):
     def __init__(self, bot):
         self.bot = bot
@@ -50,11 +68,18 @@ class Assignments(commands.Cog):
         test_file="the labelled test file; hidden: never shown to students, never trained on",
         train_file="a training file students may use (optional)",
         deadline="e.g. 2026-12-15 or 2026-12-15T18:00 (UTC unless you add an offset like +01:00)",
-        max_submissions="submissions per student (cancelled and failed jobs do not count)",
+        max_submissions="submissions per student in all (cancelled and failed jobs do not count)",
+        daily_cap="submissions per student per day (UTC; cancelled and failed jobs do not count)",
+        public_share="the part of the test set the public board is scored on (default 0.3); the rest decides "
+                     "the final board",
+        picks="submissions each student may pick to count for the final board (default 2)",
         description="what the task is about")
     async def create(self, interaction: discord.Interaction, name: str, test_file: discord.Attachment,
                      train_file: discord.Attachment | None = None, deadline: str | None = None,
                      max_submissions: app_commands.Range[int, 1, 1000] | None = None,
+                     daily_cap: app_commands.Range[int, 1, 100] | None = None,
+                     public_share: app_commands.Range[float, 0.1, 0.9] | None = None,
+                     picks: app_commands.Range[int, 1, 10] | None = None,
                      description: str | None = None) -> None:
         """Instructors: set an assignment scored on a hidden test set, with a class leaderboard."""
         caller = self.caller(interaction)
@@ -66,8 +91,12 @@ class Assignments(commands.Cog):
         test = (await read_attachment(test_file, self.bot.settings), test_file.filename)
         train = (await read_attachment(train_file, self.bot.settings), train_file.filename) if train_file else None
         view = await self.service.create_assignment(caller, name, test, train=train, deadline=deadline,
-                                                    max_submissions=max_submissions, description=description or "")
-        lines = [f"Assignment **{view.name}** is set: {view.test_rows:,} hidden test examples."]
+                                                    max_submissions=max_submissions, description=description or "",
+                                                    public_share=public_share, daily_cap=daily_cap, max_picks=picks,
+                                                    channel_id=str(interaction.channel_id))
+        lines = [f"Assignment **{view.name}** is set: {view.test_rows:,} hidden test examples, "
+                 f"{view.public_share:.0%} of them for the public board. The final board is revealed here "
+                 + ("at the deadline." if view.deadline else "when you run `/assignment reveal`.")]
         if view.baseline_macro_f1 is not None:
             lines.append(f"TF-IDF baseline on the hidden set, trained on the training file: macro-F1 "
                          f"{view.baseline_macro_f1:.3f} (the board's reference line).")
@@ -87,6 +116,46 @@ class Assignments(commands.Cog):
         embed = render.lines_embed("Assignments", [render.assignment_line(v) for v in views],
                                    "No assignments yet.")
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @assignment.command(name="pick")
+    @app_commands.describe(name="the assignment", job="one of your scored submissions to it",
+                           remove="take it out of your picks instead")
+    @app_commands.autocomplete(name=assignment_choices, job=submission_choices)
+    async def pick(self, interaction: discord.Interaction, name: str, job: int, remove: bool = False) -> None:
+        """Choose the submissions that count for the final board (without picks: your best public ones)."""
+        picks = await self.service.pick(self.caller(interaction), name, job, remove=remove)
+        await interaction.response.send_message(picks.text, ephemeral=True)
+
+    @assignment.command(name="reveal")
+    @app_commands.describe(name="the assignment to reveal now")
+    @app_commands.autocomplete(name=assignment_choices)
+    async def reveal(self, interaction: discord.Interaction, name: str) -> None:
+        """Instructors: close the assignment and reveal its final board (once its last submissions finish)."""
+        done = await self.service.reveal(self.caller(interaction), name)
+        if not done.revealed:
+            text = (f"Assignment **{done.assignment}** is closed; {done.waiting} submission(s) are still training. "
+                    "The final board is revealed here as soon as they finish.")
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        await interaction.response.send_message(
+            f"The final board of **{done.assignment}** is revealed: it is being posted in its channel, and each "
+            "student gets their place by direct message.", embed=render.leaderboard_embed(done.board),
+            ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    @assignment.command(name="grades")
+    @app_commands.describe(name="the assignment",
+                           rule="linear (0 at the baseline, 100 at the best), linear:50-100, or thresholds like "
+                                "A=0.85,B=0.75,C=0.6,F=0")
+    @app_commands.autocomplete(name=assignment_choices)
+    async def grades(self, interaction: discord.Interaction, name: str, rule: str = "linear") -> None:
+        """Instructors: the grades as a CSV an LMS imports (private macro-F1, place, grade)."""
+        caller = self.caller(interaction)
+        if not caller.steers:
+            raise PermissionDenied("Only instructors can export grades.")
+        data = await self.service.grades_csv(caller, name, rule)
+        await interaction.response.send_message(
+            f"Grades for **{render.truncate(name, 80)}** by rule `{render.truncate(rule, 100)}`:", ephemeral=True,
+            file=discord.File(io.BytesIO(data), filename=f"{name[:60]}-grades.csv"))
 
     @assignment.command(name="close")
     @app_commands.describe(name="the assignment to close")

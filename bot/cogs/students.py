@@ -104,8 +104,8 @@ class Students(commands.Cog):
         lines = [f"Queued job **{job.id}** `{job.name}`: {sub.rows:,} examples, {len(sub.labels)} labels. "
                  f"{render.queue_place(job)}.",
                  "Progress and the report will appear in this channel."]
-        if assignment:
-            lines.append(f"Submitted to assignment **{assignment}**: it is also scored on the hidden test set.")
+        if sub.assignment is not None:
+            lines.append(render.submitted_line(sub.assignment))
         lines += [f"⚠️ {w['message']}" + (f" {w['hint']}" if w.get("hint") else "") for w in sub.warnings[:5]]
         await interaction.followup.send(render.truncate("\n".join(lines), render.CONTENT_LIMIT), ephemeral=True)
         try:
