@@ -92,11 +92,10 @@ class Announcer:
         board = await self.bot.service.revealed_board(assignment_id)
         if board is None:
             return []
-        channel, top, own = render.reveal_messages(board)
+        channel, own = render.reveal_messages(board)
         none = discord.AllowedMentions.none()
         return ([{"dm": user, "content": text, "allowed_mentions": none} for user, text in own.items()]
-                + [{"content": channel, "allowed_mentions": discord.AllowedMentions(everyone=False, roles=False,
-                                                                                    users=top)}])
+                + [{"content": channel, "allowed_mentions": none}])
 
     async def deliver(self, row, part_sent) -> None:
         """Send one outbox row, skipping the messages an earlier try already sent and recording each one

@@ -246,8 +246,9 @@ def leaderboard_embed(board, everything: bool = False) -> discord.Embed:
     return e
 
 
-def reveal_messages(board) -> tuple[str, list[discord.Object], dict[str, str]]:
-    """The reveal: the channel's message (the top three, mentioned) and each student's own place, privately."""
+def reveal_messages(board) -> tuple[str, dict[str, str]]:
+    """The reveal: the channel's message (the top three, named without a ping: each student hears by direct
+    message) and each student's own place, by user id."""
     a, rows = board.assignment, board.private
     medals = ["🥇", "🥈", "🥉"]
     top = [f"{medals[i]} <@{r.owner_id}> — **{truncate(r.model_name, 40)}**, macro-F1 **{r.macro_f1:.3f}** on the "
@@ -266,7 +267,7 @@ def reveal_messages(board) -> tuple[str, list[discord.Object], dict[str, str]]:
         own[r.owner_id] = (f"Your final place on **{truncate(a.name, 80)}**: **#{r.rank} of {len(rows)}**{was}, with "
                            f"`{truncate(r.model_name, 60)}` (job {r.job_id}, {'your pick' if r.picked else 'your best public'}"
                            f"): macro-F1 **{r.macro_f1:.3f}** on the private part.")
-    return truncate(channel, CONTENT_LIMIT), [discord.Object(int(r.owner_id)) for r in rows[:3] if r.owner_id.isdigit()], own
+    return truncate(channel, CONTENT_LIMIT), own
 
 
 def comparison_embed(c) -> discord.Embed:
