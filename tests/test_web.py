@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 from service import Service
 from service.errors import PermissionDenied
-from storage.models import Job, Member, WebSession, utcnow
+from storage.models import Job, Member, Outbox, WebSession, utcnow
 from web.app import COOKIE, make_app
 
 
@@ -403,3 +403,50 @@ async def test_the_report_page_marks_why_and_lists_suspect_labels_and_the_learni
     assert "<td>12</td><td>snow all day</td><td>food</td><td>weather</td><td>90%</td>" in suspects
     curve = html.split('id="learning-curve"')[1].split("</table>")[0]
     assert "<td>50%</td><td>20</td><td>0.600</td>" in curve and "<td>100%</td><td>40</td><td>0.800</td>" in curve
+
+
+async def test_an_assignments_boards_picks_reveal_and_grades_on_the_dashboard(site, db):
+    import csv
+    import io
+
+    from test_assignments import _scored
+
+    service, make = site
+    view = await service.create_assignment(TEACH, "topics", (GOOD, "hidden.csv"), daily_cap=3)
+    a1 = await _scored(service, db, ALICE, "alice-strong", 0.90, 2_000_000, 1.0, view.id, private=0.4242)
+    a2 = await _scored(service, db, ALICE, "alice-steady", 0.70, 2_000_000, 1.0, view.id, private=0.9191)
+    await _scored(service, db, BOB, "bob-one", 0.80, 2_000_000, 1.0, view.id, private=0.8383)
+    client = await make()
+    await sign_in(client, await service.mint_link(TEACH))
+    html = await (await client.get("/assignments/topics")).text()
+    assert "Public board (what students see now)" in html and "Private board so far (instructors only" in html
+    assert "0.919" in html and "3 a day" in html and 'id="shake-up"' in html
+    token = csrf_of(html)
+    # the instructor picks alice-strong for Alice: her counted best becomes 0.424, below Bob's 0.838
+    assert (await client.post("/assignments/topics/pick", data={"csrf": token, "job": str(a1), "student": "alice"},
+                              allow_redirects=False)).status == 303
+    board = await service.leaderboard(TEACH, "topics")
+    assert [(r.owner_id, r.model_name) for r in board.private] == [("bob", "bob-one"), ("alice", "alice-strong")]
+    refused = await client.post("/assignments/topics/pick", data={"csrf": token, "job": str(a2), "student": "bob"})
+    assert refused.status == 404 and "not one of bob&#39;s submissions" in await refused.text()
+    assert (await client.post("/assignments/topics/reveal", data={"csrf": "forged"})).status == 403
+    assert (await service.assignment(TEACH, "topics")).revealed_at is None
+
+    bad = await client.get("/assignments/topics/grades.csv", params={"rule": "A=0.9"})
+    assert bad.status == 400 and "add one for everything below" in await bad.text()
+    got = await client.get("/assignments/topics/grades.csv", params={"rule": "A=0.8,F=0"})
+    assert got.headers["Content-Disposition"] == 'attachment; filename="topics-grades.csv"'
+    rows = list(csv.DictReader(io.StringIO(await got.text())))
+    assert [(r["student"], r["model"], r["grade"]) for r in rows] == [("Bob", "bob-one", "A"), ("Alice", "alice-strong", "F")]
+
+    assert (await client.post("/assignments/topics/reveal", data={"csrf": token}, allow_redirects=False)).status == 303
+    html = await (await client.get("/assignments/topics")).text()
+    assert "Final board: the private part" in html and "Close and reveal" not in html and ">pick<" not in html
+    async with db.transaction() as s:
+        assert (await s.execute(select(Outbox.kind))).scalars().all() == ["assignment_revealed"]
+
+    other = await make()  # another class's instructor: nothing of this assignment
+    await sign_in(other, await service.mint_link(OTHER_TEACH))
+    assert (await other.get("/assignments/topics/grades.csv")).status == 404
+    token = csrf_of(await (await other.get("/queue")).text())
+    assert (await other.post("/assignments/topics/pick", data={"csrf": token, "job": str(a1)})).status == 404

@@ -17,6 +17,7 @@ import math
 import secrets
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
@@ -70,6 +71,8 @@ def make_app(service, settings) -> web.Application:
         web.get("/quotas", quotas_page), web.post("/quotas", set_quotas),
         web.get("/assignments", assignments_page),
         web.get("/assignments/{name}", leaderboard_page), web.get("/assignments/{name}/submissions.csv", export),
+        web.get("/assignments/{name}/grades.csv", grades), web.post("/assignments/{name}/pick", pick),
+        web.post("/assignments/{name}/reveal", reveal),
     ])
     return app
 
@@ -363,10 +366,38 @@ async def leaderboard_page(request: web.Request) -> dict:
 
 async def export(request: web.Request) -> web.Response:
     service, who = request.app[SERVICE], request[WHO]
-    data = await service.leaderboard_csv(who.caller, request.match_info["name"])
+    return _csv(await service.leaderboard_csv(who.caller, request.match_info["name"]), request, "submissions")
+
+
+async def grades(request: web.Request) -> web.Response:
+    """The grades CSV by the rule typed in the page's form (GradeRule.parse; an unknown rule says why)."""
+    service, who = request.app[SERVICE], request[WHO]
+    data = await service.grades_csv(who.caller, request.match_info["name"], request.query.get("rule") or "linear")
+    return _csv(data, request, "grades")
+
+
+def _csv(data: bytes, request: web.Request, what: str) -> web.Response:
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.match_info["name"])[:60]
     return web.Response(body=data, content_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}-submissions.csv"'})
+                        headers={"Content-Disposition": f'attachment; filename="{name}-{what}.csv"'})
+
+
+async def pick(request: web.Request) -> web.Response:
+    """An instructor picks (or removes) a submission for its student, as the student would."""
+    form, name = request[FORM], request.match_info["name"]
+    try:
+        job = int(form.get("job", ""))
+    except ValueError:
+        raise InvalidRequest("Name the job to pick by its number.") from None
+    await request.app[SERVICE].pick(request[WHO].caller, name, job, remove=form.get("remove") == "1",
+                                    student=form.get("student") or None)
+    _redirect(f"/assignments/{quote(name)}")
+
+
+async def reveal(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await request.app[SERVICE].reveal(request[WHO].caller, name)
+    _redirect(f"/assignments/{quote(name)}")
 
 
 # -- serving -----------------------------------------------------------------------------------------
