@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .common import EXIT_OK, operator, service_command
-from .tables import board_lines
+from .tables import board_lines, shake_up_lines
 
 
 def add_commands(sub) -> None:
@@ -164,15 +164,6 @@ def cmd_leaderboard(args, settings) -> int:
         return EXIT_OK
 
     return service_command(settings, work)
-
-
-def shake_up_lines(board) -> list[str]:
-    """Instructors: each student's public place against their private one, biggest moves first."""
-    out = ["", "shake-up, public -> private" + ("" if board.assignment.revealed else " (not revealed yet)") + ":"]
-    for m in board.shake_up:
-        out.append(f"  {m.owner_id:<20.20} #{m.public_rank:<3} -> #{m.private_rank:<3} {m.change:+d}  "
-                   f"({m.public_macro_f1:.3f} -> {m.private_macro_f1:.3f})")
-    return out
 
 
 def cmd_compare(args, settings) -> int:

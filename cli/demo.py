@@ -5,10 +5,13 @@ stored). The instructor sets an assignment: a hidden test set held out of the ex
 as its training file. Both students submit to it (Alice prunes MiniLM to 3 layers and fine-tunes it;
 Bob distils a 3-layer student from a fine-tuned 6-layer teacher, TinyBERT's way), the scheduler runs
 them in worker processes while progress is printed, the outbox announces the results with their
-place on the hidden set, the leaderboard is printed, the two 3-layer models are compared side by
-side, and the report, plot paths and a few predictions are printed. Bob may use Alice's model only
-after she shares it. Alice also asks how small a model can get: an experiment of two jobs (1 and 2 layers)
-announced together, with its table, Pareto front and chart.
+place on the public board, the public board is printed as a student sees it (and the private one
+so far as the instructor does), the two 3-layer models are compared side by side, and the report,
+plot paths and a few predictions are printed. Bob may use Alice's model only after she shares it.
+Alice also asks how small a model can get: an experiment of two jobs (1 and 2 layers) announced
+together, with its table, Pareto front and chart. Last, Bob makes his final pick, the instructor
+reveals the final board (announced once: the channel's post and each student's place), with the
+shake-up, and exports grades.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from service import Caller
 from service.errors import InvalidDataset, InvalidRequest, NotFound
 from service.runtime import Runtime
 
-from .tables import board_lines
+from .tables import board_lines, shake_up_lines
 
 CLASS = "demo-class"
 ASSIGNMENT = "chat topics"
@@ -73,6 +76,7 @@ async def run_demo(settings, directory: str | None = None, epochs: int | None = 
         await demo.predict()
         await demo.share()
         await demo.experiment()
+        await demo.reveal()
     _say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Database and files: {root / 'data'}")
     return 0
 
@@ -96,11 +100,14 @@ class Demo:
     async def set_assignment(self) -> None:
         hidden, train = _hold_out(self.example)
         task = await self.svc.create_assignment(RIVERA, ASSIGNMENT, (hidden, "hidden-test.csv"),
-                                                train=(train, "train.csv"), max_submissions=3,
+                                                train=(train, "train.csv"), max_submissions=5, daily_cap=2,
                                                 description="Which topic is a chat line about?")
         _say(f"\n2. Ms Rivera sets the assignment '{task.name}': a hidden test set of {task.test_rows} held-out lines "
-             f"(never shown to students, never trained on), the other {task.train_rows} as its training file; "
-             f"TF-IDF baseline on the hidden set: macro-F1 {task.baseline_macro_f1:.3f}.")
+             f"(never shown to students, never trained on), the other {task.train_rows} as its training file. "
+             f"{task.public_share:.0%} of the hidden set is public: students see scores on that part until the "
+             f"reveal; the private rest decides the final board. Limits: {task.daily_cap} a day, "
+             f"{task.max_submissions} in all, {task.max_picks} final picks. TF-IDF baseline on the public part: "
+             f"macro-F1 {task.baseline_macro_f1:.3f}.")
 
     async def submit(self) -> None:
         _say("\n3. Alice and Bob submit to it, training on the assignment's file:")
@@ -109,7 +116,7 @@ class Demo:
                                   assignment=ASSIGNMENT)
         for who, sub in (("Alice", a), ("Bob", b)):
             _say(f"   {who}: job {sub.job.id}, {sub.rows} examples, {len(sub.labels)} labels, position "
-                 f"{sub.job.position}")
+                 f"{sub.job.position}; submissions {sub.assignment.limits}")
         self.alice_job, self.bob_job = a.job.id, b.job.id
         content, filename = await self.svc.assignment_training_file(ALICE, ASSIGNMENT)
         self.sweep = x = await self.svc.submit(ALICE, content, filename, name="how small", sweep="layers=1,2")
@@ -167,8 +174,12 @@ class Demo:
         return all(v.status == "succeeded" for v in views)
 
     async def leaderboard(self) -> None:
-        _say(f"\n6. The leaderboard of '{ASSIGNMENT}' (the hidden test set; ties go to smaller, then faster models):\n")
-        for line in board_lines(await self.svc.leaderboard(RIVERA, ASSIGNMENT)):
+        _say(f"\n6. The leaderboard of '{ASSIGNMENT}' as Alice sees it: the public board (ties go to smaller, then "
+             "faster models; a classmate's name is not shown):\n")
+        for line in board_lines(await self.svc.leaderboard(ALICE, ASSIGNMENT)):
+            _say(f"   {line}")
+        _say("\n   Ms Rivera also sees the private board so far (no student does until the reveal):\n")
+        for line in board_lines(await self.svc.leaderboard(RIVERA, ASSIGNMENT), part="private"):
             _say(f"   {line}")
 
     async def compare(self) -> None:
@@ -234,6 +245,33 @@ class Demo:
             _say(f"   {line}")
         _say(f"   {view.reading()} (◆: on the Pareto front, no run both as fast and as good)")
         _say(f"   chart (macro-F1 against ms per message, point size = parameters): {view.chart_png}")
+
+
+    async def reveal(self) -> None:
+        _say(f"\n12. The deadline of '{ASSIGNMENT}': Bob picks his submission for the final board, Ms Rivera reveals it.")
+        picks = await self.svc.pick(BOB, ASSIGNMENT, self.bob_job)
+        _say(f"   Bob: {picks.text}")
+        done = await self.svc.reveal(RIVERA, ASSIGNMENT)
+        announced = []
+
+        async def deliver(row, part_sent):  # what the bot would post: the channel's message and each place by DM
+            announced.append(row.kind)
+            board = await self.svc.revealed_board(row.payload["assignment_id"])
+            top = ", ".join(f"#{r.rank} {r.owner_id} {r.macro_f1:.3f}" for r in board.private[:3])
+            _say(f"   [channel] the final board of '{row.payload['name']}' is out (private part): {top}")
+            for r in board.private:
+                _say(f"   [direct message to {r.owner_id}] your final place: #{r.rank} of {len(board.private)} "
+                     f"(job {r.job_id}, {'your pick' if r.picked else 'your best public'})")
+
+        await self.rt.outbox(deliver).deliver_once()
+        await self.rt.outbox(deliver).deliver_once()  # a second round sends nothing again
+        _say(f"   announced {announced.count('assignment_revealed')} time(s). The final board, as Ms Rivera sees it:\n")
+        for line in board_lines(done.board) + shake_up_lines(done.board):
+            _say(f"   {line}")
+        grades = (await self.svc.grades_csv(RIVERA, ASSIGNMENT, "linear")).decode().strip().splitlines()
+        _say("\n   Grades for the LMS (linear: 0 at the TF-IDF baseline, 100 at the best private score):")
+        for line in grades:
+            _say(f"   {line}")
 
 
 def progress_line(v) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 
-def board_lines(board, everything: bool = False) -> list[str]:
+def board_lines(board, everything: bool = False, part: str | None = None) -> list[str]:
     """The leaderboard as a terminal table, with the baseline's reference line in its place: the board shown
     (public before the reveal, private after); ``everything``: instructors' list of every
-    submission, ranked on the public part, with its private macro-F1 beside it. * marks a final pick."""
-    rows = board.everything if everything else board.best
+    submission, ranked on the public part, with its private macro-F1 beside it; ``part``: that board
+    instead (instructors see both before the reveal). * marks a final pick."""
+    part = part or board.board
+    rows = board.everything if everything else board.private if part == "private" else board.public
     both = everything and rows is not None
     lines = [f"{'rank':>4}  {'student':<14} {'model':<20} {'macro-F1':>8}{' private' if both else ''} {'acc':>6} "
              f"{'layers':>6} {'params':>8} {'ms/msg':>7}  job"]
     rows = rows or []
-    ref = board.references.get("public") if everything else board.reference
+    ref = board.references.get("public" if everything else part)
     for r in rows:
         if ref is not None and r.macro_f1 < ref:
             lines.append(f"{'':>4}  {'— baseline —':<14} {'TF-IDF':<20} {ref:>8.3f}")
@@ -26,3 +28,12 @@ def board_lines(board, everything: bool = False) -> list[str]:
         lines.append(f"{'':>4}  {'— baseline —':<14} {'TF-IDF':<20} {ref:>8.3f}")
     lines.append(f"baseline: {board.reference_source}")
     return lines
+
+
+def shake_up_lines(board) -> list[str]:
+    """Instructors: each student's public place against their private one, biggest moves first."""
+    out = ["", "shake-up, public -> private" + ("" if board.assignment.revealed else " (not revealed yet)") + ":"]
+    for m in board.shake_up:
+        out.append(f"  {m.owner_id:<20.20} #{m.public_rank:<3} -> #{m.private_rank:<3} {m.change:+d}  "
+                   f"({m.public_macro_f1:.3f} -> {m.private_macro_f1:.3f})")
+    return out

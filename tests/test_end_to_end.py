@@ -78,9 +78,16 @@ def test_the_demo_runs_the_class_flow_end_to_end(tmp_path, monkeypatch, tiny_bas
     assert "Bob's student keeps" in out and "onnxruntime" in out  # the distilled job beside the pruned one
     assert "refused: There is no model" in out and "after Alice shares it" in out
     # the assignment: a hidden set held out of the data, both jobs scored on it, the board printed
-    assert "sets the assignment 'chat topics'" in out and out.count("hidden test set 0.") == 2
-    board = out.split("The leaderboard of 'chat topics'")[1].split("7. The same 3 layers")[0]
-    assert "alice" in board and "bob" in board and "— baseline —" in board
+    assert "sets the assignment 'chat topics'" in out and out.count("public board 0.") == 2
+    board, private = out.split("The leaderboard of 'chat topics'")[1].split("7. The same 3 layers")[0].split(
+        "Ms Rivera also sees the private board")
+    assert "alice" in board and "bob" not in board and "— baseline —" in board  # Alice does not see Bob's name
+    assert "alice" in private and "bob" in private
+    # the reveal: Bob's pick, the final board announced once (the channel and each student's place), grades
+    reveal = out.split("12. The deadline of 'chat topics'")[1]
+    assert "Your final picks (1 of 2)" in reveal and "announced 1 time(s)" in reveal
+    assert reveal.count("[channel] the final board") == 1 and reveal.count("[direct message to") == 2
+    assert "shake-up, public -> private:" in reveal and "student_id,student,job,model,counted_by" in reveal
     pngs = list((tmp_path / "demo" / "data" / "models").glob("job-*-a1/*.png"))
     assert len(pngs) == 12  # each of the four models' confusion matrix, training curve and learning curve
     # how small can it get: the experiment's two runs side by side, the front marked, the chart drawn
