@@ -4,8 +4,7 @@ Every section refuses unknown keys, wrong types (strictly: ``true`` is not a num
 range and non-finite numbers, with a one-line message naming the key: ``config.toml: [queue].cpu_slots:
 Input should be greater than or equal to 1 (got 0)``. Environment variables override the file
 (``TINYTUTOR_QUEUE__CPU_SLOTS=2``, through pydantic-settings); ``TINYTUTOR_DATABASE_URL`` is read in
-``Settings.database_url`` and nowhere else. Secrets (the Discord token) come from the environment,
-never from this file.
+``Settings.database_url`` and nowhere else. Secrets (the Discord token) come from the environment, never from here.
 
 Settings are frozen once loaded: what a command-line flag, the demo or a test sets differently is a new
 ``Settings`` made by :meth:`Settings.changed`, checked as the file's values are.

@@ -9,7 +9,7 @@ Who may do what:
 
 One module per use case: ``submissions`` (check and queue a file), ``jobs`` (see, cancel, reports),
 ``models`` (models and predictions), ``experiments`` (several jobs differing in one setting, seen
-together), ``assignments`` (assignments and the leaderboard), ``compare``
+together), ``assignments`` (setting assignments, picks, the reveal) on ``boards`` (what each caller sees of them, exports), ``compare``
 (comparing runs), ``admin`` (quotas, pause, the class report, retention), ``access`` (dashboard sign-in
 links and sessions), ``ratelimit`` (per-student rate limits); ``base`` holds what they share and
 ``views`` what callers get back. ``Service`` is all of them on one database.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .access import Access, WebIdentity
 from .admin import Admin
-from .assignments import AssignmentView, Leaderboard
+from .boards import AssignmentView, Leaderboard
 from .compare import Comparison
 from .experiments import Experiments, ExperimentView
 from .jobs import Jobs

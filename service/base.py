@@ -63,7 +63,7 @@ MAX_PREDICT_CHARS = 4000
 
 
 def board_key(score: Score, part: str = "public"):
-    """A board's order (see service.assignments): the ``part``'s macro-F1 as shown, then smaller, faster, earlier."""
+    """A board's order (see service.boards): the ``part``'s macro-F1 as shown, then smaller, faster, earlier."""
     f1 = score.macro_f1 if part == "public" else score.private_macro_f1
     return (-round(f1, 3), score.params, score.ms_per_message, score.submitted_at, score.job_id)
 

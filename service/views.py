@@ -80,7 +80,7 @@ class Submitted:
     warnings: list[dict] = field(default_factory=list)
     jobs: list[JobView] = field(default_factory=list)  # every job queued: one, or an experiment's
     experiment_id: int | None = None
-    assignment: object | None = None  # service.assignments.AssignmentView after this submission: its limits
+    assignment: object | None = None  # service.boards.AssignmentView after this submission: its limits
 
 
 @dataclass

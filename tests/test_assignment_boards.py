@@ -21,8 +21,8 @@ from sqlalchemy import select, update
 from test_assignments import _scored
 
 from service import Caller
-from service.assignments import GradeRule
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from service.grades import GradeRule
 from storage.models import Assignment, Job, Outbox, utcnow
 from trainer.hidden import HiddenTest, score_hidden, split_public
 

@@ -57,22 +57,18 @@ def make_app(service, settings) -> web.Application:
         env.get_template(name)
     app.router.add_static("/static/", Path(__file__).parent / "static", append_version=True)
     app.add_routes([
-        web.get("/", home), web.get("/healthz", healthz),
+        web.get("/", home), web.get("/healthz", healthz), web.post("/signout", signout),
         web.get("/signin", signin_page), web.post("/signin", signin),
-        web.post("/signout", signout),
         web.get("/queue", queue_page), web.get("/queue/live", queue_live),
         web.post("/queue/pause", pause), web.post("/queue/resume", resume),
         web.post("/jobs/{id:\\d+}/cancel", cancel), web.post("/jobs/{id:\\d+}/priority", priority),
         web.get("/jobs/{id:\\d+}", report_page), web.get("/jobs/{id:\\d+}/cell", cell_page),
         web.get("/jobs/{id:\\d+}/{plot:confusion|curve|learning}.png", plot),
         web.get("/experiments", experiments_page), web.get("/experiments/{id:\\d+}", experiment_page),
-        web.get("/experiments/{id:\\d+}/chart.png", experiment_chart),
-        web.get("/students", students_page),
-        web.get("/quotas", quotas_page), web.post("/quotas", set_quotas),
-        web.get("/assignments", assignments_page),
-        web.get("/assignments/{name}", leaderboard_page), web.get("/assignments/{name}/submissions.csv", export),
-        web.get("/assignments/{name}/grades.csv", grades), web.post("/assignments/{name}/pick", pick),
-        web.post("/assignments/{name}/reveal", reveal),
+        web.get("/experiments/{id:\\d+}/chart.png", experiment_chart), web.get("/students", students_page),
+        web.get("/quotas", quotas_page), web.post("/quotas", set_quotas), web.get("/assignments", assignments_page),
+        web.get("/assignments/{name}", leaderboard_page), web.get("/assignments/{name}/{what:submissions|grades}.csv", export),
+        web.post("/assignments/{name}/pick", pick), web.post("/assignments/{name}/reveal", reveal),
     ])
     return app
 
@@ -365,39 +361,27 @@ async def leaderboard_page(request: web.Request) -> dict:
 
 
 async def export(request: web.Request) -> web.Response:
-    service, who = request.app[SERVICE], request[WHO]
-    return _csv(await service.leaderboard_csv(who.caller, request.match_info["name"]), request, "submissions")
-
-
-async def grades(request: web.Request) -> web.Response:
-    """The grades CSV by the rule typed in the page's form (GradeRule.parse; an unknown rule says why)."""
-    service, who = request.app[SERVICE], request[WHO]
-    data = await service.grades_csv(who.caller, request.match_info["name"], request.query.get("rule") or "linear")
-    return _csv(data, request, "grades")
-
-
-def _csv(data: bytes, request: web.Request, what: str) -> web.Response:
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.match_info["name"])[:60]
+    """Every submission (``submissions.csv``), or the grades by the page's rule (``grades.csv``; GradeRule.parse)."""
+    service, caller, name = request.app[SERVICE], request[WHO].caller, request.match_info["name"]
+    what = request.match_info["what"]
+    data = await (service.grades_csv(caller, name, request.query.get("rule") or "linear") if what == "grades"
+                  else service.leaderboard_csv(caller, name))
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60]
     return web.Response(body=data, content_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}-{what}.csv"'})
+                        headers={"Content-Disposition": f'attachment; filename="{safe}-{what}.csv"'})
 
 
 async def pick(request: web.Request) -> web.Response:
     """An instructor picks (or removes) a submission for its student, as the student would."""
     form, name = request[FORM], request.match_info["name"]
-    try:
-        job = int(form.get("job", ""))
-    except ValueError:
-        raise InvalidRequest("Name the job to pick by its number.") from None
-    await request.app[SERVICE].pick(request[WHO].caller, name, job, remove=form.get("remove") == "1",
+    await request.app[SERVICE].pick(request[WHO].caller, name, form.get("job", ""), remove=form.get("remove") == "1",
                                     student=form.get("student") or None)
     _redirect(f"/assignments/{quote(name)}")
 
 
 async def reveal(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    await request.app[SERVICE].reveal(request[WHO].caller, name)
-    _redirect(f"/assignments/{quote(name)}")
+    await request.app[SERVICE].reveal(request[WHO].caller, request.match_info["name"])
+    _redirect(f"/assignments/{quote(request.match_info['name'])}")
 
 
 # -- serving -----------------------------------------------------------------------------------------
