@@ -270,6 +270,9 @@ class Assignments(Grades):
 
         async with self.db.transaction() as s:
             a = await self._named_assignment(s, caller, name)
+            # locked (PostgreSQL; SQLite's writer lock already serialises): a reveal that commits meanwhile is
+            # seen here, and one that starts meanwhile waits for this pick
+            await s.refresh(a, with_for_update=True)
             if a.revealed_at is not None:
                 raise Conflict(f"The private board of '{a.name}' was revealed on {when(a.revealed_at)}: the picks "
                                "are final.")

@@ -3,7 +3,7 @@ once into a public and a private part, caps per day and in all, final picks, the
 across processes), the shake-up, grades out, and no private number reaching a student before the
 reveal through any of the service's answers.
 
-Scores are written as the worker writes them (``_scored``), so no training is needed here; the
+Scores are written as the worker writes them (``helpers.scored``), so no training is needed here; the
 whole life with real workers is in test_assignments.py (command line) and test_bot_assignments.py
 (Discord)."""
 
@@ -16,14 +16,13 @@ import json
 from datetime import timedelta
 
 import pytest
-from helpers import ALICE, BOB, CAROL, HIDDEN, TEACH, TRAIN, csv_bytes, hidden_rows
+from helpers import ALICE, BOB, CAROL, HIDDEN, TEACH, TRAIN, csv_bytes, hidden_rows, scored
 from sqlalchemy import select, update
-from test_assignments import _scored
 
 from service import Caller
 from service.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from service.grades import GradeRule
-from storage.models import Assignment, Job, Outbox, utcnow
+from storage.models import Assignment, Job, Outbox, Score, utcnow
 from trainer.hidden import HiddenTest, score_hidden, split_public
 
 # Private numbers no student may see before the reveal: distinctive, so a leak is one search away.
@@ -113,11 +112,11 @@ async def _class_with_scores(service, db):
     view = await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"))
     aid = view.id
     jobs = {
-        "a-strong": await _scored(service, db, ALICE, "a-strong", 0.90, 2_000_000, 1.0, aid, private=SECRET[0]),
-        "a-steady": await _scored(service, db, ALICE, "a-steady", 0.70, 2_000_000, 1.0, aid, private=SECRET[1]),
-        "a-third": await _scored(service, db, ALICE, "a-third", 0.60, 2_000_000, 1.0, aid, private=SECRET[4]),
-        "b-one": await _scored(service, db, BOB, "b-one", 0.80, 2_000_000, 1.0, aid, private=SECRET[3]),
-        "c-one": await _scored(service, db, CAROL, "c-one", 0.85, 2_000_000, 1.0, aid, private=SECRET[2]),
+        "a-strong": await scored(service, db, ALICE, "a-strong", 0.90, 2_000_000, 1.0, aid, private=SECRET[0]),
+        "a-steady": await scored(service, db, ALICE, "a-steady", 0.70, 2_000_000, 1.0, aid, private=SECRET[1]),
+        "a-third": await scored(service, db, ALICE, "a-third", 0.60, 2_000_000, 1.0, aid, private=SECRET[4]),
+        "b-one": await scored(service, db, BOB, "b-one", 0.80, 2_000_000, 1.0, aid, private=SECRET[3]),
+        "c-one": await scored(service, db, CAROL, "c-one", 0.85, 2_000_000, 1.0, aid, private=SECRET[2]),
     }
     return aid, jobs
 
@@ -245,3 +244,48 @@ async def test_an_instructor_reveals_early_and_exports_grades(service, db):
     for bad in ("A=0.9,B=0.8", "A=1.5,F=0", "linear:100-50", "A:0.9"):
         with pytest.raises(InvalidRequest):
             GradeRule.parse(bad)
+
+
+async def test_an_assignment_set_before_the_two_parts_keeps_its_board_after_the_upgrade(db_url):
+    """Migration 0007 on a class's data: old scores (whole set) become both parts; a closed assignment counts
+    as revealed (nothing is private), an open one is revealed at its deadline like any other."""
+    from sqlalchemy import text
+
+    from storage.db import Database
+
+    database = Database(db_url)
+    try:
+        await database.upgrade("0006")
+        now = utcnow().replace(tzinfo=None)
+        async with database.engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO classes (guild_id, name, paused, max_queued_per_student, max_running_per_student, "
+                "max_jobs_per_day, max_rows, max_bytes, max_epochs, created_at) "
+                "VALUES ('g', 'c', false, 5, 1, 20, 1000, 1000000, 10, :now)"), {"now": now})
+            await conn.execute(text(
+                "INSERT INTO datasets (id, guild_id, owner_id, name, sha256, path, rows, bytes, labels, lint, created_at) "
+                "VALUES (1, 'g', 't', 'h.csv', 'x', 'datasets/h', 24, 100, '{}', '{}', :now)"), {"now": now})
+            for aid, closed in ((1, now), (2, None)):
+                await conn.execute(text(
+                    "INSERT INTO assignments (id, guild_id, name, description, created_by, test_dataset_id, labels, "
+                    "test_rows, deadline, closed_at, created_at) VALUES (:id, 'g', :name, '', 't', 1, '[\"a\"]', 24, "
+                    ":deadline, :closed, :now)"),
+                    {"id": aid, "name": f"a{aid}", "deadline": now + timedelta(days=1), "closed": closed, "now": now})
+            await conn.execute(text(
+                "INSERT INTO jobs (id, guild_id, owner_id, dataset_id, name, params, status, priority, attempts, "
+                "max_attempts, cancel_requested, assignment_id, created_at) "
+                "VALUES (1, 'g', 'ann', 1, 'm', '{}', 'succeeded', 0, 1, 2, false, 1, :now)"), {"now": now})
+            await conn.execute(text(
+                "INSERT INTO scores (id, assignment_id, job_id, owner_id, model_name, macro_f1, accuracy, per_class_f1, "
+                "baseline_macro_f1, params, layers, ms_per_message, submitted_at, created_at) "
+                "VALUES (1, 1, 1, 'ann', 'm', 0.8, 0.75, '{\"a\": 0.8}', 0.6, 10, 2, 1.0, :now, :now)"), {"now": now})
+        await database.upgrade()
+        async with database.transaction() as s:
+            score = (await s.execute(select(Score))).scalar_one()
+            old, open_ = [await s.get(Assignment, i) for i in (1, 2)]
+        assert (score.private_macro_f1, score.private_accuracy, score.private_per_class_f1,
+                score.private_baseline_macro_f1, score.picked_at) == (0.8, 0.75, {"a": 0.8}, 0.6, None)
+        assert old.revealed_at is not None and old.public_rows is None and old.max_picks == 2
+        assert open_.revealed_at is None and open_.reveal_due_at == open_.deadline
+    finally:
+        await database.close()

@@ -26,6 +26,7 @@ from helpers import (
     cli_config,
     csv_bytes,
     hidden_rows,
+    scored,
     stored_files,
     synthetic_rows,
     write_csv,
@@ -33,7 +34,7 @@ from helpers import (
 from sqlalchemy import select, update
 
 from service.errors import Conflict, InvalidDataset, InvalidRequest, NotFound, PermissionDenied
-from storage.models import Assignment, Dataset, Job, Outbox, Report, Score, utcnow
+from storage.models import Assignment, Dataset, Job, Outbox, Report, utcnow
 
 
 async def test_only_instructors_set_assignments_and_bad_files_store_nothing(service, db):
@@ -109,30 +110,13 @@ async def test_submissions_respect_labels_limits_deadline_closing_and_classes(se
     assert (view.submissions, view.submissions_left, view.is_open) == (1, 0, False)
 
 
-async def _scored(service, db, caller, name, macro_f1, params, ms, assignment_id, private=None, assignment="topics"):
-    """A finished submission's scores on both parts, as the worker would record them (no training needed
-    for the boards); ``private`` defaults to the public macro-F1."""
-    sub = await service.submit(caller, TRAIN, "t.csv", name=name, assignment=assignment)
-    private = macro_f1 if private is None else private
-    async with db.transaction() as s:
-        job = await s.get(Job, sub.job.id)
-        job.status = "succeeded"
-        s.add(Score(assignment_id=assignment_id, job_id=job.id, owner_id=caller.user_id, model_name=name,
-                    macro_f1=macro_f1, accuracy=macro_f1, per_class_f1={"food": macro_f1}, baseline_macro_f1=0.6,
-                    private_macro_f1=private, private_accuracy=private, private_per_class_f1={"food": private},
-                    private_baseline_macro_f1=0.55,
-                    params=params, layers=params // 1_000_000, ms_per_message=ms, submitted_at=job.created_at))
-        s.add(Report(job_id=job.id, metrics={"macro_f1": macro_f1}, report_text="", confusion_png="", curve_png=""))
-    return sub.job.id
-
-
 async def test_leaderboard_ranks_best_per_student_with_smaller_and_faster_first_on_ties(service, db):
     view = await service.create_assignment(TEACH, "topics", (HIDDEN, "test.csv"))
     aid = view.id
-    a1 = await _scored(service, db, ALICE, "alice-big", 0.8504, 6_000_000, 2.0, aid)
-    a2 = await _scored(service, db, ALICE, "alice-weak", 0.70, 1_000_000, 1.0, aid)
-    b1 = await _scored(service, db, BOB, "bob-small", 0.8496, 3_000_000, 2.0, aid)  # 0.850 shown: a tie, smaller
-    c1 = await _scored(service, db, CAROL, "carol-slow", 0.8501, 3_000_000, 5.0, aid)  # same size, slower
+    a1 = await scored(service, db, ALICE, "alice-big", 0.8504, 6_000_000, 2.0, aid)
+    a2 = await scored(service, db, ALICE, "alice-weak", 0.70, 1_000_000, 1.0, aid)
+    b1 = await scored(service, db, BOB, "bob-small", 0.8496, 3_000_000, 2.0, aid)  # 0.850 shown: a tie, smaller
+    c1 = await scored(service, db, CAROL, "carol-slow", 0.8501, 3_000_000, 5.0, aid)  # same size, slower
     board = await service.leaderboard(TEACH, "topics")
     assert [(r.rank, r.model_name, r.job_id) for r in board.best] == [
         (1, "bob-small", b1), (2, "carol-slow", c1), (3, "alice-big", a1)]

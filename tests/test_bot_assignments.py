@@ -147,6 +147,9 @@ async def test_an_assignment_with_two_boards_from_caps_to_the_reveal_in_discord(
     assert "not one of your submissions" in refused
     listed = private_answer(await env.run(DISCORD_BOB, "assignment", sub="list"))
     assert "yours: 1 of 1 today" in listed
+    compared = private_answer(await env.run(DISCORD_ALICE, "compare", [option("job_a", INTEGER, 1),
+                                                                       option("job_b", INTEGER, 1)]))
+    assert "public board (topics)" in compared
     for sub_name in ("reveal", "grades"):
         no = private_answer(await env.run(DISCORD_BOB, "assignment", [option("name", STRING, "topics")], sub=sub_name))
         assert "Only instructors" in no

@@ -21,6 +21,7 @@ from helpers import (
     TEACHER,
     Clock,
     free_port,
+    scored,
 )
 from sqlalchemy import select, update
 
@@ -409,13 +410,12 @@ async def test_an_assignments_boards_picks_reveal_and_grades_on_the_dashboard(si
     import csv
     import io
 
-    from test_assignments import _scored
 
     service, make = site
     view = await service.create_assignment(TEACH, "topics", (GOOD, "hidden.csv"), daily_cap=3)
-    a1 = await _scored(service, db, ALICE, "alice-strong", 0.90, 2_000_000, 1.0, view.id, private=0.4242)
-    a2 = await _scored(service, db, ALICE, "alice-steady", 0.70, 2_000_000, 1.0, view.id, private=0.9191)
-    await _scored(service, db, BOB, "bob-one", 0.80, 2_000_000, 1.0, view.id, private=0.8383)
+    a1 = await scored(service, db, ALICE, "alice-strong", 0.90, 2_000_000, 1.0, view.id, private=0.4242)
+    a2 = await scored(service, db, ALICE, "alice-steady", 0.70, 2_000_000, 1.0, view.id, private=0.9191)
+    await scored(service, db, BOB, "bob-one", 0.80, 2_000_000, 1.0, view.id, private=0.8383)
     client = await make()
     await sign_in(client, await service.mint_link(TEACH))
     html = await (await client.get("/assignments/topics")).text()
