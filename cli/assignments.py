@@ -93,7 +93,7 @@ def cmd_assignment(args, settings) -> int:
                   f"{view.max_submissions or 'unlimited'} submission(s) per student"
                   f"{f', {view.daily_cap} a day' if view.daily_cap else ''}; {view.max_picks} final pick(s)")
             if view.baseline_macro_f1 is not None:
-                print(f"TF-IDF baseline on the hidden set (trained on the training file): macro-F1 "
+                print(f"TF-IDF baseline on the public part (trained on the training file): macro-F1 "
                       f"{view.baseline_macro_f1:.3f}")
             for w in view.warnings or []:
                 print(f"  warning: {w}")

@@ -98,7 +98,7 @@ class Assignments(commands.Cog):
                  f"{view.public_share:.0%} of them for the public board. The final board is revealed here "
                  + ("at the deadline." if view.deadline else "when you run `/assignment reveal`.")]
         if view.baseline_macro_f1 is not None:
-            lines.append(f"TF-IDF baseline on the hidden set, trained on the training file: macro-F1 "
+            lines.append(f"TF-IDF baseline on the public part, trained on the training file: macro-F1 "
                          f"{view.baseline_macro_f1:.3f} (the board's reference line).")
         lines += [f"⚠️ {w}" for w in view.warnings or []]
         await interaction.followup.send(render.truncate("\n".join(lines), render.CONTENT_LIMIT), ephemeral=True)
