@@ -101,6 +101,9 @@ class Announcer:
         """Send one outbox row, skipping the messages an earlier try already sent and recording each one
         sent (``await part_sent(n)``). Raising leaves the rest for a retry. A direct message the user does
         not take (DMs closed: 403) is skipped: it would never go through."""
+        if not row.channel_id and row.kind != "assignment_revealed":  # only a reveal also speaks by DM
+            log.info("outbox %s: job %s has no channel (submitted from the command line)", row.id, row.job_id)
+            return
         messages = await self.messages_for(row)
         for i in range(row.parts_sent, len(messages)):
             message = dict(messages[i])
@@ -110,8 +113,8 @@ class Announcer:
             elif row.channel_id:
                 await self.channel(row.channel_id).send(**message)
             else:
-                log.info("outbox %s (%s) has no channel (from the command line): its post is skipped", row.id,
-                         row.kind)
+                log.info("outbox %s: the assignment has no channel (set from the command line); its post is "
+                         "skipped", row.id)
             await part_sent(i + 1)
 
     async def _direct(self, row, user_id: str, message: dict) -> None:
