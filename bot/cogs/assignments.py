@@ -70,8 +70,8 @@ class Assignments(commands.Cog):
         deadline="e.g. 2026-12-15 or 2026-12-15T18:00 (UTC unless you add an offset like +01:00)",
         max_submissions="submissions per student in all (cancelled and failed jobs do not count)",
         daily_cap="submissions per student per day (UTC; cancelled and failed jobs do not count)",
-        public_share="the part of the test set the public board is scored on (default 0.3); the rest decides "
-                     "the final board",
+        public_share="part of the test set scored for the public board (default 0.3); the rest decides the "
+                     "final board",
         picks="submissions each student may pick to count for the final board (default 2)",
         description="what the task is about")
     async def create(self, interaction: discord.Interaction, name: str, test_file: discord.Attachment,
@@ -144,8 +144,7 @@ class Assignments(commands.Cog):
 
     @assignment.command(name="grades")
     @app_commands.describe(name="the assignment",
-                           rule="linear (0 at the baseline, 100 at the best), linear:50-100, or thresholds like "
-                                "A=0.85,B=0.75,C=0.6,F=0")
+                           rule="linear (0 at the baseline, 100 at the best), linear:50-100, or A=0.85,B=0.75,F=0")
     @app_commands.autocomplete(name=assignment_choices)
     async def grades(self, interaction: discord.Interaction, name: str, rule: str = "linear") -> None:
         """Instructors: the grades as a CSV an LMS imports (private macro-F1, place, grade)."""
