@@ -107,6 +107,8 @@ def cmd_queue(args, settings) -> int:
                 if args.json:
                     extra = ({"experiment_id": sub.experiment_id, "jobs": [j.to_dict() for j in sub.jobs]}
                              if sub.experiment_id else {})
+                    if sub.assignment is not None:
+                        extra["assignment"] = sub.assignment.to_dict()
                     print(json.dumps({**sub.job.to_dict(), "rows": sub.rows, "labels": sub.labels,
                                       "warnings": sub.warnings, **extra}, ensure_ascii=False))
                 else:
@@ -119,6 +121,9 @@ def cmd_queue(args, settings) -> int:
                         print(f"`tinytutor experiment {sub.experiment_id}` shows the runs side by side")
                     else:
                         print(f"queued job {sub.job.id} ({sub.rows} examples, {len(sub.labels)} labels): {where}")
+                    if sub.assignment is not None:
+                        print(f"submitted to assignment '{sub.assignment.name}' (scored on both parts of its hidden "
+                              f"set; the public part's score is shown until the reveal): {sub.assignment.limits}")
                     for w in sub.warnings:
                         print(f"  warning: {w['message']}")
                     print("run `tinytutor scheduler` (or the bot) to work through the queue")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from discord_env import env  # noqa: F401  (the fake-Discord fixture, for every test module)
-from helpers import make_tiny_base, synthetic_rows, write_csv
+from helpers import fresh_database, make_tiny_base, synthetic_rows, write_csv
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -33,35 +33,11 @@ def learnable_csv(tmp_path) -> Path:
 
 # -- databases: every storage and queue test runs on SQLite and on PostgreSQL ------------------------
 
-PG_ADMIN_URL = os.environ.get("TINYTUTOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-async def _pg_admin():
-    import asyncpg
-
-    return await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db_url(request, tmp_path):
     """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'tinytutor.db'}"
-        return
-    import uuid
-
-    try:
-        admin = await _pg_admin()
-    except (OSError, Exception) as exc:  # noqa: B014 - asyncpg raises several kinds when nothing listens
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    name = f"tinytutor_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    admin = await _pg_admin()
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

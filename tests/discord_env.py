@@ -9,7 +9,7 @@ import re
 import discord
 import pytest
 from fake_discord import ATTACHMENT, CHANNEL_ID, GUILD_ID, FakeDiscord, User, option, snowflake
-from helpers import free_port
+from helpers import free_port, fresh_database
 
 from bot.app import create_bot
 
@@ -71,11 +71,14 @@ async def env(request, tmp_path, settings_for, monkeypatch):
                     "outbox_seconds": 0.2, "max_upload_bytes": 200_000} | changes.pop("discord", {})
     if changes.get("web", {}).get("enabled") and "port" not in changes["web"]:
         changes["web"] = changes["web"] | {"port": free_port()}  # the dashboard this bot serves
-    bot = create_bot(settings_for(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", discord=discord_keys, **changes))
-    await bot.login("fake-token")
-    yield Env(bot, fake)
-    await bot.close()
-    await fake.stop()
+    # a test parametrized over ``bot_database`` runs the bot on each (SQLite otherwise)
+    kind = getattr(request.node, "callspec", None) and request.node.callspec.params.get("bot_database")
+    async with fresh_database(kind or "sqlite", tmp_path) as url:
+        bot = create_bot(settings_for(url, discord=discord_keys, **changes))
+        await bot.login("fake-token")
+        yield Env(bot, fake)
+        await bot.close()
+        await fake.stop()
     assert_sent_safely(fake)
 
 

@@ -5,13 +5,17 @@ test classes (as the service and as Discord sees them), and one poller. No test 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import inspect
 import io
+import os
 import socket
 import time
+import uuid
 from pathlib import Path
 
+import pytest
 from fake_discord import GUILD_ID, User
 
 from service import Caller
@@ -228,3 +232,33 @@ async def scored(service, db, caller, name, macro_f1, params, ms, assignment_id,
                     params=params, layers=params // 1_000_000, ms_per_message=ms, submitted_at=job.created_at))
         s.add(Report(job_id=job.id, metrics={"macro_f1": macro_f1}, report_text="", confusion_png="", curve_png=""))
     return sub.job.id
+
+
+# -- databases ---------------------------------------------------------------------------------------
+
+PG_ADMIN_URL = os.environ.get("TINYTUTOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(kind: str, tmp_path: Path):
+    """A fresh, empty database URL (``kind`` sqlite: a file under tmp_path; postgresql: a new database,
+    dropped afterwards; the test is skipped, saying why, where PostgreSQL is not reachable)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'tinytutor.db'}"
+        return
+    import asyncpg
+
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    except (OSError, Exception) as exc:  # noqa: B014 - asyncpg raises several kinds when nothing listens
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    name = f"tinytutor_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -174,7 +174,8 @@ def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp
     assert made["labels"] == ["food", "sports", "weather"] and made["open"]
     assert (made["public_share"], made["daily_cap"], made["max_picks"], made["revealed"]) == (0.3, 1, 2, False)
 
-    cli("queue", "submit", "--guild", "g1", "--user", "ann", "--assignment", "topics", "--name", "ann-2")
+    out = cli("queue", "submit", "--guild", "g1", "--user", "ann", "--assignment", "topics", "--name", "ann-2").out
+    assert "submitted to assignment 'topics'" in out and "1 of 1 today, 1 of 2 in all; the next one tomorrow" in out
     cli("queue", "submit", own, "--guild", "g1", "--user", "bob", "--assignment", "topics", "--layers", "1",
         "--name", "bob-1")
     no_food = write_csv(tmp_path / "carl.csv", [r for r in synthetic_rows(20) if r[1] != "food"])

@@ -102,7 +102,8 @@ def _secrets_in(calls) -> list[str]:
 
 
 @pytest.mark.settings(queue={"reveal_seconds": 0.2})
-async def test_an_assignment_with_two_boards_from_caps_to_the_reveal_in_discord(env):
+@pytest.mark.parametrize("bot_database", ["sqlite", "postgresql"])
+async def test_an_assignment_with_two_boards_from_caps_to_the_reveal_in_discord(env, bot_database):
     from sqlalchemy import update
 
     from storage.models import Assignment, Score, utcnow
