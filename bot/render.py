@@ -182,8 +182,8 @@ def submitted_line(v) -> str:
 
 def _parts(v) -> str:
     if v.public_share is None:
-        return "one board on the whole hidden set"
-    return (f"a public board on {v.public_share:.0%} of the hidden set now, the final board on the other "
+        return "One board on the whole hidden set"
+    return (f"A public board on {v.public_share:.0%} of the hidden set now, the final board on the other "
             f"{1 - v.public_share:.0%} at the deadline; pick up to {v.max_picks} submission(s) that count with "
             f"`/assignment pick`")
 
@@ -196,7 +196,7 @@ def assignment_announcement(v) -> str:
     about = f"\n> {truncate(v.description, 500)}" if v.description else ""
     return truncate(f"📝 New assignment **{v.name}**, due {_when(v.deadline)}.{about}\nModels are scored on a hidden "
                     f"test set of {v.test_rows:,} examples labelled {', '.join(v.labels)}: {how}.{limit} "
-                    f"{_parts(v).capitalize()}. `/leaderboard assignment:{v.name}` shows the board.", CONTENT_LIMIT)
+                    f"{_parts(v)}. `/leaderboard assignment:{v.name}` shows the board.", CONTENT_LIMIT)
 
 
 def _board_lines(rows, ref) -> list[str]:
