@@ -199,20 +199,21 @@ def assignment_announcement(v) -> str:
                     f"{_parts(v)}. `/leaderboard assignment:{v.name}` shows the board.", CONTENT_LIMIT)
 
 
-def _board_lines(rows, ref) -> list[str]:
-    lines = []
+def _board_lines(rows, refs: list[tuple[str, float]]) -> list[str]:
+    """The board's rows with its reference lines (``Leaderboard.reference_lines``) in their places."""
+    lines, refs = [], list(refs)
     for r in rows:
-        if ref is not None and r.macro_f1 < ref:
-            lines.append(f"┈┈ TF-IDF baseline **{ref:.3f}** ┈┈")
-            ref = None
+        while refs and r.macro_f1 < refs[0][1]:
+            name, value = refs.pop(0)
+            lines.append(f"┈┈ {name} **{value:.3f}** ┈┈")
         who = f" · <@{r.owner_id}>" if r.owner_id and not r.mine else (" · **you**" if r.mine else "")
         rank = f"#{r.rank}" if r.rank else "·"
         both = f" (private {r.private_macro_f1:.3f})" if r.private_macro_f1 is not None else ""
         pick = " 📌" if r.picked else ""
         lines.append(f"{rank} **{truncate(r.model_name, 40)}**{pick}{who} — macro-F1 **{r.macro_f1:.3f}**{both} · "
                      f"{r.layers} layers · {r.params / 1e6:.1f}M params · {r.ms_per_message:.2f} ms/msg")
-    if ref is not None and rows:
-        lines.append(f"┈┈ TF-IDF baseline **{ref:.3f}** ┈┈")
+    if rows:
+        lines += [f"┈┈ {name} **{value:.3f}** ┈┈" for name, value in refs]
     return lines
 
 
@@ -228,11 +229,11 @@ def leaderboard_embed(board, everything: bool = False) -> discord.Embed:
     instructors also get the shake-up between the boards."""
     a = board.assignment
     if everything and board.everything is not None:
-        rows, ref, what = board.everything, board.references.get("public"), "all submissions (public part; private)"
+        rows, refs, what = board.everything, board.reference_lines("public"), "all submissions (public part; private)"
     else:
-        rows, ref = board.best, board.reference
+        rows, refs = board.best, board.reference_lines()
         what = "final board (private part)" if board.board == "private" else "public board"
-    e = lines_embed(f"🏆 {truncate(a.name, 200)} — {what}", _board_lines(rows, ref), "No scored submissions yet.",
+    e = lines_embed(f"🏆 {truncate(a.name, 200)} — {what}", _board_lines(rows, refs), "No scored submissions yet.",
                     GREEN)
     if board.shake_up:
         title = "Shake-up, public → private" + ("" if a.revealed else " (instructors only, before the reveal)")
@@ -253,10 +254,10 @@ def reveal_messages(board) -> tuple[str, dict[str, str]]:
     medals = ["🥇", "🥈", "🥉"]
     top = [f"{medals[i]} <@{r.owner_id}> — **{truncate(r.model_name, 40)}**, macro-F1 **{r.macro_f1:.3f}** on the "
            f"private part" for i, r in enumerate(rows[:3])]
-    ref = board.references.get("private")
+    refs = ", ".join(f"{name} {value:.3f}" for name, value in board.reference_lines("private"))
     channel = (f"🏁 The final board of **{truncate(a.name, 80)}** is out ({len(rows)} student(s), scored on the private "
                f"part of the hidden set, which nobody saw until now):\n" + ("\n".join(top) or "No scored submissions.")
-               + (f"\nTF-IDF baseline on the private part: {ref:.3f}." if ref is not None else "")
+               + (f"\nReferences on the private part: {refs}." if refs else "")
                + f"\nEveryone gets their own place by direct message; `/leaderboard assignment:{a.name}` shows the "
                  "whole board.")
     public = {r.owner_id: r.rank for r in board.public}

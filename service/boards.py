@@ -125,6 +125,7 @@ class BoardRow:
     picked: bool | None = None  # a final pick (the owner and instructors only)
     counted: bool | None = None  # counts on the private board (the owner and instructors only)
     private_macro_f1: float | None = None  # instructors' list of all submissions: both parts side by side
+    probe_macro_f1: float | None = None  # the frozen base read by this run's probe, on the board's part
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -160,6 +161,9 @@ class Leaderboard:
     shake_up: list[Move] | None  # instructors: public place -> private place, biggest moves first
     references: dict[str, float | None]  # the TF-IDF baseline's macro-F1 on each part shown
     reference_source: str
+    # the strongest cheap reference: the frozen base read by a linear probe trained on a student's own
+    # training split (the best of them), on each part shown; None where no run had a probe
+    probes: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def best(self) -> list[BoardRow]:
@@ -170,13 +174,19 @@ class Leaderboard:
     def reference(self) -> float | None:
         return self.references.get(self.board)
 
+    def reference_lines(self, part: str | None = None) -> list[tuple[str, float]]:
+        """The board's reference lines on ``part`` (default: the board shown), strongest first."""
+        part = part or self.board
+        lines = [("TF-IDF baseline", self.references.get(part)), ("frozen base + probe", self.probes.get(part))]
+        return sorted(((name, v) for name, v in lines if v is not None), key=lambda x: -x[1])
+
     def to_dict(self) -> dict:
         rows = lambda items: [r.to_dict() for r in items] if items is not None else None  # noqa: E731
         return {"assignment": self.assignment.to_dict(), "board": self.board, "best": rows(self.best),
                 "public": rows(self.public), "private": rows(self.private), "all": rows(self.everything),
                 "shake_up": [m.to_dict() for m in self.shake_up] if self.shake_up is not None else None,
                 "baseline_macro_f1": self.reference, "baselines": self.references,
-                "baseline_source": self.reference_source}
+                "baseline_source": self.reference_source, "frozen_probes": self.probes}
 
 
 def start_of_day(now: datetime) -> datetime:
@@ -239,9 +249,10 @@ class Boards(ServiceBase):
             shake_up = sorted((Move(r.owner_id, r.rank, places[r.owner_id].rank, r.macro_f1,
                                     places[r.owner_id].macro_f1) for r in public if r.owner_id in places),
                               key=lambda m: (-abs(m.change), m.private_rank))
-        references = {"public": self._reference(a, scores, "public")}
-        if sees_private:
-            references["private"] = self._reference(a, scores, "private")
+        parts = ("public", "private") if sees_private else ("public",)
+        references = {part: self._reference(a, scores, part) for part in parts}
+        probes = {part: max((f for f in (sc.probe_macro_f1 if part == "public" else sc.private_probe_macro_f1
+                                         for sc in scores) if f is not None), default=None) for part in parts}
         if a.baseline is not None:
             source = "TF-IDF baseline trained on the assignment's training file"
         elif scores:
@@ -249,7 +260,7 @@ class Boards(ServiceBase):
         else:
             source = "no submissions yet"
         return Leaderboard(view, "private" if a.revealed_at is not None else "public", public, private, everything,
-                           shake_up, references, source)
+                           shake_up, references, source, probes)
 
     def _ranked(self, caller: Caller, ordered: list[Score], part: str, counted: set[int]) -> list[BoardRow]:
         """Each student's first submission in ``ordered`` (only counted ones on the private board), ranked."""
@@ -272,14 +283,15 @@ class Boards(ServiceBase):
         mine = sc.owner_id == caller.user_id
         shown = mine or caller.steers
         if part == "public":
-            numbers = (sc.macro_f1, sc.accuracy, sc.baseline_macro_f1, sc.per_class_f1)
+            numbers = (sc.macro_f1, sc.accuracy, sc.baseline_macro_f1, sc.per_class_f1, sc.probe_macro_f1)
         else:
-            numbers = (sc.private_macro_f1, sc.private_accuracy, sc.private_baseline_macro_f1, sc.private_per_class_f1)
-        f1, accuracy, baseline, per_class = numbers
+            numbers = (sc.private_macro_f1, sc.private_accuracy, sc.private_baseline_macro_f1, sc.private_per_class_f1,
+                       sc.private_probe_macro_f1)
+        f1, accuracy, baseline, per_class, probe = numbers
         return BoardRow(rank, sc.model_name, f1, accuracy, sc.params, sc.layers, sc.ms_per_message, baseline,
                         sc.submitted_at, mine, sc.owner_id if shown else None, sc.job_id if shown else None,
                         per_class if shown else None, (sc.picked_at is not None) if shown else None,
-                        (sc.id in counted) if shown else None)
+                        (sc.id in counted) if shown else None, probe_macro_f1=probe)
 
     async def leaderboard_csv(self, caller: Caller, name: str) -> bytes:
         """Instructors: every scored submission, ranked on the public part, with both parts' numbers, each
@@ -300,7 +312,7 @@ class Boards(ServiceBase):
                     "public_accuracy", "private_macro_f1", "private_accuracy", "picked", "counted",
                     *[f"public_f1:{lab}" for lab in labels], *[f"private_f1:{lab}" for lab in labels],
                     "params", "layers", "ms_per_message", "public_baseline_macro_f1", "private_baseline_macro_f1",
-                    "submitted_at"])
+                    "public_frozen_probe_macro_f1", "private_frozen_probe_macro_f1", "submitted_at"])
         for i, sc in enumerate(scores, 1):
             w.writerow([i, sc.job_id, csv_cell(sc.owner_id), csv_cell(names.get(sc.owner_id, "")),
                         csv_cell(sc.model_name), "yes" if sc.job_id in best else "no", f"{sc.macro_f1:.4f}",
@@ -309,7 +321,8 @@ class Boards(ServiceBase):
                         *[f"{sc.per_class_f1.get(lab, 0):.4f}" for lab in labels],
                         *[f"{sc.private_per_class_f1.get(lab, 0):.4f}" for lab in labels],
                         sc.params, sc.layers, f"{sc.ms_per_message:.2f}", f"{sc.baseline_macro_f1:.4f}",
-                        f"{sc.private_baseline_macro_f1:.4f}", sc.submitted_at.isoformat()])
+                        f"{sc.private_baseline_macro_f1:.4f}", _num(sc.probe_macro_f1), _num(sc.private_probe_macro_f1),
+                        sc.submitted_at.isoformat()])
         return buf.getvalue().encode("utf-8")
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -346,3 +359,7 @@ class Boards(ServiceBase):
         if since is not None:
             q = q.where(Job.created_at >= since)
         return (await s.execute(q)).scalar_one()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -235,6 +235,9 @@ class Score(Base):
     private_accuracy: Mapped[float] = mapped_column(Float)
     private_per_class_f1: Mapped[dict] = mapped_column(JSON)
     private_baseline_macro_f1: Mapped[float] = mapped_column(Float)
+    # the frozen base read by the run's linear probe, on each part (None: the run had no probe)
+    probe_macro_f1: Mapped[float | None] = mapped_column(Float)
+    private_probe_macro_f1: Mapped[float | None] = mapped_column(Float)
     picked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a final pick: counts on the private board
 
 

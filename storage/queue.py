@@ -219,6 +219,8 @@ async def succeed(session: AsyncSession, job_id: int, lease: str, model_rel: str
                           private_macro_f1=private["macro_f1"], private_accuracy=private["accuracy"],
                           private_per_class_f1=private["per_class_f1"],
                           private_baseline_macro_f1=private["baseline_macro_f1"],
+                          probe_macro_f1=public.get("probe_macro_f1"),
+                          private_probe_macro_f1=private.get("probe_macro_f1"),
                           params=metrics["params"], layers=len(metrics["layers_kept"]),
                           ms_per_message=metrics["ms_per_message"], submitted_at=job.created_at))
     await _announce(session, job, "job_succeeded", {"model_id": model.id, "version": version, **summary})

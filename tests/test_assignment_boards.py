@@ -16,7 +16,18 @@ import json
 from datetime import timedelta
 
 import pytest
-from helpers import ALICE, BOB, CAROL, HIDDEN, TEACH, TRAIN, csv_bytes, hidden_rows, scored
+from helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    HIDDEN,
+    PRIVATE_PROBE,
+    TEACH,
+    TRAIN,
+    csv_bytes,
+    hidden_rows,
+    scored,
+)
 from sqlalchemy import select, update
 
 from service import Caller
@@ -67,12 +78,15 @@ def test_each_part_is_scored_on_its_own_rows(tmp_path):
                for r, (t, lab) in zip(file_rows, data, strict=True)}
     hidden = HiddenTest(str(path), "text", "label", ["food", "sports", "weather"], tuple(public))
     texts, labels = [t for t, _ in data], [lab for _, lab in data]
-    got = score_hidden(_Predictor(answers), hidden, DataLimits(), texts, labels, seed=1)
+    always_food = lambda texts: ["food"] * len(texts)  # noqa: E731 - a frozen base that knew one label
+    got = score_hidden(_Predictor(answers), hidden, DataLimits(), texts, labels, seed=1, frozen_base=always_food)
     assert got["public"]["macro_f1"] == 1.0 and got["public"]["examples"] == len(public) == 6
+    assert got["private"]["probe_macro_f1"] == pytest.approx(0.5 / 3)  # food: precision 6/18, recall 1
     assert got["private"]["accuracy"] == 0.0 and got["private"]["examples"] == 18
     whole = score_hidden(_Predictor(answers), HiddenTest(str(path), "text", "label", hidden.labels), DataLimits(),
                          texts, labels, seed=1)
     assert whole["public"] == whole["private"] and whole["public"]["accuracy"] == 0.25  # no split: one set
+    assert whole["public"]["probe_macro_f1"] is None  # no probe in that run: no reference, not a zero
 
 
 async def test_caps_per_day_and_in_all_are_enforced_and_shown(service, db):
@@ -123,7 +137,7 @@ async def _class_with_scores(service, db):
 
 def _no_secret(*answers) -> None:
     text = json.dumps([a.to_dict() if hasattr(a, "to_dict") else a for a in answers], default=str)
-    found = [f"{x}" for x in SECRET if f"{x}" in text or f"{x:.3f}" in text]
+    found = [f"{x}" for x in (*SECRET, PRIVATE_PROBE) if f"{x}" in text or f"{x:.3f}" in text]
     assert found == [], f"private numbers reached a student: {found}"
 
 
@@ -133,7 +147,8 @@ async def test_students_see_only_the_public_board_until_the_reveal(service, db):
     assert board.board == "public" and board.private is None and board.everything is None and board.shake_up is None
     assert [(r.rank, r.model_name, r.macro_f1) for r in board.best] == [
         (1, "a-strong", 0.90), (2, "c-one", 0.85), (3, "b-one", 0.80)]
-    assert board.references == {"public": 0.6}  # the private part's reference is not shown either
+    assert board.references == {"public": 0.6} and board.probes == {"public": 0.65}  # no private reference either
+    assert board.reference_lines() == [("frozen base + probe", 0.65), ("TF-IDF baseline", 0.6)]
     standing = (await service.report(ALICE, jobs["a-steady"])).standing
     mine = await service.my_submissions(ALICE, "topics")
     _no_secret(board, standing.__dict__, *mine, await service.assignment(ALICE, "topics"),
@@ -157,6 +172,7 @@ async def test_picks_decide_what_counts_on_the_private_board_and_the_shake_up(se
     assert {m.owner_id: (m.public_rank, m.private_rank, m.change) for m in teacher.shake_up} == {
         "alice": (1, 1, 0), "bob": (3, 2, 1), "carol": (2, 3, -1)}
     assert teacher.references == {"public": 0.6, "private": 0.55}
+    assert teacher.reference_lines("private") == [("frozen base + probe", PRIVATE_PROBE), ("TF-IDF baseline", 0.55)]
 
     picks = await service.pick(ALICE, "topics", jobs["a-third"])
     assert [j for j, _, _ in picks.picked] == [jobs["a-third"]]

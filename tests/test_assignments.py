@@ -201,6 +201,11 @@ def test_an_assignment_from_creation_to_leaderboard_on_the_command_line(cli, tmp
     assert layers == {"ann": 2, "bob": 1}
     assert all(set(r["per_class_f1"]) == {"food", "sports", "weather"} for r in board["best"])
     assert 0 <= board["baseline_macro_f1"] <= 1 and "training file" in board["baseline_source"]
+    # each worker scored the frozen base read by its own probe on both parts: the board's strongest reference
+    rows = board["all"]
+    assert all(0 <= r["probe_macro_f1"] <= 1 for r in rows)
+    assert board["frozen_probes"] == {"public": max(r["probe_macro_f1"] for r in rows),
+                                      "private": max(r["probe_macro_f1"] for r in board["private"])}
     text = cli("leaderboard", "--guild", "g1", "--assignment", "topics").out
     assert "— baseline —" in text and "ann-2" in text and "bob-1" in text
 

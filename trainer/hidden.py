@@ -72,10 +72,12 @@ def _aggregates(truth: list[str], predicted: list[str], labels: list[str]) -> di
 
 
 def score_hidden(predictor, hidden: HiddenTest, limits: DataLimits, train_texts: list[str],
-                 train_labels: list[str], seed: int) -> dict:
-    """Aggregates of ``predictor`` (the served model) on each part of the hidden set, and the macro-F1 of a
-    TF-IDF baseline trained on the same training split: ``{"public": {...}, "private": {...}}``. A
-    prediction of a label the assignment does not have counts as a mistake."""
+                 train_labels: list[str], seed: int, frozen_base=None) -> dict:
+    """Aggregates of ``predictor`` (the served model) on each part of the hidden set, and the macro-F1 of the
+    two cheap references trained on the same training split: TF-IDF (``baseline_macro_f1``) and, given
+    ``frozen_base`` (texts -> labels: the frozen base read by the run's linear probe), ``probe_macro_f1``
+    (None without it): ``{"public": {...}, "private": {...}}``. A prediction of a label the assignment does
+    not have counts as a mistake."""
     from . import data as data_mod
     from .evaluate import tfidf_fit
 
@@ -83,11 +85,13 @@ def score_hidden(predictor, hidden: HiddenTest, limits: DataLimits, train_texts:
     labels = list(hidden.labels)
     predicted = [predictor.labels[i] for i in predictor.logits(ds.texts).argmax(axis=1)]
     baseline = list(tfidf_fit(train_texts, train_labels, seed).predict(ds.texts))
+    probe = list(frozen_base(ds.texts)) if frozen_base is not None else None
     out = {}
     for part, idx in _parts(ds.rows, hidden.public_rows).items():
         truth = [ds.labels[i] for i in idx]
         out[part] = _aggregates(truth, [predicted[i] for i in idx], labels) | {
-            "baseline_macro_f1": _aggregates(truth, [baseline[i] for i in idx], labels)["macro_f1"]}
+            "baseline_macro_f1": _aggregates(truth, [baseline[i] for i in idx], labels)["macro_f1"],
+            "probe_macro_f1": _aggregates(truth, [probe[i] for i in idx], labels)["macro_f1"] if probe else None}
     return out
 
 

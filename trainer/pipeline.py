@@ -37,7 +37,7 @@ from .insight import data_insight, insight_advice, plot_learning_curve, write_su
 from .latency import measure_latency, torch_latency_ms
 from .models import count_parameters, load_tokenizer, resolve_base
 from .predict import Predictor
-from .probe import frozen_probe, probe_model, start_head_from
+from .probe import embeddings, frozen_probe, probe_model, start_head_from
 from .progress import Progress, ProgressFn, ignore
 from .provenance import content_hash, file_hash, package_versions
 from .pruning import num_layers, prune_layers, select_layers
@@ -198,7 +198,7 @@ def run_training(spec: TrainSpec, progress: ProgressFn = ignore, registry: dict[
         if hidden is not None:
             progress(Progress("evaluating", message="the assignment's hidden test set"))
             hidden_scores = score_hidden(served, hidden, spec.limits, splits.train.texts, splits.train.labels,
-                                         spec.seed)
+                                         spec.seed, frozen_base_labels(frozen, base, labels, tokenizer, spec, device))
         size_bytes = sum(f.stat().st_size for f in tmp.glob("*.safetensors"))
         metrics = {
             "accuracy": ev.accuracy, "macro_f1": ev.macro_f1,
@@ -259,3 +259,18 @@ def provenance(spec: TrainSpec, base) -> dict:
     if spec.teacher:
         out["teacher_sha256"] = content_hash(spec.teacher)
     return out
+
+
+def frozen_base_labels(frozen, base, labels: list[str], tokenizer, spec: TrainSpec, device):
+    """The frozen base read by this run's linear probe, as a function of texts (for the hidden set: does the
+    submission beat what its base knew?), or None without a probe. The base is loaded again: the run's own
+    copy was pruned and fine-tuned."""
+    if frozen is None:
+        return None
+
+    def predict(texts: list[str]) -> list[str]:
+        encoder = load_classifier(base, dict(enumerate(labels)))
+        x = embeddings(encoder, encode(tokenizer, texts, spec.max_length), tokenizer, device)
+        return [labels[i] for i in frozen.probe.logits(x).argmax(1)]
+
+    return predict

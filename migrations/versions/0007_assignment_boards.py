@@ -33,6 +33,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('private_per_class_f1', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('private_baseline_macro_f1', sa.Float(), nullable=True))
         batch_op.add_column(sa.Column('picked_at', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('probe_macro_f1', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('private_probe_macro_f1', sa.Float(), nullable=True))
     # An assignment set before this revision was scored on its whole hidden set: that set is both parts
     # (nothing is private), and one whose deadline passed or that was closed counts as revealed then.
     op.execute("UPDATE scores SET private_macro_f1 = macro_f1, private_accuracy = accuracy, "
@@ -50,7 +52,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('scores', schema=None) as batch_op:
-        for column in ('picked_at', 'private_baseline_macro_f1', 'private_per_class_f1', 'private_accuracy',
+        for column in ('private_probe_macro_f1', 'probe_macro_f1', 'picked_at', 'private_baseline_macro_f1', 'private_per_class_f1', 'private_accuracy',
                        'private_macro_f1'):
             batch_op.drop_column(column)
     with op.batch_alter_table('assignments', schema=None) as batch_op:
