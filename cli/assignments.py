@@ -125,8 +125,7 @@ def cmd_assignment(args, settings) -> int:
             else:
                 print(f"assignment '{done.assignment}' revealed: the bot posts the final board and tells each "
                       "student their place")
-                print("\n".join(board_lines(done.board)))
-                print("\n".join(shake_up_lines(done.board)))
+                print("\n".join(board_lines(done.board) + (shake_up_lines(done.board) if done.board.shake_up else [])))
         elif args.assignment_command == "grades":
             data = await svc.grades_csv(operator(args.guild), args.name, args.rule)
             if args.csv:
