@@ -199,21 +199,19 @@ def assignment_announcement(v) -> str:
                     f"{_parts(v)}. `/leaderboard assignment:{v.name}` shows the board.", CONTENT_LIMIT)
 
 
-def _board_lines(rows, refs: list[tuple[str, float]]) -> list[str]:
-    """The board's rows with its reference lines (``Leaderboard.reference_lines``) in their places."""
-    lines, refs = [], list(refs)
-    for r in rows:
-        while refs and r.macro_f1 < refs[0][1]:
-            name, value = refs.pop(0)
-            lines.append(f"┈┈ {name} **{value:.3f}** ┈┈")
+def _board_lines(items) -> list[str]:
+    """A board's rows and reference lines (``Leaderboard.with_references``), one line each."""
+    lines = []
+    for r in items:
+        if isinstance(r, tuple):
+            lines.append(f"┈┈ {r[0]} **{r[1]:.3f}** ┈┈")
+            continue
         who = f" · <@{r.owner_id}>" if r.owner_id and not r.mine else (" · **you**" if r.mine else "")
         rank = f"#{r.rank}" if r.rank else "·"
         both = f" (private {r.private_macro_f1:.3f})" if r.private_macro_f1 is not None else ""
         pick = " 📌" if r.picked else ""
         lines.append(f"{rank} **{truncate(r.model_name, 40)}**{pick}{who} — macro-F1 **{r.macro_f1:.3f}**{both} · "
                      f"{r.layers} layers · {r.params / 1e6:.1f}M params · {r.ms_per_message:.2f} ms/msg")
-    if rows:
-        lines += [f"┈┈ {name} **{value:.3f}** ┈┈" for name, value in refs]
     return lines
 
 
@@ -229,11 +227,11 @@ def leaderboard_embed(board, everything: bool = False) -> discord.Embed:
     instructors also get the shake-up between the boards."""
     a = board.assignment
     if everything and board.everything is not None:
-        rows, refs, what = board.everything, board.reference_lines("public"), "all submissions (public part; private)"
+        items, what = board.with_references(board.everything, "public"), "all submissions (public part; private)"
     else:
-        rows, refs = board.best, board.reference_lines()
+        items = board.with_references(board.best)
         what = "final board (private part)" if board.board == "private" else "public board"
-    e = lines_embed(f"🏆 {truncate(a.name, 200)} — {what}", _board_lines(rows, refs), "No scored submissions yet.",
+    e = lines_embed(f"🏆 {truncate(a.name, 200)} — {what}", _board_lines(items), "No scored submissions yet.",
                     GREEN)
     if board.shake_up:
         title = "Shake-up, public → private" + ("" if a.revealed else " (instructors only, before the reveal)")

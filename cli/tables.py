@@ -13,21 +13,15 @@ def board_lines(board, everything: bool = False, part: str | None = None) -> lis
     both = everything and rows is not None
     lines = [f"{'rank':>4}  {'student':<14} {'model':<20} {'macro-F1':>8}{' private' if both else ''} {'acc':>6} "
              f"{'layers':>6} {'params':>8} {'ms/msg':>7}  job"]
-    rows = rows or []
-    refs = board.reference_lines("public" if everything else part)  # strongest first
-
-    def reference(name, value) -> str:
-        return f"{'':>4}  {'— baseline —':<14} {name.removesuffix(' baseline'):<20} {value:>8.3f}"
-
-    for r in rows:
-        while refs and r.macro_f1 < refs[0][1]:
-            lines.append(reference(*refs.pop(0)))
+    for r in board.with_references(rows or [], "public" if everything else part):
+        if isinstance(r, tuple):  # a reference line
+            lines.append(f"{'':>4}  {'— baseline —':<14} {r[0].removesuffix(' baseline'):<20} {r[1]:>8.3f}")
+            continue
         private = f" {r.private_macro_f1:>7.3f}" if both else ""
         name = ("*" if r.picked else "") + r.model_name
         lines.append(f"{r.rank or '':>4}  {r.owner_id or '':<14.14} {name:<20.20} {r.macro_f1:>8.3f}{private} "
                      f"{r.accuracy:>6.3f} {r.layers:>6} {r.params / 1e6:>7.1f}M {r.ms_per_message:>7.2f}  "
                      f"{r.job_id or ''}")
-    lines += [reference(*ref) for ref in refs]
     lines.append(f"baseline: {board.reference_source}; frozen base + probe: the best any student's training data gave")
     return lines
 

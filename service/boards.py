@@ -180,6 +180,16 @@ class Leaderboard:
         lines = [("TF-IDF baseline", self.references.get(part)), ("frozen base + probe", self.probes.get(part))]
         return sorted(((name, v) for name, v in lines if v is not None), key=lambda x: -x[1])
 
+    def with_references(self, rows: list[BoardRow], part: str | None = None) -> list[BoardRow | tuple[str, float]]:
+        """``rows`` with the reference lines of ``part`` placed among them (each above the first row it beats,
+        the rest after the last): what every renderer of a board draws. A reference line is a (name, value)."""
+        refs, out = self.reference_lines(part), []
+        for r in rows:
+            while refs and r.macro_f1 < refs[0][1]:
+                out.append(refs.pop(0))
+            out.append(r)
+        return out + refs if rows else out
+
     def to_dict(self) -> dict:
         rows = lambda items: [r.to_dict() for r in items] if items is not None else None  # noqa: E731
         return {"assignment": self.assignment.to_dict(), "board": self.board, "best": rows(self.best),

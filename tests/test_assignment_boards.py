@@ -173,6 +173,8 @@ async def test_picks_decide_what_counts_on_the_private_board_and_the_shake_up(se
         "alice": (1, 1, 0), "bob": (3, 2, 1), "carol": (2, 3, -1)}
     assert teacher.references == {"public": 0.6, "private": 0.55}
     assert teacher.reference_lines("private") == [("frozen base + probe", PRIVATE_PROBE), ("TF-IDF baseline", 0.55)]
+    drawn = [r if isinstance(r, tuple) else r.owner_id for r in teacher.with_references(teacher.private, "private")]
+    assert drawn == ["alice", "bob", ("frozen base + probe", PRIVATE_PROBE), ("TF-IDF baseline", 0.55), "carol"]
 
     picks = await service.pick(ALICE, "topics", jobs["a-third"])
     assert [j for j, _, _ in picks.picked] == [jobs["a-third"]]
